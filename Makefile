@@ -1,0 +1,55 @@
+# Blazing Flow. Targets: setup run test bench lint lib clean distclean.
+# Everything Python runs in .venv; a stamp file keeps repeated `make` runs fast.
+
+PYTHON ?= python3
+GO     := $(or $(BLAZING_GO),go)
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+LIB    := python/blazing/libblazing.so
+# What libblazing.so is built from (keep in step with GO_INPUTS in build_support/golib.py).
+GO_SRC := go.mod go.sum $(shell find core cgo -type f 2>/dev/null)
+GO_FILES = $(shell find . -name '*.go' -not -path './.*' -not -path './build/*')
+GOFMT    = $(shell $(GO) env GOROOT)/bin/gofmt
+
+.PHONY: setup run test bench lint lib clean distclean
+.DEFAULT_GOAL := setup
+
+setup: $(STAMP) $(LIB)
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Editable install: python/blazing is imported in place, next to the libblazing.so built there.
+$(STAMP): pyproject.toml setup.py build_support/golib.py | $(PY) $(LIB)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+lib: $(LIB)
+
+$(LIB): $(GO_SRC)
+	$(PYTHON) build_support/golib.py --force $@
+
+run: setup
+	$(PY) examples/quickstart.py
+
+test: setup
+	$(GO) vet ./...
+	$(GO) test -race -count=1 ./...
+	$(PY) -m pytest -q tests
+
+bench: setup
+	$(PY) benchmarks/embedded.py
+
+lint: setup
+	@unformatted="$$($(GOFMT) -l $(GO_FILES) </dev/null)"; \
+	 if [ -n "$$unformatted" ]; then echo "gofmt -l: not formatted:"; echo "$$unformatted"; exit 1; fi
+	$(GO) vet ./...
+	$(PY) -m ruff check setup.py build_support $(wildcard python tests benchmarks examples)
+
+clean:
+	rm -rf build dist python/*.egg-info $(LIB) python/blazing/libblazing.h .pytest_cache .ruff_cache
+	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
+
+distclean: clean
+	rm -rf $(VENV)

@@ -1,0 +1,134 @@
+"""Build the Go engine into libblazing.so, the shared library python/blazing loads with ctypes.
+
+Used by setup.py (``pip install .``, wheels, ``pip install -e .``) and by ``make lib``::
+
+    python3 build_support/golib.py [--force] [TARGET]   # TARGET: python/blazing/libblazing.so
+
+Stdlib only, because it runs inside pip's isolated build environment.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Callable
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+LIB_NAME = "libblazing.so"
+SOURCE_LIB = os.path.join(ROOT, "python", "blazing", LIB_NAME)
+# Everything libblazing.so is built from (keep in step with GO_SRC in the Makefile).
+GO_INPUTS = ("go.mod", "go.sum", "core", "cgo")
+MIN_GO = (1, 22)
+GO_BUILD = ("build", "-buildmode=c-shared", "-trimpath", "-buildvcs=false")
+
+
+class GoBuildError(Exception):
+    """The Go toolchain is missing, too old, or the build failed."""
+
+
+def _say(msg: str) -> None:
+    print(f"golib: {msg}", file=sys.stderr, flush=True)
+
+
+def find_go() -> str:
+    """The go binary: $BLAZING_GO (a name or a path) if set, else `go` on PATH."""
+    wanted = os.environ.get("BLAZING_GO") or "go"
+    go = shutil.which(wanted)
+    if go is None:
+        if os.environ.get("BLAZING_GO"):
+            where = f"BLAZING_GO={wanted!r} is not an executable"
+        else:
+            where = "`go` is not on PATH"
+        raise GoBuildError(
+            f"Building Blazing Flow needs the Go toolchain, Go >= {MIN_GO[0]}.{MIN_GO[1]}, "
+            f"and a C compiler (cgo), but {where}. Install Go and put it on PATH, or set "
+            "BLAZING_GO to the go binary."
+        )
+    return go
+
+
+def check_go_version(go: str) -> str:
+    try:
+        out = subprocess.run(
+            [go, "env", "GOVERSION"], cwd=ROOT, check=True, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError) as e:
+        raise GoBuildError(f"could not run `{go} env GOVERSION`: {e}") from e
+    m = re.search(r"go(\d+)\.(\d+)", out)
+    if m and (int(m[1]), int(m[2])) < MIN_GO:
+        raise GoBuildError(
+            f"Building Blazing Flow needs Go >= {MIN_GO[0]}.{MIN_GO[1]}; {go} is {out}. "
+            "Install a newer Go, or set BLAZING_GO to one."
+        )
+    return out
+
+
+def newest_input_mtime() -> float:
+    newest = 0.0
+    for name in GO_INPUTS:
+        path = os.path.join(ROOT, name)
+        if os.path.isfile(path):
+            newest = max(newest, os.stat(path).st_mtime)
+        for dirpath, _, files in os.walk(path):
+            for f in files:
+                newest = max(newest, os.stat(os.path.join(dirpath, f)).st_mtime)
+    return newest
+
+
+def up_to_date(target: str) -> bool:
+    """Cheap check: the library exists and is newer than every Go input."""
+    try:
+        return os.stat(target).st_mtime >= newest_input_mtime()
+    except FileNotFoundError:
+        return False
+
+
+def build(target: str = SOURCE_LIB, force: bool = False, log: Callable[[str], None] = _say) -> bool:
+    """Build libblazing.so at `target` unless it is up to date. Returns True if it built."""
+    target = os.path.abspath(target)
+    if not force and up_to_date(target):
+        log(f"{os.path.relpath(target)} is up to date")
+        return False
+    go = find_go()
+    version = check_go_version(go)
+    outdir = os.path.dirname(target)
+    os.makedirs(outdir, exist_ok=True)
+    # Build in a scratch dir beside the target: the C header `go build` writes next to the
+    # library stays out of the package, and os.replace swaps the library in atomically, so a
+    # process that has the old one loaded is not disturbed.
+    with tempfile.TemporaryDirectory(prefix=".libblazing-build-", dir=outdir) as tmp:
+        out = os.path.join(tmp, LIB_NAME)
+        cmd = [go, *GO_BUILD, "-o", out, "./cgo"]
+        log(f"{version}: go {' '.join(GO_BUILD)} -o {os.path.relpath(target)} ./cgo")
+        env = dict(os.environ, CGO_ENABLED="1")
+        try:
+            subprocess.run(cmd, cwd=ROOT, env=env, check=True)
+        except (OSError, subprocess.CalledProcessError) as e:
+            raise GoBuildError(
+                f"building {LIB_NAME} failed ({e}). It is a cgo c-shared build: it needs a C "
+                "compiler (gcc or clang; set CC to choose one) besides Go."
+            ) from e
+        os.replace(out, target)
+    return True
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("target", nargs="?", default=SOURCE_LIB, help="output path of the library")
+    p.add_argument("--force", action="store_true", help="build even if it looks up to date")
+    args = p.parse_args(argv)
+    try:
+        build(args.target, force=args.force)
+    except GoBuildError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
