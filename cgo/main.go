@@ -1,0 +1,249 @@
+// Command libblazing is the c-shared library Python loads with ctypes. Every
+// export is a thin shell over core/bridge: it copies the input frame, runs
+// the call, writes the reply into the caller's buffer (or a malloc'd one when
+// it does not fit) and turns every error and panic into a negative return
+// code with a message, so that nothing sent across can crash the process.
+//
+// Reply convention for every export taking (out, cap, outn, big):
+//
+//	rc == 0: the reply is out[:*outn]
+//	rc == 1: the reply did not fit: it is (*big)[:*outn]; free it with bz_free
+//	rc <  0: an error; out[:*outn] holds its message (truncated to cap)
+package main
+
+/*
+#include <stdlib.h>
+*/
+import "C"
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/blazingflow/blazing/core/bridge"
+	"github.com/blazingflow/blazing/core/engine"
+	"github.com/blazingflow/blazing/core/frames"
+)
+
+// Error codes, mirrored in python/blazing/_native.py.
+const (
+	rcOK        = 0
+	rcBig       = 1
+	rcInvalid   = -1
+	rcNotFound  = -2
+	rcClosed    = -3
+	rcInternal  = -4
+	rcPanic     = -5
+	rcBadHandle = -6
+	rcConflict  = -7
+)
+
+// version is reported by bz_version; bump with the frame format.
+const version = "blazing-core 0.1.0 frames/1"
+
+var (
+	handlesMu  sync.RWMutex
+	handles    = map[int64]*bridge.Session{}
+	nextHandle atomic.Int64
+)
+
+func session(h C.longlong) (*bridge.Session, error) {
+	handlesMu.RLock()
+	s := handles[int64(h)]
+	handlesMu.RUnlock()
+	if s == nil {
+		return nil, fmt.Errorf("no open engine with handle %d", int64(h))
+	}
+	return s, nil
+}
+
+func rcFor(err error) C.int {
+	switch frames.Code(err) {
+	case "invalid":
+		return rcInvalid
+	case "not_found":
+		return rcNotFound
+	case "closed":
+		return rcClosed
+	case "conflict":
+		return rcConflict
+	}
+	if errors.Is(err, bridge.ErrConfig) {
+		return rcInvalid
+	}
+	return rcInternal
+}
+
+// input copies a caller's frame into Go memory.
+func input(in *C.char, n C.int) ([]byte, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("%w: negative frame length %d", frames.ErrMalformed, int(n))
+	}
+	if n == 0 || in == nil {
+		return nil, nil
+	}
+	return C.GoBytes(unsafe.Pointer(in), n), nil
+}
+
+// reply writes b (or an error message) per the reply convention.
+func reply(b []byte, err error, out *C.char, capacity C.int, outn *C.int, big **C.char) C.int {
+	if err != nil {
+		return writeErr(rcFor(err), err.Error(), out, capacity, outn)
+	}
+	if outn == nil {
+		return rcOK
+	}
+	if len(b) <= int(capacity) && out != nil {
+		if len(b) > 0 {
+			copy(unsafe.Slice((*byte)(unsafe.Pointer(out)), len(b)), b)
+		}
+		*outn = C.int(len(b))
+		return rcOK
+	}
+	if big == nil {
+		return writeErr(rcInternal, fmt.Sprintf("reply of %d bytes does not fit a %d-byte buffer", len(b), int(capacity)), out, capacity, outn)
+	}
+	p := C.malloc(C.size_t(len(b)))
+	if p == nil {
+		return writeErr(rcInternal, "out of memory", out, capacity, outn)
+	}
+	copy(unsafe.Slice((*byte)(p), len(b)), b)
+	*big = (*C.char)(p)
+	*outn = C.int(len(b))
+	return rcBig
+}
+
+func writeErr(rc C.int, msg string, out *C.char, capacity C.int, outn *C.int) C.int {
+	if out != nil && outn != nil && capacity > 0 {
+		n := copy(unsafe.Slice((*byte)(unsafe.Pointer(out)), int(capacity)), msg)
+		*outn = C.int(n)
+	} else if outn != nil {
+		*outn = 0
+	}
+	return rc
+}
+
+// guard turns a panic into rcPanic with the panic and stack as the message.
+func guard(rc *C.int, out *C.char, capacity C.int, outn *C.int) {
+	if r := recover(); r != nil {
+		*rc = writeErr(rcPanic, fmt.Sprintf("internal panic: %v\n%s", r, debug.Stack()), out, capacity, outn)
+	}
+}
+
+//export bz_version
+func bz_version(out *C.char, capacity C.int, outn *C.int) (rc C.int) {
+	defer guard(&rc, out, capacity, outn)
+	return reply([]byte(version), nil, out, capacity, outn, nil)
+}
+
+//export bz_open
+func bz_open(in *C.char, n C.int, out *C.char, capacity C.int, outn *C.int) (h C.longlong) {
+	var rc C.int
+	defer func() {
+		guard(&rc, out, capacity, outn)
+		if rc < 0 {
+			h = C.longlong(rc)
+		}
+	}()
+	frame, err := input(in, n)
+	if err != nil {
+		rc = reply(nil, err, out, capacity, outn, nil)
+		return C.longlong(rc)
+	}
+	s, err := bridge.Open(context.Background(), frame)
+	if err != nil {
+		rc = reply(nil, err, out, capacity, outn, nil)
+		return C.longlong(rc)
+	}
+	id := nextHandle.Add(1)
+	handlesMu.Lock()
+	handles[id] = s
+	handlesMu.Unlock()
+	return C.longlong(id)
+}
+
+//export bz_batch
+func bz_batch(h C.longlong, in *C.char, n C.int, out *C.char, capacity C.int, outn *C.int, big **C.char) (rc C.int) {
+	defer guard(&rc, out, capacity, outn)
+	s, err := session(h)
+	if err != nil {
+		return writeErr(rcBadHandle, err.Error(), out, capacity, outn)
+	}
+	frame, err := input(in, n)
+	if err != nil {
+		return reply(nil, err, out, capacity, outn, big)
+	}
+	b, err := s.Batch(context.Background(), frame)
+	return reply(b, err, out, capacity, outn, big)
+}
+
+//export bz_wait
+func bz_wait(h C.longlong, timeoutMs C.int, out *C.char, capacity C.int, outn *C.int, big **C.char) (rc C.int) {
+	defer guard(&rc, out, capacity, outn)
+	s, err := session(h)
+	if err != nil {
+		return writeErr(rcBadHandle, err.Error(), out, capacity, outn)
+	}
+	if timeoutMs < 0 {
+		timeoutMs = 0
+	}
+	b, err := s.Wait(context.Background(), time.Duration(timeoutMs)*time.Millisecond)
+	if errors.Is(err, engine.ErrClosed) {
+		return writeErr(rcClosed, "engine closed", out, capacity, outn)
+	}
+	return reply(b, err, out, capacity, outn, big)
+}
+
+//export bz_get
+func bz_get(h C.longlong, in *C.char, n C.int, out *C.char, capacity C.int, outn *C.int, big **C.char) (rc C.int) {
+	defer guard(&rc, out, capacity, outn)
+	s, err := session(h)
+	if err != nil {
+		return writeErr(rcBadHandle, err.Error(), out, capacity, outn)
+	}
+	frame, err := input(in, n)
+	if err != nil {
+		return reply(nil, err, out, capacity, outn, big)
+	}
+	b, err := s.Get(context.Background(), frame)
+	return reply(b, err, out, capacity, outn, big)
+}
+
+//export bz_stats
+func bz_stats(h C.longlong, out *C.char, capacity C.int, outn *C.int, big **C.char) (rc C.int) {
+	defer guard(&rc, out, capacity, outn)
+	s, err := session(h)
+	if err != nil {
+		return writeErr(rcBadHandle, err.Error(), out, capacity, outn)
+	}
+	b, err := s.Stats(context.Background())
+	return reply(b, err, out, capacity, outn, big)
+}
+
+//export bz_close
+func bz_close(h C.longlong, out *C.char, capacity C.int, outn *C.int) (rc C.int) {
+	defer guard(&rc, out, capacity, outn)
+	handlesMu.Lock()
+	s := handles[int64(h)]
+	delete(handles, int64(h))
+	handlesMu.Unlock()
+	if s == nil {
+		return writeErr(rcBadHandle, fmt.Sprintf("no open engine with handle %d", int64(h)), out, capacity, outn)
+	}
+	return reply(nil, s.Close(), out, capacity, outn, nil)
+}
+
+//export bz_free
+func bz_free(p *C.char) {
+	if p != nil {
+		C.free(unsafe.Pointer(p))
+	}
+}
+
+func main() {}

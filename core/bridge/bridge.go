@@ -1,0 +1,178 @@
+// Package bridge runs the commands that arrive over the c-shared boundary
+// against an engine and writes the replies. It holds no cgo, so everything
+// the Python side can send is testable (and fuzzable) with go test.
+package bridge
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
+
+	"github.com/blazingflow/blazing/core/engine"
+	"github.com/blazingflow/blazing/core/frames"
+	"github.com/blazingflow/blazing/core/store"
+	"github.com/blazingflow/blazing/core/store/memstore"
+)
+
+// Config is the frame given to Open (a msgpack map).
+type Config struct {
+	// Store selects the driver: "memory" (the default).
+	Store       string `msgpack:"store"`
+	Inbox       string `msgpack:"inbox"`
+	LeaseMs     int64  `msgpack:"lease_ms"`
+	HeartbeatMs int64  `msgpack:"heartbeat_ms"`
+	ReclaimMs   int64  `msgpack:"reclaim_ms"`
+	Async       int    `msgpack:"async"`
+	Blocking    int    `msgpack:"blocking"`
+	RetentionS  int64  `msgpack:"retention_s"`
+}
+
+// Session is one open engine as seen from the other side of the boundary.
+type Session struct {
+	eng     *engine.Engine
+	writers sync.Pool
+}
+
+// ErrConfig wraps configuration errors.
+var ErrConfig = errors.New("bad configuration")
+
+// Open decodes a Config frame and starts an engine on the chosen store.
+func Open(ctx context.Context, frame []byte) (*Session, error) {
+	var cfg Config
+	if len(frame) == 0 {
+		return nil, fmt.Errorf("%w: empty config frame", ErrConfig)
+	}
+	if err := msgpack.Unmarshal(frame, &cfg); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrConfig, err)
+	}
+	if cfg.Inbox == "" {
+		return nil, fmt.Errorf("%w: inbox is required", ErrConfig)
+	}
+	if cfg.Async < 0 || cfg.Blocking < 0 || cfg.LeaseMs < 0 || cfg.HeartbeatMs < 0 || cfg.ReclaimMs < 0 || cfg.RetentionS < 0 {
+		return nil, fmt.Errorf("%w: negative setting in %+v", ErrConfig, cfg)
+	}
+	var st store.Store
+	switch cfg.Store {
+	case "", "memory":
+		st = memstore.New(memstore.Config{Retention: time.Duration(cfg.RetentionS) * time.Second})
+	default:
+		return nil, fmt.Errorf("%w: unknown store %q (this build has: memory)", ErrConfig, cfg.Store)
+	}
+	eng, err := engine.New(ctx, engine.Config{
+		Store:        st,
+		Inbox:        cfg.Inbox,
+		Lease:        time.Duration(cfg.LeaseMs) * time.Millisecond,
+		Heartbeat:    time.Duration(cfg.HeartbeatMs) * time.Millisecond,
+		ReclaimEvery: time.Duration(cfg.ReclaimMs) * time.Millisecond,
+		Capacity:     [store.NumLanes]int{cfg.Async, cfg.Blocking},
+		OwnsStore:    true,
+	})
+	if err != nil {
+		_ = st.Close()
+		return nil, err
+	}
+	return &Session{eng: eng}, nil
+}
+
+func (s *Session) writer() *frames.Writer {
+	if w, ok := s.writers.Get().(*frames.Writer); ok {
+		w.Reset()
+		return w
+	}
+	return frames.NewWriter()
+}
+
+// finish copies the frame out of a pooled writer.
+func (s *Session) finish(w *frames.Writer, b []byte) []byte {
+	out := append([]byte(nil), b...)
+	s.writers.Put(w)
+	return out
+}
+
+// Batch runs a command batch and replies with per-command errors and every
+// event ready now. Capacity changes run first, then completions (which free
+// slots), submissions, watches and cancellations.
+func (s *Session) Batch(ctx context.Context, frame []byte) ([]byte, error) {
+	b, err := frames.DecodeBatch(frame)
+	if err != nil {
+		return nil, err
+	}
+	var cerrs []frames.CommandError
+	fail := func(idx int, err error) {
+		cerrs = append(cerrs, frames.CommandError{Index: idx, Code: frames.Code(err), Message: err.Error()})
+	}
+	for i, c := range b.Capacities {
+		if err := s.eng.AddCapacity(c.Lane, c.Delta); err != nil {
+			fail(b.CapacityIdx[i], err)
+		}
+	}
+	if _, err := s.eng.Complete(ctx, b.Completes); err != nil {
+		return nil, err
+	}
+	for i, err := range s.eng.Submit(ctx, b.Submits) {
+		if err != nil {
+			fail(b.SubmitIdx[i], err)
+		}
+	}
+	for i, w := range b.Watches {
+		if err := s.eng.Watch(ctx, w.Ref, w.Token); err != nil {
+			fail(b.WatchIdx[i], err)
+		}
+	}
+	for i, c := range b.Cancels {
+		if _, err := s.eng.Cancel(ctx, c.Unit, c.Path, c.Reason); err != nil {
+			fail(b.CancelIdx[i], err)
+		}
+	}
+	if err := s.eng.Pump(ctx); err != nil {
+		return nil, err
+	}
+	w := s.writer()
+	return s.finish(w, w.Reply(cerrs, s.eng.Drain())), nil
+}
+
+// Wait blocks up to timeout for events. It replies like Batch, with no
+// errors. It returns engine.ErrClosed when the session is closed.
+func (s *Session) Wait(ctx context.Context, timeout time.Duration) ([]byte, error) {
+	evs, err := s.eng.Wait(ctx, timeout)
+	if err != nil {
+		return nil, err
+	}
+	w := s.writer()
+	return s.finish(w, w.Reply(nil, evs)), nil
+}
+
+// Get reads one operation; frame is [unit, path].
+func (s *Session) Get(ctx context.Context, frame []byte) ([]byte, error) {
+	ref, err := frames.DecodeRef(frame)
+	if err != nil {
+		return nil, err
+	}
+	op, err := s.eng.Store().Get(ctx, ref)
+	if err != nil {
+		return nil, err
+	}
+	w := s.writer()
+	return s.finish(w, w.Operation(op)), nil
+}
+
+// Stats reads the lanes and this process's slots.
+func (s *Session) Stats(ctx context.Context) ([]byte, error) {
+	st, err := s.eng.Store().Stats(ctx)
+	if err != nil {
+		return nil, err
+	}
+	var capacity, inflight [store.NumLanes]int
+	for l := range capacity {
+		capacity[l], inflight[l] = s.eng.Capacity(store.Lane(l))
+	}
+	w := s.writer()
+	return s.finish(w, w.Stats(st, capacity, inflight)), nil
+}
+
+// Close stops the engine.
+func (s *Session) Close() error { return s.eng.Close() }

@@ -1,0 +1,507 @@
+// Package engine is the per-process runtime between a store and the code that
+// runs user functions (Python, over the c-shared boundary). It reserves work
+// up to the capacity the process declares per lane, keeps leases alive,
+// enforces timeouts, maps finished operations to the local waiters (tokens)
+// that asked for them, and queues everything the process must act on as
+// Events, which the caller takes in batches with Drain or Wait.
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/blazingflow/blazing/core/store"
+)
+
+// Config sets up an Engine.
+type Config struct {
+	Store store.Store
+	// Inbox names this process in the store: its inbox and its worker name.
+	Inbox string
+	// Lease is how long a reservation lasts without renewal (default 30 s).
+	Lease time.Duration
+	// Heartbeat is how often held leases are renewed (default 5 s).
+	Heartbeat time.Duration
+	// ReclaimEvery is how often lapsed leases are looked for (default 1 s).
+	ReclaimEvery time.Duration
+	// Capacity is the starting number of slots per lane.
+	Capacity [store.NumLanes]int
+	// OwnsStore closes the store with the engine.
+	OwnsStore bool
+}
+
+// EventKind says what an Event asks of the process.
+type EventKind uint8
+
+const (
+	// EventDeliver: run this operation and Complete it.
+	EventDeliver EventKind = 1
+	// EventResult: an operation a local waiter (Token) awaits has finished.
+	EventResult EventKind = 2
+	// EventCancel: stop running this operation; do not complete it.
+	EventCancel EventKind = 3
+)
+
+// Event is one thing for the process to act on.
+type Event struct {
+	Kind     EventKind
+	Delivery store.Delivery // EventDeliver
+	Token    uint64         // EventResult
+	Note     store.Note     // EventResult, EventCancel
+}
+
+// Submit is a store submission plus the local waiter to tell when it ends.
+type Submit struct {
+	store.Submission
+	// Token, if not 0, gets an EventResult when the operation finishes.
+	Token uint64
+}
+
+type heldOp struct {
+	lane  store.Lane
+	lease uint64
+	timer *time.Timer
+}
+
+// Engine is safe for concurrent use.
+type Engine struct {
+	cfg Config
+	st  store.Store
+
+	mu       sync.Mutex
+	closed   bool
+	events   []Event
+	evWake   chan struct{} // closed and replaced when events arrive
+	capWake  chan struct{} // closed and replaced when a lane gains room
+	capacity [store.NumLanes]int
+	inflight [store.NumLanes]int // delivered or being reserved
+	held     map[store.Ref]heldOp
+	tokens   map[store.Ref][]uint64
+	early    map[store.Ref]uint64 // leases cancelled before their delivery was seen
+
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// ErrClosed is returned by calls on a closed engine.
+var ErrClosed = errors.New("engine closed")
+
+// New starts an engine and its background loops.
+func New(ctx context.Context, cfg Config) (*Engine, error) {
+	if cfg.Store == nil || cfg.Inbox == "" {
+		return nil, fmt.Errorf("engine: %w: store and inbox are required", store.ErrInvalid)
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = 30 * time.Second
+	}
+	if cfg.Heartbeat <= 0 {
+		cfg.Heartbeat = 5 * time.Second
+	}
+	if cfg.ReclaimEvery <= 0 {
+		cfg.ReclaimEvery = time.Second
+	}
+	for l, c := range cfg.Capacity {
+		if c < 0 {
+			return nil, fmt.Errorf("engine: %w: negative capacity %d for lane %s", store.ErrInvalid, c, store.Lane(l))
+		}
+	}
+	if err := cfg.Store.OpenInbox(ctx, cfg.Inbox); err != nil {
+		return nil, fmt.Errorf("engine: open inbox %q: %w", cfg.Inbox, err)
+	}
+	e := &Engine{
+		cfg:      cfg,
+		st:       cfg.Store,
+		evWake:   make(chan struct{}),
+		capWake:  make(chan struct{}),
+		capacity: cfg.Capacity,
+		held:     make(map[store.Ref]heldOp),
+		tokens:   make(map[store.Ref][]uint64),
+		early:    make(map[store.Ref]uint64),
+	}
+	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.spawn(e.listen)
+	for l := store.Lane(0); l < store.NumLanes; l++ {
+		e.spawn(func(ctx context.Context) { e.dispatch(ctx, l) })
+	}
+	e.spawn(e.heartbeat)
+	e.spawn(e.recoverLapsed)
+	return e, nil
+}
+
+func (e *Engine) spawn(loop func(context.Context)) {
+	e.wg.Add(1)
+	go func() {
+		defer e.wg.Done()
+		loop(e.ctx)
+	}()
+}
+
+// Inbox is this engine's inbox and worker name.
+func (e *Engine) Inbox() string { return e.cfg.Inbox }
+
+// Store is the engine's store.
+func (e *Engine) Store() store.Store { return e.st }
+
+// push queues events and wakes Wait. Caller holds mu.
+func (e *Engine) push(evs ...Event) {
+	if len(evs) == 0 {
+		return
+	}
+	e.events = append(e.events, evs...)
+	close(e.evWake)
+	e.evWake = make(chan struct{})
+}
+
+// roomChanged wakes dispatchers. Caller holds mu.
+func (e *Engine) roomChanged() {
+	close(e.capWake)
+	e.capWake = make(chan struct{})
+}
+
+// Submit sends submissions to the store. Tokens are registered first, so a
+// result that arrives at once is never missed. errs[i] is nil on success.
+func (e *Engine) Submit(ctx context.Context, subs []Submit) []error {
+	if len(subs) == 0 {
+		return nil
+	}
+	ss := make([]store.Submission, len(subs))
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return repeatErr(len(subs), ErrClosed)
+	}
+	for i := range subs {
+		ss[i] = subs[i].Submission
+		if subs[i].Token != 0 {
+			ss[i].Inbox = e.cfg.Inbox
+			e.tokens[ss[i].Ref] = append(e.tokens[ss[i].Ref], subs[i].Token)
+		}
+	}
+	e.mu.Unlock()
+	_, errs := e.st.Submit(ctx, ss)
+	var failed bool
+	for i, err := range errs {
+		if err != nil {
+			failed = true
+			errs[i] = fmt.Errorf("submit %s (%s): %w", ss[i].Ref, ss[i].Name, err)
+		}
+	}
+	if failed {
+		e.mu.Lock()
+		for i, err := range errs {
+			if err != nil && subs[i].Token != 0 {
+				e.dropToken(ss[i].Ref, subs[i].Token)
+			}
+		}
+		e.mu.Unlock()
+	}
+	return errs
+}
+
+func (e *Engine) dropToken(ref store.Ref, tok uint64) {
+	ts := e.tokens[ref]
+	for i, t := range ts {
+		if t == tok {
+			ts = append(ts[:i], ts[i+1:]...)
+			break
+		}
+	}
+	if len(ts) == 0 {
+		delete(e.tokens, ref)
+	} else {
+		e.tokens[ref] = ts
+	}
+}
+
+func repeatErr(n int, err error) []error {
+	errs := make([]error, n)
+	for i := range errs {
+		errs[i] = err
+	}
+	return errs
+}
+
+// Watch asks for an EventResult with token when ref finishes.
+func (e *Engine) Watch(ctx context.Context, ref store.Ref, token uint64) error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return ErrClosed
+	}
+	e.tokens[ref] = append(e.tokens[ref], token)
+	e.mu.Unlock()
+	if err := e.st.Watch(ctx, ref, e.cfg.Inbox); err != nil {
+		e.mu.Lock()
+		e.dropToken(ref, token)
+		e.mu.Unlock()
+		return fmt.Errorf("watch %s: %w", ref, err)
+	}
+	return nil
+}
+
+// Complete reports finished attempts of operations this engine delivered.
+// Completions for operations no longer held (cancelled, lease lost) are
+// ignored: the store would call them stale anyway.
+func (e *Engine) Complete(ctx context.Context, comps []store.Completion) ([]store.CompleteOutcome, error) {
+	if len(comps) == 0 {
+		return nil, nil
+	}
+	e.mu.Lock()
+	keep := comps[:0:0]
+	for _, c := range comps {
+		h, ok := e.held[c.Ref]
+		if !ok {
+			continue
+		}
+		c.LeaseID = h.lease
+		keep = append(keep, c)
+	}
+	e.mu.Unlock()
+	outs, err := e.st.Complete(ctx, e.cfg.Inbox, keep)
+	if err != nil {
+		return nil, fmt.Errorf("complete %d operations: %w", len(keep), err)
+	}
+	e.mu.Lock()
+	for _, c := range keep {
+		e.unhold(c.Ref)
+	}
+	e.mu.Unlock()
+	return outs, nil
+}
+
+// unhold forgets a held operation and frees its slot. Caller holds mu.
+func (e *Engine) unhold(ref store.Ref) (heldOp, bool) {
+	h, ok := e.held[ref]
+	if !ok {
+		return h, false
+	}
+	delete(e.held, ref)
+	if h.timer != nil {
+		h.timer.Stop()
+	}
+	e.inflight[h.lane]--
+	e.roomChanged()
+	return h, true
+}
+
+// Cancel cancels a unit (path "") or one operation and what it called.
+func (e *Engine) Cancel(ctx context.Context, unit, path, reason string) (int, error) {
+	n, err := e.st.Cancel(ctx, unit, path, reason)
+	if err != nil {
+		return 0, fmt.Errorf("cancel %s/%s: %w", unit, path, err)
+	}
+	return n, nil
+}
+
+// AddCapacity changes a lane's slots by delta. A caller that blocks waiting
+// for the operations it called gives its slot back this way (+1), and takes
+// it again (-1) when it resumes, so nested calls cannot deadlock.
+func (e *Engine) AddCapacity(lane store.Lane, delta int) error {
+	if !lane.Valid() {
+		return fmt.Errorf("capacity: %w: unknown lane %d", store.ErrInvalid, lane)
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.capacity[lane]+delta < 0 {
+		return fmt.Errorf("capacity: %w: lane %s would go below zero", store.ErrInvalid, lane)
+	}
+	e.capacity[lane] += delta
+	if delta > 0 {
+		e.roomChanged()
+	}
+	return nil
+}
+
+// Capacity reads a lane's slots and how many are in use.
+func (e *Engine) Capacity(lane store.Lane) (capacity, inflight int) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.capacity[lane], e.inflight[lane]
+}
+
+// Pump does, without blocking, what the background loops would do next:
+// collect notes from the inbox and reserve work for free slots. Calling it
+// after each batch of submissions and completions lets a single-process app
+// run entirely on the caller's thread, with no thread hand-offs.
+func (e *Engine) Pump(ctx context.Context) error {
+	if err := e.takeNotes(ctx, 0); err != nil {
+		return err
+	}
+	for l := store.Lane(0); l < store.NumLanes; l++ {
+		if _, err := e.reserve(ctx, l, 0); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// takeNotes moves inbox notes into events.
+func (e *Engine) takeNotes(ctx context.Context, wait time.Duration) error {
+	notes, err := e.st.Pop(ctx, e.cfg.Inbox, 0, wait)
+	if err != nil {
+		return fmt.Errorf("read inbox %q: %w", e.cfg.Inbox, err)
+	}
+	if len(notes) == 0 {
+		return nil
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, n := range notes {
+		switch n.Kind {
+		case store.NoteFinished:
+			for _, t := range e.tokens[n.Ref] {
+				e.push(Event{Kind: EventResult, Token: t, Note: n})
+			}
+			delete(e.tokens, n.Ref)
+		case store.NoteCancel:
+			if h, ok := e.held[n.Ref]; ok && h.lease == n.LeaseID {
+				e.unhold(n.Ref)
+				e.push(Event{Kind: EventCancel, Note: n})
+			} else if !ok {
+				if len(e.early) > 4096 {
+					clear(e.early) // only races leave entries here; keep it bounded
+				}
+				e.early[n.Ref] = n.LeaseID
+			}
+		}
+	}
+	return nil
+}
+
+// reserve asks the store for work for the free slots of a lane.
+func (e *Engine) reserve(ctx context.Context, lane store.Lane, wait time.Duration) (int, error) {
+	e.mu.Lock()
+	free := e.capacity[lane] - e.inflight[lane]
+	if e.closed || free <= 0 {
+		e.mu.Unlock()
+		return 0, nil
+	}
+	e.inflight[lane] += free // claim the slots while the store is asked
+	e.mu.Unlock()
+	ds, err := e.st.Reserve(ctx, lane, e.cfg.Inbox, free, e.cfg.Lease, wait)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.inflight[lane] -= free - len(ds)
+	if free > len(ds) {
+		e.roomChanged()
+	}
+	if err != nil {
+		return 0, fmt.Errorf("reserve %s work: %w", lane, err)
+	}
+	for _, d := range ds {
+		if lease, ok := e.early[d.Ref]; ok {
+			delete(e.early, d.Ref)
+			if lease == d.LeaseID {
+				// Cancelled before this engine saw it: never start it.
+				e.inflight[lane]--
+				continue
+			}
+		}
+		h := heldOp{lane: lane, lease: d.LeaseID}
+		if d.TimeoutMs > 0 {
+			h.timer = e.timeoutAfter(d)
+		}
+		e.held[d.Ref] = h
+		e.push(Event{Kind: EventDeliver, Delivery: d})
+	}
+	return len(ds), nil
+}
+
+// timeoutAfter fails an attempt that outlives its timeout; the store then
+// retries it or records the failure, and tells this engine to stop it.
+func (e *Engine) timeoutAfter(d store.Delivery) *time.Timer {
+	ref, lease := d.Ref, d.LeaseID
+	limit := time.Duration(d.TimeoutMs) * time.Millisecond
+	return time.AfterFunc(limit, func() {
+		info := store.ErrorInfo{
+			Type:    "builtins.TimeoutError",
+			Message: fmt.Sprintf("%s (%s) timed out after %s", d.Name, ref, limit),
+		}
+		if _, err := e.st.Fail(e.ctx, ref, lease, info); err == nil {
+			_ = e.takeNotes(e.ctx, 0)
+		}
+	})
+}
+
+// Drain takes queued events without waiting.
+func (e *Engine) Drain() []Event {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	evs := e.events
+	e.events = nil
+	return evs
+}
+
+// Wait takes queued events, waiting up to timeout for the first one.
+// It returns ErrClosed once the engine is closed and nothing is left.
+func (e *Engine) Wait(ctx context.Context, timeout time.Duration) ([]Event, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		e.mu.Lock()
+		if len(e.events) > 0 {
+			evs := e.events
+			e.events = nil
+			e.mu.Unlock()
+			return evs, nil
+		}
+		if e.closed {
+			e.mu.Unlock()
+			return nil, ErrClosed
+		}
+		wake := e.evWake
+		e.mu.Unlock()
+		select {
+		case <-wake:
+		case <-t.C:
+			return nil, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+}
+
+// Close stops the loops, hands back what this process still holds so other
+// workers can take it at once, and closes the inbox (and the store if owned).
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil
+	}
+	e.closed = true
+	leases := make(map[store.Ref]uint64, len(e.held))
+	for ref, h := range e.held {
+		leases[ref] = h.lease
+		if h.timer != nil {
+			h.timer.Stop()
+		}
+	}
+	e.held = map[store.Ref]heldOp{}
+	close(e.evWake)
+	e.evWake = make(chan struct{})
+	e.mu.Unlock()
+	e.cancel()
+	e.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	var errs []error
+	if len(leases) > 0 {
+		if err := e.st.Release(ctx, e.cfg.Inbox, leases); err != nil && !errors.Is(err, store.ErrClosed) {
+			errs = append(errs, fmt.Errorf("release %d held operations: %w", len(leases), err))
+		}
+	}
+	if err := e.st.CloseInbox(ctx, e.cfg.Inbox); err != nil && !errors.Is(err, store.ErrClosed) {
+		errs = append(errs, fmt.Errorf("close inbox: %w", err))
+	}
+	if e.cfg.OwnsStore {
+		if err := e.st.Close(); err != nil {
+			errs = append(errs, fmt.Errorf("close store: %w", err))
+		}
+	}
+	return errors.Join(errs...)
+}

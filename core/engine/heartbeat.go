@@ -1,0 +1,47 @@
+package engine
+
+import (
+	"context"
+	"time"
+
+	"github.com/blazingflow/blazing/core/store"
+)
+
+// heartbeat renews the leases this process holds. An operation whose lease
+// was lost (reclaimed after a stall, cancelled) is stopped here, because it
+// is running or about to run somewhere else.
+func (e *Engine) heartbeat(ctx context.Context) {
+	t := time.NewTicker(e.cfg.Heartbeat)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		e.mu.Lock()
+		leases := make(map[store.Ref]uint64, len(e.held))
+		for ref, h := range e.held {
+			leases[ref] = h.lease
+		}
+		e.mu.Unlock()
+		if len(leases) == 0 {
+			continue
+		}
+		lost, err := e.st.Renew(ctx, e.cfg.Inbox, leases, e.cfg.Lease)
+		if err != nil {
+			continue // the next beat tries again; leases outlast several beats
+		}
+		e.mu.Lock()
+		for _, ref := range lost {
+			if h, ok := e.held[ref]; ok && h.lease == leases[ref] {
+				e.unhold(ref)
+				e.push(Event{Kind: EventCancel, Note: store.Note{
+					Kind: store.NoteCancel, Ref: ref, LeaseID: h.lease,
+					Error: &store.ErrorInfo{Type: "blazing.errors.LeaseLost", Message: "lease lost: " + ref.String() + " was reclaimed"},
+				}})
+			}
+		}
+		e.mu.Unlock()
+	}
+}

@@ -1,0 +1,742 @@
+// Package memstore is the in-process store driver: the embedded default when
+// no Redis URL is given. All state sits behind one mutex; waiting callers are
+// woken by closing a broadcast channel, never by polling.
+package memstore
+
+import (
+	"container/heap"
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/blazingflow/blazing/core/store"
+)
+
+// Config tunes the driver.
+type Config struct {
+	// Retention is how long a finished unit stays readable; 0 means 1 hour.
+	Retention time.Duration
+	// Now overrides the clock (tests).
+	Now func() time.Time
+}
+
+// where an operation currently sits.
+const (
+	inNone uint8 = iota
+	inReady
+	inDelayed
+)
+
+type op struct {
+	rec      store.Operation
+	opts     store.Options
+	unit     *unit
+	kids     []*op
+	waiters  []string
+	leaseID  uint64
+	leaseEnd time.Time
+	where    uint8
+	seq      uint64    // FIFO order among equal priorities
+	readyAt  time.Time // when it became ready (age) or is due (delayed)
+	heapIdx  int
+}
+
+type unit struct {
+	id       string
+	ops      map[string]*op
+	finished time.Time
+}
+
+type inbox struct {
+	notes []store.Note
+	wake  chan struct{}
+}
+
+// Store is the memstore driver. The zero value is not usable; call New.
+type Store struct {
+	cfg Config
+
+	mu       sync.Mutex
+	closed   bool
+	units    map[string]*unit
+	ready    [store.NumLanes]readyHeap
+	delayed  [store.NumLanes]delayHeap
+	nDelayed [store.NumLanes]int
+	running  map[*op]struct{}
+	inboxes  map[string]*inbox
+	laneWake [store.NumLanes]chan struct{}
+	done     chan struct{}
+	seq      uint64
+	leaseSeq uint64
+	finished []*unit // in finish order, for retention
+}
+
+var _ store.Store = (*Store)(nil)
+
+// New returns an empty store.
+func New(cfg Config) *Store {
+	if cfg.Retention <= 0 {
+		cfg.Retention = time.Hour
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	s := &Store{
+		cfg:     cfg,
+		units:   make(map[string]*unit),
+		running: make(map[*op]struct{}),
+		inboxes: make(map[string]*inbox),
+		done:    make(chan struct{}),
+	}
+	for i := range s.laneWake {
+		s.laneWake[i] = make(chan struct{})
+	}
+	return s
+}
+
+func (s *Store) now() time.Time { return s.cfg.Now() }
+
+// wakeLane tells blocked Reserve calls that a lane changed. Caller holds mu.
+func (s *Store) wakeLane(l store.Lane) {
+	close(s.laneWake[l])
+	s.laneWake[l] = make(chan struct{})
+}
+
+// Submit implements store.Store.
+func (s *Store) Submit(_ context.Context, subs []store.Submission) ([]store.Outcome, []error) {
+	outs := make([]store.Outcome, len(subs))
+	errs := make([]error, len(subs))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		for i := range errs {
+			errs[i] = store.ErrClosed
+		}
+		return outs, errs
+	}
+	now := s.now()
+	woke := [store.NumLanes]bool{}
+	for i := range subs {
+		sub := &subs[i]
+		if err := validate(sub); err != nil {
+			errs[i] = err
+			continue
+		}
+		u := s.units[sub.Ref.Unit]
+		if u != nil {
+			if o := u.ops[sub.Ref.Path]; o != nil {
+				if o.rec.Name != sub.Name {
+					errs[i] = fmt.Errorf("%w: %s is %q, not %q", store.ErrConflict, sub.Ref, o.rec.Name, sub.Name)
+					continue
+				}
+				if o.rec.Status.Finished() {
+					s.notify(sub.Inbox, finishedNote(o))
+					outs[i] = store.Replayed
+				} else {
+					o.addWaiter(sub.Inbox)
+					outs[i] = store.Joined
+				}
+				continue
+			}
+		}
+		var parent *op
+		if sub.Parent != "" {
+			if u != nil {
+				parent = u.ops[sub.Parent]
+			}
+			if parent == nil {
+				errs[i] = fmt.Errorf("%w: parent %s/%s of %s", store.ErrNotFound, sub.Ref.Unit, sub.Parent, sub.Ref)
+				continue
+			}
+		}
+		if u == nil {
+			u = &unit{id: sub.Ref.Unit, ops: make(map[string]*op)}
+			s.units[u.id] = u
+		}
+		o := &op{
+			rec: store.Operation{
+				Ref: sub.Ref, Parent: sub.Parent, Depth: sub.Depth, Name: sub.Name,
+				Lane: sub.Lane, Status: store.StatusPending, Args: sub.Args, CreatedAt: now,
+			},
+			opts: sub.Opts,
+			unit: u,
+		}
+		o.addWaiter(sub.Inbox)
+		u.ops[sub.Ref.Path] = o
+		if parent != nil {
+			parent.kids = append(parent.kids, o)
+			if parent.rec.Status.Finished() {
+				// The caller is gone: nothing will ever await this call.
+				s.finish(o, store.StatusCancelled, nil, cancelInfo("its caller "+parent.rec.Ref.String()+" had already finished"), now)
+				outs[i] = store.Replayed
+				continue
+			}
+		}
+		s.pushReady(o, now)
+		woke[o.rec.Lane] = true
+		outs[i] = store.Created
+	}
+	for l, w := range woke {
+		if w {
+			s.wakeLane(store.Lane(l))
+		}
+	}
+	return outs, errs
+}
+
+func validate(sub *store.Submission) error {
+	switch {
+	case sub.Ref.Unit == "" || sub.Ref.Path == "":
+		return fmt.Errorf("%w: empty unit or path", store.ErrInvalid)
+	case sub.Name == "":
+		return fmt.Errorf("%w: %s has no name", store.ErrInvalid, sub.Ref)
+	case !sub.Lane.Valid():
+		return fmt.Errorf("%w: %s has unknown lane %d", store.ErrInvalid, sub.Ref, sub.Lane)
+	case sub.Parent == "" && sub.Ref.Path != store.RootPath:
+		return fmt.Errorf("%w: %s is not a root but has no parent", store.ErrInvalid, sub.Ref)
+	}
+	return nil
+}
+
+func (o *op) addWaiter(inbox string) {
+	if inbox == "" {
+		return
+	}
+	for _, w := range o.waiters {
+		if w == inbox {
+			return
+		}
+	}
+	o.waiters = append(o.waiters, inbox)
+}
+
+func finishedNote(o *op) store.Note {
+	return store.Note{Kind: store.NoteFinished, Ref: o.rec.Ref, Status: o.rec.Status, Result: o.rec.Result, Error: o.rec.Error}
+}
+
+func cancelInfo(reason string) *store.ErrorInfo {
+	return &store.ErrorInfo{Type: "blazing.errors.RunCancelled", Message: reason}
+}
+
+// notify appends a note to an inbox that exists. Caller holds mu.
+func (s *Store) notify(name string, n store.Note) {
+	if name == "" {
+		return
+	}
+	ib := s.inboxes[name]
+	if ib == nil {
+		return
+	}
+	ib.notes = append(ib.notes, n)
+	if len(ib.notes) == 1 {
+		close(ib.wake)
+		ib.wake = make(chan struct{})
+	}
+}
+
+func (s *Store) pushReady(o *op, now time.Time) {
+	s.seq++
+	o.seq = s.seq
+	o.where = inReady
+	o.readyAt = now
+	heap.Push(&s.ready[o.rec.Lane], o)
+}
+
+func (s *Store) pushDelayed(o *op, due time.Time) {
+	o.where = inDelayed
+	o.readyAt = due
+	heap.Push(&s.delayed[o.rec.Lane], o)
+	s.nDelayed[o.rec.Lane]++
+}
+
+// unqueue takes a pending op out of whichever queue holds it. Caller holds mu.
+func (s *Store) unqueue(o *op) {
+	switch o.where {
+	case inReady:
+		heap.Remove(&s.ready[o.rec.Lane], o.heapIdx)
+	case inDelayed:
+		heap.Remove(&s.delayed[o.rec.Lane], o.heapIdx)
+		s.nDelayed[o.rec.Lane]--
+	}
+	o.where = inNone
+}
+
+// promote moves due delayed ops to ready. Caller holds mu.
+func (s *Store) promote(now time.Time) int {
+	n := 0
+	for l := range s.delayed {
+		moved := false
+		for s.delayed[l].Len() > 0 && !s.delayed[l][0].readyAt.After(now) {
+			o := heap.Pop(&s.delayed[l]).(*op)
+			s.nDelayed[l]--
+			s.pushReady(o, now)
+			n++
+			moved = true
+		}
+		if moved {
+			s.wakeLane(store.Lane(l))
+		}
+	}
+	return n
+}
+
+// Reserve implements store.Store.
+func (s *Store) Reserve(ctx context.Context, lane store.Lane, worker string, max int, lease, wait time.Duration) ([]store.Delivery, error) {
+	if !lane.Valid() {
+		return nil, fmt.Errorf("reserve: %w: unknown lane %d", store.ErrInvalid, lane)
+	}
+	if max <= 0 {
+		return nil, nil
+	}
+	var deadline time.Time
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, store.ErrClosed
+		}
+		now := s.now()
+		s.promote(now)
+		var out []store.Delivery
+		for len(out) < max && s.ready[lane].Len() > 0 {
+			o := heap.Pop(&s.ready[lane]).(*op)
+			o.where = inNone
+			s.leaseSeq++
+			o.leaseID = s.leaseSeq
+			o.leaseEnd = now.Add(lease)
+			o.rec.Status = store.StatusRunning
+			o.rec.Attempts++
+			o.rec.Worker = worker
+			o.rec.StartedAt = now
+			s.running[o] = struct{}{}
+			out = append(out, store.Delivery{
+				Ref: o.rec.Ref, Parent: o.rec.Parent, Depth: o.rec.Depth, Name: o.rec.Name,
+				Lane: o.rec.Lane, Args: o.rec.Args, Attempt: o.rec.Attempts,
+				TimeoutMs: o.opts.TimeoutMs, LeaseID: o.leaseID,
+			})
+		}
+		if len(out) > 0 || wait <= 0 {
+			s.mu.Unlock()
+			return out, nil
+		}
+		if deadline.IsZero() {
+			deadline = now.Add(wait)
+		}
+		remaining := deadline.Sub(now)
+		if remaining <= 0 {
+			s.mu.Unlock()
+			return nil, nil
+		}
+		// A delayed retry may come due before anything is submitted.
+		if s.delayed[lane].Len() > 0 {
+			if d := s.delayed[lane][0].readyAt.Sub(now); d < remaining {
+				remaining = max64(d, time.Millisecond)
+			}
+		}
+		wake := s.laneWake[lane]
+		s.mu.Unlock()
+		if err := sleep(ctx, wake, s.done, remaining); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func max64(a, b time.Duration) time.Duration {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+// sleep waits for wake, the store closing, ctx, or d.
+func sleep(ctx context.Context, wake, done <-chan struct{}, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-wake:
+	case <-t.C:
+	case <-done:
+		return store.ErrClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return nil
+}
+
+// held returns the op if worker still holds it under leaseID. Caller holds mu.
+func (s *Store) held(ref store.Ref, worker string, leaseID uint64) *op {
+	u := s.units[ref.Unit]
+	if u == nil {
+		return nil
+	}
+	o := u.ops[ref.Path]
+	if o == nil || o.rec.Status != store.StatusRunning || o.leaseID != leaseID {
+		return nil
+	}
+	if worker != "" && o.rec.Worker != worker {
+		return nil
+	}
+	return o
+}
+
+// Renew implements store.Store.
+func (s *Store) Renew(_ context.Context, worker string, leases map[store.Ref]uint64, lease time.Duration) ([]store.Ref, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, store.ErrClosed
+	}
+	end := s.now().Add(lease)
+	var lost []store.Ref
+	for ref, id := range leases {
+		if o := s.held(ref, worker, id); o != nil {
+			o.leaseEnd = end
+		} else {
+			lost = append(lost, ref)
+		}
+	}
+	return lost, nil
+}
+
+// Complete implements store.Store.
+func (s *Store) Complete(_ context.Context, worker string, comps []store.Completion) ([]store.CompleteOutcome, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, store.ErrClosed
+	}
+	now := s.now()
+	outs := make([]store.CompleteOutcome, len(comps))
+	for i := range comps {
+		c := &comps[i]
+		o := s.held(c.Ref, worker, c.LeaseID)
+		if o == nil {
+			outs[i] = store.Stale
+			continue
+		}
+		if c.OK {
+			s.finish(o, store.StatusSucceeded, c.Result, nil, now)
+			outs[i] = store.Recorded
+			continue
+		}
+		outs[i] = s.failAttempt(o, c.Error, c.NoRetry, now)
+	}
+	return outs, nil
+}
+
+// failAttempt records a failed attempt, retrying if allowed. Caller holds mu.
+func (s *Store) failAttempt(o *op, info *store.ErrorInfo, noRetry bool, now time.Time) store.CompleteOutcome {
+	if info == nil {
+		info = &store.ErrorInfo{Type: "blazing.errors.RemoteError", Message: "failed without error details"}
+	}
+	if !noRetry && o.rec.Attempts <= o.opts.Retries {
+		delete(s.running, o)
+		o.rec.Status = store.StatusPending
+		o.rec.Error = info
+		o.leaseID = 0
+		if d := store.Backoff(o.opts, o.rec.Attempts); d > 0 {
+			s.pushDelayed(o, now.Add(d))
+		} else {
+			s.pushReady(o, now)
+			s.wakeLane(o.rec.Lane)
+		}
+		return store.Retrying
+	}
+	s.finish(o, store.StatusFailed, nil, info, now)
+	return store.Recorded
+}
+
+// finish makes o terminal, tells waiters, and cancels what it called that is
+// still unfinished, since no one is left to await it. Caller holds mu.
+func (s *Store) finish(o *op, st store.Status, result []byte, info *store.ErrorInfo, now time.Time) {
+	wasRunning := o.rec.Status == store.StatusRunning
+	lease := o.leaseID
+	s.unqueue(o)
+	delete(s.running, o)
+	o.rec.Status = st
+	o.rec.Result = result
+	o.rec.Error = info
+	o.rec.FinishedAt = now
+	o.leaseID = 0
+	if st == store.StatusCancelled && wasRunning {
+		s.notify(o.rec.Worker, store.Note{Kind: store.NoteCancel, Ref: o.rec.Ref, Status: st, Error: info, LeaseID: lease})
+	}
+	n := finishedNote(o)
+	for _, w := range o.waiters {
+		s.notify(w, n)
+	}
+	o.waiters = nil
+	for _, k := range o.kids {
+		if !k.rec.Status.Finished() {
+			s.finish(k, store.StatusCancelled, nil, cancelInfo("its caller "+o.rec.Ref.String()+" finished "+st.String()), now)
+		}
+	}
+	o.kids = nil
+	if o.rec.Ref.Path == store.RootPath {
+		o.unit.finished = now
+		s.finished = append(s.finished, o.unit)
+	}
+}
+
+// Release implements store.Store.
+func (s *Store) Release(_ context.Context, worker string, leases map[store.Ref]uint64) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	now := s.now()
+	for ref, id := range leases {
+		o := s.held(ref, worker, id)
+		if o == nil {
+			continue
+		}
+		s.requeue(o, now)
+		o.rec.Attempts-- // handed back unstarted in effect: not an attempt
+	}
+	return nil
+}
+
+func (s *Store) requeue(o *op, now time.Time) {
+	delete(s.running, o)
+	o.rec.Status = store.StatusPending
+	o.leaseID = 0
+	s.pushReady(o, now)
+	s.wakeLane(o.rec.Lane)
+}
+
+// Cancel implements store.Store.
+func (s *Store) Cancel(_ context.Context, unitID, path, reason string) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, store.ErrClosed
+	}
+	u := s.units[unitID]
+	if u == nil {
+		return 0, fmt.Errorf("cancel %s: %w", unitID, store.ErrNotFound)
+	}
+	if reason == "" {
+		reason = "cancelled"
+	}
+	now := s.now()
+	info := cancelInfo(reason)
+	var targets []*op
+	if path == "" {
+		for _, o := range u.ops {
+			targets = append(targets, o)
+		}
+	} else {
+		root := u.ops[path]
+		if root == nil {
+			return 0, fmt.Errorf("cancel %s/%s: %w", unitID, path, store.ErrNotFound)
+		}
+		prefix := path + "."
+		for p, o := range u.ops {
+			if p == path || strings.HasPrefix(p, prefix) {
+				targets = append(targets, o)
+			}
+		}
+	}
+	n := 0
+	for _, o := range targets {
+		if !o.rec.Status.Finished() {
+			s.finish(o, store.StatusCancelled, nil, info, now)
+			n++
+		}
+	}
+	return n, nil
+}
+
+// Fail implements store.Store.
+func (s *Store) Fail(_ context.Context, ref store.Ref, leaseID uint64, info store.ErrorInfo) (store.CompleteOutcome, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, store.ErrClosed
+	}
+	o := s.held(ref, "", leaseID)
+	if o == nil {
+		return store.Stale, nil
+	}
+	holder := o.rec.Worker
+	out := s.failAttempt(o, &info, false, s.now())
+	s.notify(holder, store.Note{Kind: store.NoteCancel, Ref: ref, Status: store.StatusFailed, Error: &info, LeaseID: leaseID})
+	return out, nil
+}
+
+// Watch implements store.Store.
+func (s *Store) Watch(_ context.Context, ref store.Ref, inbox string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	o := s.lookup(ref)
+	if o == nil {
+		return fmt.Errorf("watch %s: %w", ref, store.ErrNotFound)
+	}
+	if o.rec.Status.Finished() {
+		s.notify(inbox, finishedNote(o))
+	} else {
+		o.addWaiter(inbox)
+	}
+	return nil
+}
+
+func (s *Store) lookup(ref store.Ref) *op {
+	if u := s.units[ref.Unit]; u != nil {
+		return u.ops[ref.Path]
+	}
+	return nil
+}
+
+// Get implements store.Store.
+func (s *Store) Get(_ context.Context, ref store.Ref) (store.Operation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	o := s.lookup(ref)
+	if o == nil {
+		return store.Operation{}, fmt.Errorf("get %s: %w", ref, store.ErrNotFound)
+	}
+	return o.rec, nil
+}
+
+// OpenInbox implements store.Store.
+func (s *Store) OpenInbox(_ context.Context, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	if name == "" {
+		return fmt.Errorf("open inbox: %w: empty name", store.ErrInvalid)
+	}
+	if s.inboxes[name] == nil {
+		s.inboxes[name] = &inbox{wake: make(chan struct{})}
+	}
+	return nil
+}
+
+// CloseInbox implements store.Store.
+func (s *Store) CloseInbox(_ context.Context, name string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if ib := s.inboxes[name]; ib != nil {
+		close(ib.wake)
+		delete(s.inboxes, name)
+	}
+	return nil
+}
+
+// Pop implements store.Store.
+func (s *Store) Pop(ctx context.Context, name string, max int, wait time.Duration) ([]store.Note, error) {
+	var deadline time.Time
+	for {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return nil, store.ErrClosed
+		}
+		ib := s.inboxes[name]
+		if ib == nil {
+			s.mu.Unlock()
+			return nil, fmt.Errorf("pop %q: %w", name, store.ErrUnknownInbox)
+		}
+		if n := len(ib.notes); n > 0 {
+			if max <= 0 || max > n {
+				max = n
+			}
+			out := ib.notes[:max:max]
+			ib.notes = ib.notes[max:]
+			if len(ib.notes) == 0 {
+				ib.notes = nil
+			}
+			s.mu.Unlock()
+			return out, nil
+		}
+		now := s.now()
+		if wait <= 0 {
+			s.mu.Unlock()
+			return nil, nil
+		}
+		if deadline.IsZero() {
+			deadline = now.Add(wait)
+		}
+		remaining := deadline.Sub(now)
+		if remaining <= 0 {
+			s.mu.Unlock()
+			return nil, nil
+		}
+		wake := ib.wake
+		s.mu.Unlock()
+		if err := sleep(ctx, wake, s.done, remaining); err != nil {
+			return nil, err
+		}
+	}
+}
+
+// Reclaim implements store.Store.
+func (s *Store) Reclaim(_ context.Context, now time.Time) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return 0, store.ErrClosed
+	}
+	n := s.promote(now)
+	for o := range s.running {
+		if o.leaseEnd.Before(now) {
+			// The holder died or lost its network: the work runs again.
+			s.requeue(o, now)
+			n++
+		}
+	}
+	cut := now.Add(-s.cfg.Retention)
+	i := 0
+	for ; i < len(s.finished) && s.finished[i].finished.Before(cut); i++ {
+		if u := s.finished[i]; s.units[u.id] == u {
+			delete(s.units, u.id)
+		}
+	}
+	if i > 0 {
+		s.finished = append([]*unit(nil), s.finished[i:]...)
+	}
+	return n, nil
+}
+
+// Stats implements store.Store.
+func (s *Store) Stats(_ context.Context) ([store.NumLanes]store.LaneStats, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out [store.NumLanes]store.LaneStats
+	now := s.now()
+	for l := range out {
+		out[l].Depth = s.ready[l].Len() + s.nDelayed[l]
+		var oldest time.Time
+		for _, o := range s.ready[l] {
+			if oldest.IsZero() || o.readyAt.Before(oldest) {
+				oldest = o.readyAt
+			}
+		}
+		if !oldest.IsZero() {
+			out[l].OldestAge = now.Sub(oldest)
+		}
+	}
+	for o := range s.running {
+		out[o.rec.Lane].Running++
+	}
+	return out, nil
+}
+
+// Close implements store.Store.
+func (s *Store) Close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.closed {
+		s.closed = true
+		close(s.done)
+	}
+	return nil
+}

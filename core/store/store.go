@@ -1,0 +1,294 @@
+// Package store defines what Blazing Flow needs from a backing store: the
+// records of runs (units) and step calls (operations), two work lanes, leases,
+// and per-process inboxes that carry finished results to waiters.
+//
+// Every method that changes more than one record is written so that a Redis
+// driver can implement it with one Lua script over keys sharing a hash tag
+// (the unit id), and so that in-process drivers can implement it under one
+// lock. Drivers must pass the conformance suite in package storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Lane is the kind of worker an operation needs.
+type Lane uint8
+
+const (
+	// LaneAsync is served by event-loop workers (workflows and async steps).
+	LaneAsync Lane = 0
+	// LaneBlocking is served by thread workers (sync and BLOCKING steps).
+	LaneBlocking Lane = 1
+	// NumLanes is the number of lanes.
+	NumLanes = 2
+)
+
+func (l Lane) String() string {
+	switch l {
+	case LaneAsync:
+		return "async"
+	case LaneBlocking:
+		return "blocking"
+	}
+	return fmt.Sprintf("lane(%d)", uint8(l))
+}
+
+// Valid reports whether l names a lane.
+func (l Lane) Valid() bool { return l < NumLanes }
+
+// Status is the life-cycle state of an operation.
+type Status uint8
+
+const (
+	StatusPending   Status = 1
+	StatusRunning   Status = 2
+	StatusSucceeded Status = 3
+	StatusFailed    Status = 4
+	StatusCancelled Status = 5
+)
+
+func (s Status) String() string {
+	switch s {
+	case StatusPending:
+		return "pending"
+	case StatusRunning:
+		return "running"
+	case StatusSucceeded:
+		return "succeeded"
+	case StatusFailed:
+		return "failed"
+	case StatusCancelled:
+		return "cancelled"
+	}
+	return fmt.Sprintf("status(%d)", uint8(s))
+}
+
+// Finished reports whether s is terminal.
+func (s Status) Finished() bool { return s >= StatusSucceeded }
+
+// Ref names one operation: the unit (run) it belongs to and its call path.
+// The root operation of a unit (the workflow itself, or a step called
+// directly by a client) has path "0"; the n-th call issued by an operation
+// with path p has path p + "." + n. Paths are therefore the same every time a
+// deterministic caller is replayed, which is what makes replay possible.
+type Ref struct {
+	Unit string `msgpack:"u"`
+	Path string `msgpack:"p"`
+}
+
+func (r Ref) String() string { return r.Unit + "/" + r.Path }
+
+// RootPath is the path of a unit's root operation.
+const RootPath = "0"
+
+// Options are per-call execution settings.
+type Options struct {
+	// Retries is how many times a failed attempt is re-queued.
+	Retries int
+	// BackoffMs is the base of the exponential retry delay; 0 retries at once.
+	BackoffMs int64
+	// BackoffMaxMs caps the retry delay; 0 means 60 s.
+	BackoffMaxMs int64
+	// TimeoutMs fails an attempt that runs longer; 0 means no limit.
+	TimeoutMs int64
+	// Priority orders work inside a lane: higher first, FIFO among equals.
+	Priority int
+}
+
+// Submission asks for one operation to exist.
+type Submission struct {
+	Ref    Ref
+	Parent string // path of the calling operation, "" for a root
+	Depth  int
+	Name   string
+	Lane   Lane
+	Args   []byte
+	Opts   Options
+	// Inbox, if set, receives a Note when the operation finishes (or at once
+	// if it already has).
+	Inbox string
+}
+
+// Outcome tells a submitter what it found.
+type Outcome uint8
+
+const (
+	// Created: the operation is new and queued.
+	Created Outcome = 1
+	// Joined: the operation already existed and has not finished; the
+	// submitter's inbox will be told when it does.
+	Joined Outcome = 2
+	// Replayed: the operation had already finished; its Note has been put in
+	// the submitter's inbox.
+	Replayed Outcome = 3
+)
+
+// Delivery is one operation handed to a worker under a lease.
+type Delivery struct {
+	Ref       Ref
+	Parent    string
+	Depth     int
+	Name      string
+	Lane      Lane
+	Args      []byte
+	Attempt   int // 1 for the first attempt
+	TimeoutMs int64
+	LeaseID   uint64 // must be presented to complete or renew
+}
+
+// ErrorInfo describes a failure. Payload is codec-encoded and opaque here.
+type ErrorInfo struct {
+	Type      string `msgpack:"t"`
+	Message   string `msgpack:"m"`
+	Traceback string `msgpack:"tb"`
+	Payload   []byte `msgpack:"p"`
+}
+
+// Completion reports the end of one attempt.
+type Completion struct {
+	Ref     Ref
+	LeaseID uint64
+	OK      bool
+	Result  []byte     // when OK
+	Error   *ErrorInfo // when !OK
+	// NoRetry fails the operation even if retries remain (for errors that a
+	// retry cannot fix, such as a malformed argument).
+	NoRetry bool
+}
+
+// CompleteOutcome tells a worker what its completion did.
+type CompleteOutcome uint8
+
+const (
+	// Recorded: the result (or final failure) was stored and waiters told.
+	Recorded CompleteOutcome = 1
+	// Retrying: the failure was recorded and another attempt is scheduled.
+	Retrying CompleteOutcome = 2
+	// Stale: the lease was no longer held (lapsed, cancelled, already
+	// finished); nothing changed. The first result wins.
+	Stale CompleteOutcome = 3
+)
+
+// NoteKind is what a Note reports.
+type NoteKind uint8
+
+const (
+	// NoteFinished: an operation the inbox waits on has finished.
+	NoteFinished NoteKind = 1
+	// NoteCancel: an operation held by the inbox's owner was cancelled or
+	// timed out and must stop running.
+	NoteCancel NoteKind = 2
+)
+
+// Note is one message in an inbox.
+type Note struct {
+	Kind   NoteKind
+	Ref    Ref
+	Status Status
+	Result []byte
+	Error  *ErrorInfo
+	// LeaseID is, for NoteCancel, the lease that was cancelled, so a holder
+	// never stops a later attempt of the same operation by mistake.
+	LeaseID uint64
+}
+
+// Operation is the full record of one operation, for status and history.
+type Operation struct {
+	Ref        Ref
+	Parent     string
+	Depth      int
+	Name       string
+	Lane       Lane
+	Status     Status
+	Args       []byte
+	Result     []byte
+	Error      *ErrorInfo
+	Attempts   int
+	Worker     string
+	CreatedAt  time.Time
+	StartedAt  time.Time
+	FinishedAt time.Time
+}
+
+// LaneStats is what the optimizer reads about one lane.
+type LaneStats struct {
+	Depth     int           // operations waiting (ready or delayed)
+	OldestAge time.Duration // age of the oldest ready operation, 0 if none
+	Running   int           // operations held under a lease
+}
+
+// Errors returned by drivers. Wrap them with context; test with errors.Is.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrInvalid      = errors.New("invalid request")
+	ErrClosed       = errors.New("store closed")
+	ErrConflict     = errors.New("conflicting submission")
+	ErrUnknownInbox = errors.New("unknown inbox")
+)
+
+// Store is the storage driver interface.
+//
+// Methods taking a wait duration return as soon as they have something, or
+// after wait with nothing; wait 0 never blocks. None of them poll.
+type Store interface {
+	// Submit creates operations, or joins/replays existing ones with the
+	// same Ref. A submission whose Ref exists with a different Name is
+	// ErrConflict for that item only.
+	Submit(ctx context.Context, subs []Submission) ([]Outcome, []error)
+
+	// Reserve hands up to max ready operations of a lane to worker under a
+	// lease of the given length. worker is also the inbox that receives
+	// NoteCancel for what it holds.
+	Reserve(ctx context.Context, lane Lane, worker string, max int, lease time.Duration, wait time.Duration) ([]Delivery, error)
+
+	// Renew extends the leases worker holds. It returns the refs whose lease
+	// was lost (lapsed and reclaimed, cancelled or finished).
+	Renew(ctx context.Context, worker string, leases map[Ref]uint64, lease time.Duration) ([]Ref, error)
+
+	// Complete records attempt outcomes and tells waiters.
+	Complete(ctx context.Context, worker string, comps []Completion) ([]CompleteOutcome, error)
+
+	// Release hands held operations back to the queue at once (a draining
+	// worker that will not finish them), without counting an attempt.
+	Release(ctx context.Context, worker string, leases map[Ref]uint64) error
+
+	// Cancel cancels one operation (and the operations it called), or the
+	// whole unit when path is "". Holders of running ones get NoteCancel;
+	// waiters get NoteFinished with StatusCancelled. It returns how many
+	// operations it cancelled.
+	Cancel(ctx context.Context, unit, path string, reason string) (int, error)
+
+	// Fail fails a running operation on behalf of its holder or the system
+	// (timeouts), honoring retries; the holder gets NoteCancel.
+	Fail(ctx context.Context, ref Ref, leaseID uint64, info ErrorInfo) (CompleteOutcome, error)
+
+	// Watch adds inbox to the waiters of an operation; if it has finished the
+	// Note is delivered at once. ErrNotFound if it does not exist.
+	Watch(ctx context.Context, ref Ref, inbox string) error
+
+	// Get reads one operation.
+	Get(ctx context.Context, ref Ref) (Operation, error)
+
+	// OpenInbox registers an inbox for a process or client; CloseInbox drops
+	// it and anything in it.
+	OpenInbox(ctx context.Context, inbox string) error
+	CloseInbox(ctx context.Context, inbox string) error
+
+	// Pop takes up to max notes from an inbox.
+	Pop(ctx context.Context, inbox string, max int, wait time.Duration) ([]Note, error)
+
+	// Reclaim returns operations whose lease lapsed before now to their
+	// queue (or fails them if out of attempts) and moves delayed retries that
+	// are due. It returns how many it moved.
+	Reclaim(ctx context.Context, now time.Time) (int, error)
+
+	// Stats reads the lanes.
+	Stats(ctx context.Context) ([NumLanes]LaneStats, error)
+
+	// Close releases the driver; blocked calls return ErrClosed.
+	Close() error
+}
