@@ -1,0 +1,31 @@
+"""Blazing Flow: durable workflows and a fast task queue, with a Go core.
+
+    from blazing import Blazing, SyncBlazing, BaseService
+"""
+
+from blazing.app import Blazing, SyncBlazing
+from blazing.base import BaseService
+from blazing.errors import (
+    BlazingError,
+    ConfigurationError,
+    DefinitionError,
+    RemoteError,
+    RunCancelled,
+    UnknownNameError,
+)
+from blazing.run import RemoteRun
+
+__all__ = [
+    "BaseService",
+    "Blazing",
+    "BlazingError",
+    "ConfigurationError",
+    "DefinitionError",
+    "RemoteError",
+    "RemoteRun",
+    "RunCancelled",
+    "SyncBlazing",
+    "UnknownNameError",
+]
+
+__version__ = "0.1.0"

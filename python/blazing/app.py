@@ -1,0 +1,340 @@
+"""The apps users write against: async ``Blazing`` and blocking ``SyncBlazing``."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import warnings
+from collections.abc import Callable
+from typing import Any, TypeVar, overload
+
+from blazing import codec
+from blazing.definitions import (
+    Definition,
+    check_service,
+    define_step,
+    define_workflow,
+    make_options,
+    make_wrapper,
+)
+from blazing.errors import ConfigurationError, UnknownNameError
+from blazing.run import RemoteRun
+from blazing.runtime import Runtime
+
+F = TypeVar("F", bound=Callable[..., Any])
+C = TypeVar("C", bound=type)
+
+_WORKER_KEYS = {"async_workers", "blocking_workers", "auto_optimize", "optimization_interval",
+                "async_concurrency"}
+
+DEFAULTS = {
+    "async_workers": 4,
+    "async_concurrency": 64,
+    "blocking_workers": 4,
+    "lease_seconds": 30.0,
+    "heartbeat_seconds": 5.0,
+    "retention_seconds": 3600,
+    "drain_timeout": 30.0,
+}
+
+
+def _env_number(name: str, default: float) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigurationError(f"environment variable {name}={raw!r} is not a number") from None
+    if value < 0:
+        raise ConfigurationError(f"environment variable {name}={raw!r} must not be negative")
+    return value
+
+
+def _count(config: dict[str, Any], key: str, default: int) -> int:
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigurationError(f"worker_config[{key!r}] must be a non-negative int, not {value!r}")
+    return value
+
+
+class _AppCore:
+    """What both apps share: the registry of definitions and the runtime."""
+
+    def __init__(self, *, redis_url: str | None = None,
+                 worker_config: dict[str, Any] | None = None,
+                 api_url: str | None = None, api_token: str | None = None,
+                 secret: str | bytes | None = None,
+                 lease_seconds: float | None = None, heartbeat_seconds: float | None = None,
+                 retention_seconds: float | None = None,
+                 max_value_bytes: int | None = None,
+                 drain_timeout: float | None = None) -> None:
+        self._definitions: dict[str, Definition] = {}
+        self._service_classes: dict[str, type] = {}
+        self._published = False
+        self.api_token = api_token
+        url = redis_url or os.environ.get("BLAZING_REDIS_URL") or None
+        if api_url:
+            if api_url.startswith(("redis://", "rediss://")):
+                url = url or api_url
+            else:
+                warnings.warn(
+                    f"api_url={api_url!r} is ignored: Blazing Flow talks to Redis directly "
+                    "(pass a redis:// URL) or runs embedded in this process",
+                    UserWarning, stacklevel=3)
+        if url:
+            raise ConfigurationError(
+                f"redis_url={url!r}: the Redis store driver is not part of this build yet; "
+                "leave redis_url (and BLAZING_REDIS_URL) unset to run on the embedded store"
+            )
+        cfg = dict(worker_config or {})
+        unknown = set(cfg) - _WORKER_KEYS
+        if unknown:
+            raise ConfigurationError(
+                f"unknown worker_config keys {sorted(unknown)}; known: {sorted(_WORKER_KEYS)}")
+        self.worker_config = cfg
+        async_workers = _count(cfg, "async_workers", DEFAULTS["async_workers"])
+        concurrency = _count(cfg, "async_concurrency", DEFAULTS["async_concurrency"])
+        blocking = _count(cfg, "blocking_workers", DEFAULTS["blocking_workers"])
+        if async_workers == 0:
+            raise ConfigurationError("worker_config['async_workers'] must be at least 1: "
+                                     "workflows run on async workers")
+        if secret is not None:
+            codec.set_secret(secret)
+        lease = lease_seconds if lease_seconds is not None else _env_number(
+            "BLAZING_LEASE_SECONDS", DEFAULTS["lease_seconds"])
+        beat = heartbeat_seconds if heartbeat_seconds is not None else _env_number(
+            "BLAZING_HEARTBEAT_SECONDS", DEFAULTS["heartbeat_seconds"])
+        if beat >= lease:
+            raise ConfigurationError(
+                f"heartbeat ({beat} s) must be shorter than the lease ({lease} s)")
+        retention = retention_seconds if retention_seconds is not None else _env_number(
+            "BLAZING_RETENTION_SECONDS", DEFAULTS["retention_seconds"])
+        max_bytes = max_value_bytes if max_value_bytes is not None else int(_env_number(
+            "BLAZING_MAX_VALUE_BYTES", codec.DEFAULT_MAX_VALUE_BYTES))
+        self.drain_timeout = drain_timeout if drain_timeout is not None else _env_number(
+            "BLAZING_DRAIN_TIMEOUT", DEFAULTS["drain_timeout"])
+        self._runtime = Runtime(
+            self._definitions, self._service_classes,
+            async_slots=async_workers * concurrency, blocking_threads=blocking,
+            lease_ms=int(lease * 1000), heartbeat_ms=int(beat * 1000),
+            retention_s=int(retention), max_value_bytes=max_bytes)
+
+    # ---------------------------------------------------------- decorators
+
+    @overload
+    def step(self, fn: F) -> F: ...
+    @overload
+    def step(self, fn: None = None, *, step_type: str | None = None, sandboxed: bool = False,
+             retries: int = 0, retry_backoff: float | None = None,
+             retry_backoff_max: float | None = None, timeout: float | None = None,
+             priority: int = 0, queue: str | None = None) -> Callable[[F], F]: ...
+
+    def step(self, fn: Any = None, *, step_type: str | None = None, sandboxed: bool = False,
+             retries: int = 0, retry_backoff: float | None = None,
+             retry_backoff_max: float | None = None, timeout: float | None = None,
+             priority: int = 0, queue: str | None = None) -> Any:
+        """Register a step: ``@app.step`` or ``@app.step(step_type=..., retries=...)``."""
+        options = make_options(retries, retry_backoff, retry_backoff_max, timeout, priority, queue)
+        from blazing.definitions import parse_step_type
+        parse_step_type(step_type)  # bad spellings fail here, even before a function is given
+
+        def register(f: F) -> F:
+            return self._register(define_step(f, step_type, sandboxed, options))  # type: ignore[return-value]
+
+        return register(fn) if fn is not None else register
+
+    @overload
+    def workflow(self, fn: F) -> F: ...
+    @overload
+    def workflow(self, fn: None = None, *, version_pins: dict[str, Any] | None = None,
+                 retries: int = 0, retry_backoff: float | None = None,
+                 retry_backoff_max: float | None = None, timeout: float | None = None,
+                 priority: int = 0, queue: str | None = None) -> Callable[[F], F]: ...
+
+    def workflow(self, fn: Any = None, *, version_pins: dict[str, Any] | None = None,
+                 retries: int = 0, retry_backoff: float | None = None,
+                 retry_backoff_max: float | None = None, timeout: float | None = None,
+                 priority: int = 0, queue: str | None = None) -> Any:
+        """Register a workflow: ``@app.workflow`` or ``@app.workflow(version_pins={...})``."""
+        options = make_options(retries, retry_backoff, retry_backoff_max, timeout, priority, queue)
+
+        def register(f: F) -> F:
+            return self._register(define_workflow(f, version_pins, options))  # type: ignore[return-value]
+
+        return register(fn) if fn is not None else register
+
+    def service(self, cls: C) -> C:
+        """Register a ``BaseService`` subclass; steps get it as ``services["ClassName"]``."""
+        check_service(cls)
+        self._service_classes[cls.__name__] = cls
+        rt = self._runtime
+        if rt.started and rt.loop is not None:
+            asyncio.run_coroutine_threadsafe(rt.add_service(cls.__name__, cls), rt.loop).result()
+        return cls
+
+    def _register(self, defn: Definition) -> Callable[..., Any]:
+        # A later definition of the same name replaces the earlier one, as a
+        # re-run notebook cell expects.
+        wrapper = make_wrapper(defn)
+        defn.wrapper = wrapper
+        self._definitions[defn.name] = defn
+        return wrapper
+
+    # ------------------------------------------------------------- lookup
+
+    def _definition(self, name_or_fn: str | Callable[..., Any]) -> Definition:
+        if callable(name_or_fn) and not isinstance(name_or_fn, str):
+            defn = getattr(name_or_fn, "__blazing_definition__", None)
+            name = getattr(name_or_fn, "__name__", repr(name_or_fn))
+            if defn is not None and self._definitions.get(defn.name) is defn:
+                return defn
+            found = self._definitions.get(name)
+            if found is not None:
+                return found
+            raise self._runtime.unknown(name)
+        if not isinstance(name_or_fn, str):
+            raise UnknownNameError(f"run() needs a name or a decorated function, not {name_or_fn!r}")
+        defn = self._definitions.get(name_or_fn)
+        if defn is None:
+            raise self._runtime.unknown(name_or_fn)
+        return defn
+
+    @property
+    def definitions(self) -> dict[str, Definition]:
+        """Registered workflows and steps by name."""
+        return dict(self._definitions)
+
+    def _ensure_started(self) -> Runtime:
+        # Embedded mode needs no setup: the first call starts local workers.
+        if not self._runtime.started:
+            self._runtime.start()
+        return self._runtime
+
+    def _submit(self, defn: Definition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RemoteRun:
+        return self._ensure_started().submit_root(defn, args, kwargs)
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        """Queue depth, oldest age, running and slots per lane."""
+        return self._ensure_started().stats()
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):
+            raise AttributeError(name)
+        defs = self.__dict__.get("_definitions")
+        if defs is None or name not in defs:
+            known = ", ".join(sorted(defs or {})) or "none"
+            raise UnknownNameError(
+                f"{type(self).__name__} has no attribute, workflow or step named {name!r} "
+                f"(registered: {known})")
+        return self._caller(defs[name])
+
+    def _caller(self, defn: Definition) -> Callable[..., Any]:
+        raise NotImplementedError
+
+
+class Blazing(_AppCore):
+    """The async app (FastAPI, services, asyncio code).
+
+    ``Blazing()`` with no arguments runs everything in this process on the
+    embedded store. ``app.<name>(...)`` submits a run and returns a
+    :class:`RemoteRun` at once; ``await`` it for the same handle.
+    """
+
+    def _caller(self, defn: Definition) -> Callable[..., RemoteRun]:
+        def call(*args: Any, **kwargs: Any) -> RemoteRun:
+            return self._submit(defn, args, kwargs)
+
+        call.__name__ = defn.name
+        call.__doc__ = defn.fn.__doc__
+        return call
+
+    async def run(self, name: str | Callable[..., Any], *args: Any, **kwargs: Any) -> RemoteRun:
+        """Submit a run of a workflow or step by name (or by the decorated function)."""
+        defn = self._definition(name)
+        await self._start_off_loop()
+        return self._submit(defn, args, kwargs)
+
+    def run_sync(self, name: str | Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Submit a run and block until its result (works inside Jupyter too)."""
+        defn = self._definition(name)
+        return self._submit(defn, args, kwargs).result_sync()
+
+    async def publish(self) -> None:
+        """Register workflows, steps and services with the store; idempotent."""
+        self._published = True
+
+    def publish_sync(self) -> None:
+        """Blocking :meth:`publish`."""
+        self._published = True
+
+    async def _start_off_loop(self) -> None:
+        if not self._runtime.started:
+            # Creating services may take a while: keep the caller's loop free.
+            await asyncio.get_running_loop().run_in_executor(None, self._runtime.start)
+
+    async def start(self) -> None:
+        """Start this process's workers (embedded: event loop thread and worker threads)."""
+        await self._start_off_loop()
+
+    async def stop(self) -> None:
+        """Let running work finish (up to the drain timeout), then stop the workers."""
+        await asyncio.get_running_loop().run_in_executor(
+            None, self._runtime.stop, self.drain_timeout)
+
+    def stop_sync(self) -> None:
+        """Blocking :meth:`stop`."""
+        self._runtime.stop(self.drain_timeout)
+
+    async def __aenter__(self) -> Blazing:
+        await self.publish()
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+
+class SyncBlazing(_AppCore):
+    """The blocking app, for scripts, notebooks and Django/Flask views.
+
+    ``app.<name>(...)`` and ``app.run(name, ...)`` block and return the result.
+    Work runs on the runtime's own threads, so this is safe even where an
+    event loop is already running in the calling thread (a Jupyter cell).
+    """
+
+    def _caller(self, defn: Definition) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            return self._submit(defn, args, kwargs).result_sync()
+
+        call.__name__ = defn.name
+        call.__doc__ = defn.fn.__doc__
+        return call
+
+    def run(self, name: str | Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+        """Run a workflow or step by name (or decorated function); return its result."""
+        return self._submit(self._definition(name), args, kwargs).result_sync()
+
+    def submit(self, name: str | Callable[..., Any], *args: Any, **kwargs: Any) -> RemoteRun:
+        """Submit a run without waiting; returns its :class:`RemoteRun` handle."""
+        return self._submit(self._definition(name), args, kwargs)
+
+    def publish(self) -> None:
+        """Register workflows, steps and services with the store; idempotent."""
+        self._published = True
+
+    def start(self) -> None:
+        """Start this process's workers."""
+        self._ensure_started()
+
+    def stop(self) -> None:
+        """Let running work finish (up to the drain timeout), then stop the workers."""
+        self._runtime.stop(self.drain_timeout)
+
+    def __enter__(self) -> SyncBlazing:
+        self.publish()
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,46 @@
+"""What is running right now: the operation whose code is on this stack.
+
+Step calls made while an :class:`Execution` is current become durable child
+operations of it; with none current, decorated functions are plain calls.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from blazing.runtime import Runtime
+
+
+class Execution:
+    """One running attempt of an operation (a workflow or a step)."""
+
+    __slots__ = ("runtime", "unit", "path", "depth", "name", "lane", "services", "_calls",
+                 "waiting", "attempt")
+
+    def __init__(self, runtime: Runtime, unit: str, path: str, depth: int, name: str,
+                 lane: int, services: Any, attempt: int) -> None:
+        self.runtime = runtime
+        self.unit = unit
+        self.path = path
+        self.depth = depth
+        self.name = name
+        self.lane = lane
+        self.services = services
+        self.attempt = attempt
+        self._calls = 0
+        # Child calls not yet finished; while any are, this operation's slot
+        # is lent back to its lane so nested calls cannot deadlock.
+        self.waiting = 0
+
+    def next_path(self) -> str:
+        """Path of the next call this operation issues (same on every replay)."""
+        self._calls += 1
+        return f"{self.path}.{self._calls}"
+
+    def __repr__(self) -> str:
+        return f"<{self.name} {self.unit}/{self.path}>"
+
+
+current: ContextVar[Execution | None] = ContextVar("blazing_execution", default=None)

@@ -1,0 +1,86 @@
+"""Exception types raised by Blazing Flow.
+
+User exceptions raised inside steps and workflows are re-raised to callers with
+their original type; the types here describe what the engine itself refuses.
+"""
+
+from __future__ import annotations
+
+from blazing.codec import (
+    CodecError,
+    MalformedPayloadError,
+    RemoteError,
+    SerializationError,
+    SignatureError,
+    ValueTooLargeError,
+)
+
+__all__ = [
+    "BlazingError",
+    "CodecError",
+    "ConfigurationError",
+    "DefinitionError",
+    "EngineClosedError",
+    "ForkedProcessError",
+    "LeaseLost",
+    "MalformedPayloadError",
+    "NativeError",
+    "NativeLibraryError",
+    "RemoteError",
+    "RunCancelled",
+    "SerializationError",
+    "SignatureError",
+    "UnknownNameError",
+    "ValueTooLargeError",
+]
+
+
+class BlazingError(Exception):
+    """Base class of the engine's own errors."""
+
+
+class DefinitionError(BlazingError, ValueError):
+    """A decorator was used in a way this runtime does not offer (raised at decoration)."""
+
+
+class ConfigurationError(BlazingError, ValueError):
+    """An app option or environment variable has a value that cannot be used."""
+
+
+class UnknownNameError(BlazingError, LookupError, AttributeError):
+    """No workflow or step of that name is registered with the app."""
+
+
+class RunCancelled(BlazingError):
+    """The run (or the step call) was cancelled before it finished.
+
+    It is an ``Exception``, not ``asyncio.CancelledError``, so that awaiting a
+    cancelled run never cancels the awaiting task by accident.
+    """
+
+
+class LeaseLost(BlazingError):
+    """This process lost the lease on an operation; it runs elsewhere now."""
+
+
+class NativeError(BlazingError):
+    """The Go core refused a call; ``code`` names why."""
+
+    def __init__(self, message: str, code: str = "internal") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+class NativeLibraryError(BlazingError, ImportError):
+    """``libblazing.so`` could not be found or loaded."""
+
+
+class ForkedProcessError(BlazingError, RuntimeError):
+    """The Go core was used in a child made by ``fork()``; a Go runtime does not survive fork."""
+
+
+class EngineClosedError(NativeError):
+    """The app's engine is stopped."""
+
+    def __init__(self, message: str = "the engine is stopped") -> None:
+        super().__init__(message, "closed")

@@ -1,0 +1,480 @@
+"""The per-app runtime: one engine in the Go core, one event loop thread for
+async work, a pool of threads for blocking work, and one thread that waits in
+Go for events.
+
+Commands issued on the runtime's loop thread are batched: they are queued and
+sent in one call per loop iteration, and the reply carries every event ready
+by then (work to run, results to hand out), so a busy in-process app runs
+without thread hand-offs. Other threads (clients, blocking workers) call the
+core directly. Results are handed to waiters through tokens: small integers
+registered before the submission that can produce them is sent.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import itertools
+import logging
+import os
+import threading
+import uuid
+from collections.abc import Callable
+from typing import Any
+
+from blazing import codec
+from blazing._native import Session
+from blazing.context import Execution
+from blazing.definitions import LANE_ASYNC, LANE_BLOCKING, Definition
+from blazing.errors import (
+    BlazingError,
+    EngineClosedError,
+    NativeError,
+    UnknownNameError,
+)
+from blazing.run import LOCAL_ERROR, STATUS_NAMES, RemoteRun, ResultSlot, outcome_to_value
+from blazing.services import Services, create_services
+from blazing.worker.blocking_pool import BlockingPool
+from blazing.worker.executor import run_async_delivery
+
+log = logging.getLogger("blazing.runtime")
+
+# Command and event codes: see core/frames/frames.go.
+CMD_SUBMIT, CMD_COMPLETE, CMD_CAPACITY, CMD_CANCEL, CMD_WATCH = 1, 2, 3, 4, 5
+EV_DELIVER, EV_RESULT, EV_CANCEL = 1, 2, 3
+
+ResultCallback = Callable[[int, Any, Any], None]
+
+
+class Runtime:
+    """Runs one app's work in this process; see the module docstring."""
+
+    def __init__(self, registry: dict[str, Definition],
+                 service_classes: dict[str, Any], *, async_slots: int,
+                 blocking_threads: int, lease_ms: int, heartbeat_ms: int,
+                 retention_s: int, max_value_bytes: int) -> None:
+        self.registry = registry
+        self._service_classes = service_classes
+        self._async_slots = async_slots
+        self._blocking_threads = blocking_threads
+        self._lease_ms = lease_ms
+        self._heartbeat_ms = heartbeat_ms
+        self._retention_s = retention_s
+        self.max_value_bytes = max_value_bytes
+        self.services = Services()
+        self.session: Session | None = None
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self._loop_tid = -1
+        self._loop_thread: threading.Thread | None = None
+        self._events_thread: threading.Thread | None = None
+        self._pending: list[list[Any]] = []
+        self._flush_scheduled = False
+        self._tokens: dict[int, ResultCallback] = {}
+        self._token_seq = itertools.count(1)
+        # (unit, path) -> asyncio.Task of async work running here
+        self.running: dict[tuple[str, str], asyncio.Task[None]] = {}
+        self.cancelled: set[tuple[str, str]] = set()
+        self.pool: BlockingPool | None = None
+        self._active = 0
+        self._idle = threading.Condition()
+        self._state_lock = threading.Lock()
+        self.started = False
+        self.stopping = False
+
+    # ----------------------------------------------------------- lifecycle
+
+    def start(self) -> None:
+        """Start the loop thread, services, engine and event thread. Idempotent."""
+        with self._state_lock:
+            if self.started:
+                return
+            if self.stopping:
+                raise EngineClosedError("this app was stopped; create a new app to run again")
+            ready = threading.Event()
+            failure: list[BaseException] = []
+            self._loop_thread = threading.Thread(
+                target=self._loop_main, args=(ready, failure), name="blazing-runtime", daemon=True)
+            self._loop_thread.start()
+            ready.wait()
+            if failure:
+                raise failure[0]
+            self.started = True
+
+    def _loop_main(self, ready: threading.Event, failure: list[BaseException]) -> None:
+        loop = _new_loop()
+        asyncio.set_event_loop(loop)
+        self.loop = loop
+        self._loop_tid = threading.get_ident()
+        try:
+            self.services = loop.run_until_complete(create_services(self._service_classes, {}))
+            self.session = Session({
+                "store": "memory",
+                "inbox": f"proc-{os.getpid()}-{uuid.uuid4().hex[:12]}",
+                "lease_ms": self._lease_ms,
+                "heartbeat_ms": self._heartbeat_ms,
+                "async": self._async_slots,
+                "blocking": self._blocking_threads,
+                "retention_s": self._retention_s,
+            })
+            self.pool = BlockingPool(self, self._blocking_threads)
+            self._events_thread = threading.Thread(
+                target=self._events_main, name="blazing-events", daemon=True)
+            self._events_thread.start()
+        except BaseException as exc:  # noqa: BLE001 - handed to start()
+            failure.append(exc)
+            ready.set()
+            loop.close()
+            return
+        ready.set()
+        try:
+            loop.run_forever()
+        finally:
+            loop.run_until_complete(loop.shutdown_asyncgens())
+            loop.close()
+
+    def _events_main(self) -> None:
+        session = self.session
+        assert session is not None
+        while True:
+            try:
+                events = session.wait(1000)
+            except EngineClosedError:
+                return
+            except Exception:  # noqa: BLE001 - keep serving; the core logged it
+                log.exception("waiting for events failed")
+                continue
+            if events:
+                self.handle_events(events)
+
+    async def add_service(self, name: str, cls: Any) -> None:
+        """Create a service registered after start."""
+        self.services[name] = await cls.create({})
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Let running work finish (up to ``timeout`` s), then stop everything."""
+        with self._state_lock:
+            if not self.started or self.stopping:
+                self.stopping = True
+                return
+            self.stopping = True
+        with self._idle:
+            self._idle.wait_for(lambda: self._active == 0, timeout)
+        loop, session = self.loop, self.session
+        assert loop is not None and session is not None
+        if self.on_runtime_thread():
+            raise BlazingError("stop() cannot be called from inside a workflow or step")
+        fut = asyncio.run_coroutine_threadsafe(self._shutdown_loop(), loop)
+        fut.result(timeout=10)
+        session.close()
+        if self.pool is not None:
+            self.pool.stop()
+        loop.call_soon_threadsafe(loop.stop)
+        if self._loop_thread is not None:
+            self._loop_thread.join(10)
+        if self._events_thread is not None:
+            self._events_thread.join(10)
+        # Nobody will answer these any more.
+        tokens, self._tokens = self._tokens, {}
+        for cb in tokens.values():
+            cb(LOCAL_ERROR, EngineClosedError("the app stopped before this run finished"), None)
+
+    async def _shutdown_loop(self) -> None:
+        self._flush()
+        for task in list(self.running.values()):
+            task.cancel()
+
+    # ------------------------------------------------------------- helpers
+
+    def on_runtime_thread(self) -> bool:
+        """Whether the caller runs on the runtime's event loop thread."""
+        return threading.get_ident() == self._loop_tid
+
+    def new_token(self, cb: ResultCallback) -> int:
+        """Register a result callback; the token names it in commands."""
+        tok = next(self._token_seq)
+        self._tokens[tok] = cb
+        return tok
+
+    def activity(self, delta: int) -> None:
+        """Count operations running here, so stop() can wait for them."""
+        with self._idle:
+            self._active += delta
+            if self._active == 0:
+                self._idle.notify_all()
+
+    # ------------------------------------------------------------ commands
+
+    def send(self, cmd: list[Any]) -> None:
+        """Queue a command; on the loop thread it goes with the next batch."""
+        if threading.get_ident() == self._loop_tid:
+            self._pending.append(cmd)
+            if not self._flush_scheduled:
+                self._flush_scheduled = True
+                assert self.loop is not None
+                self.loop.call_soon(self._flush)
+        else:
+            self.send_now([cmd])
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if self._pending:
+            cmds, self._pending = self._pending, []
+            self.send_now(cmds)
+
+    def send_now(self, cmds: list[list[Any]]) -> list[Any]:
+        """Run commands in the core at once; hand out the events it replies with."""
+        session = self.session
+        if session is None:
+            raise EngineClosedError("the app is not started")
+        try:
+            errors, events = session.batch(cmds)
+        except EngineClosedError:
+            if self.stopping:
+                return []
+            raise
+        for idx, code, message in errors:
+            self._command_failed(cmds[idx], code, message)
+        if events:
+            self.handle_events(events)
+        return errors
+
+    def _command_failed(self, cmd: list[Any], code: str, message: str) -> None:
+        if cmd[0] in (CMD_SUBMIT, CMD_WATCH):
+            token = cmd[8] if cmd[0] == CMD_SUBMIT else cmd[3]
+            cb = self._tokens.pop(token, None)
+            if cb is not None:
+                cb(LOCAL_ERROR, NativeError(message, code), None)
+                return
+        log.error("command %s for %s/%s failed: %s", cmd[0], cmd[1], cmd[2], message)
+
+    # -------------------------------------------------------------- events
+
+    def handle_events(self, events: list[Any]) -> None:
+        """Act on events from the core; callable from any thread."""
+        on_loop = threading.get_ident() == self._loop_tid
+        for_loop: list[Any] = []
+        for ev in events:
+            kind = ev[0]
+            if kind == EV_RESULT:
+                cb = self._tokens.pop(ev[1], None)
+                if cb is not None:
+                    cb(ev[2], ev[3], ev[4])
+            elif kind == EV_DELIVER:
+                self.activity(1)
+                if ev[6] == LANE_BLOCKING:
+                    assert self.pool is not None
+                    self.pool.put(ev)
+                else:
+                    for_loop.append(ev)
+            elif kind == EV_CANCEL:
+                for_loop.append(ev)
+        if for_loop:
+            if on_loop:
+                self._loop_events(for_loop)
+            else:
+                assert self.loop is not None
+                try:
+                    self.loop.call_soon_threadsafe(self._loop_events, for_loop)
+                except RuntimeError:
+                    pass  # loop closed during stop: the engine released the work
+
+    def _loop_events(self, events: list[Any]) -> None:
+        loop = self.loop
+        assert loop is not None
+        for ev in events:
+            if ev[0] == EV_DELIVER:
+                key = (ev[1], ev[2])
+                task = loop.create_task(run_async_delivery(self, ev))
+                task.add_done_callback(functools.partial(self._task_done, key))
+                self.running[key] = task
+            else:
+                key = (ev[1], ev[2])
+                self.cancelled.add(key)
+                task = self.running.pop(key, None)
+                if task is not None:
+                    task.cancel()
+
+    def _task_done(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            self.running.pop(key, None)
+            self.cancelled.discard(key)
+            self.activity(-1)
+
+    def complete(self, unit: str, path: str, ok: bool, payload: bytes | None,
+                 err: list[Any] | None, no_retry: bool = False) -> None:
+        """Report the end of an attempt that ran here."""
+        self.cancelled.discard((unit, path))
+        self.send([CMD_COMPLETE, unit, path, ok, payload, err, no_retry])
+        self.activity(-1)
+
+    # ------------------------------------------------------- calling steps
+
+    def submit_cmd(self, unit: str, path: str, parent: str, depth: int, defn: Definition,
+                   args: bytes, token: int) -> list[Any]:
+        """Build a submit command."""
+        o = defn.options
+        return [CMD_SUBMIT, unit, path, parent, depth, defn.name, defn.lane, args, token,
+                o.retries, o.backoff_ms, o.backoff_max_ms, o.timeout_ms, o.priority]
+
+    def encode_args(self, defn: Definition, args: tuple[Any, ...], kwargs: dict[str, Any],
+                    where: str) -> bytes:
+        """Encode call arguments; ``services`` stays in the process."""
+        if "services" in kwargs:
+            kwargs = {k: v for k, v in kwargs.items() if k != "services"}
+        try:
+            return codec.encode((args, kwargs), self.max_value_bytes)
+        except codec.CodecError as exc:
+            raise type(exc)(f"arguments of {defn.kind} {defn.name!r} ({where}): {exc}") from exc
+
+    def call_child(self, ex: Execution, defn: Definition, args: tuple[Any, ...],
+                   kwargs: dict[str, Any]) -> Any:
+        """A step call made inside a running operation: a durable child of it."""
+        path = ex.next_path()
+        payload = self.encode_args(defn, args, kwargs, f"called from {ex.unit}/{ex.path}")
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            loop = None
+        if loop is None:
+            return self._call_child_blocking(ex, defn, path, payload)
+        fut: asyncio.Future[Any] = loop.create_future()
+        token = self.new_token(functools.partial(_resolve_future, loop, fut))
+        cmds = [self.submit_cmd(ex.unit, path, ex.path, ex.depth + 1, defn, payload, token)]
+        lend = self._lend_slot(ex)
+        if lend is not None:
+            cmds.insert(0, lend)
+        fut.add_done_callback(functools.partial(self._child_done, ex, path, token))
+        if threading.get_ident() == self._loop_tid:
+            for c in cmds:
+                self.send(c)
+        else:
+            self.send_now(cmds)
+        return fut
+
+    def _lend_slot(self, ex: Execution) -> list[Any] | None:
+        # The caller is about to wait: give its slot to its lane meanwhile,
+        # so a chain of calls deeper than the slots still makes progress.
+        ex.waiting += 1
+        if ex.waiting != 1:
+            return None
+        if ex.lane == LANE_BLOCKING and self.pool is not None:
+            self.pool.resize(1)
+        return [CMD_CAPACITY, ex.lane, 1]
+
+    def _return_slot(self, ex: Execution) -> list[Any] | None:
+        ex.waiting -= 1
+        if ex.waiting != 0:
+            return None
+        if ex.lane == LANE_BLOCKING and self.pool is not None:
+            self.pool.resize(-1)
+        return [CMD_CAPACITY, ex.lane, -1]
+
+    def _child_done(self, ex: Execution, path: str, token: int, fut: asyncio.Future[Any]) -> None:
+        cmds = []
+        if fut.cancelled():
+            # The caller stopped waiting (asyncio.wait_for, task cancelled):
+            # stop the call too rather than leave it running for no one.
+            self._tokens.pop(token, None)
+            cmds.append([CMD_CANCEL, ex.unit, path, f"caller {ex.unit}/{ex.path} stopped waiting"])
+        ret = self._return_slot(ex)
+        if ret is not None:
+            cmds.append(ret)
+        for c in cmds:
+            self.send(c)
+
+    def _call_child_blocking(self, ex: Execution, defn: Definition, path: str,
+                             payload: bytes) -> Any:
+        slot = ResultSlot()
+        token = self.new_token(slot.set)
+        cmds = [self.submit_cmd(ex.unit, path, ex.path, ex.depth + 1, defn, payload, token)]
+        lend = self._lend_slot(ex)
+        if lend is not None:
+            cmds.insert(0, lend)
+        try:
+            self.send_now(cmds)
+            slot.wait_sync()
+        finally:
+            ret = self._return_slot(ex)
+            if ret is not None:
+                self.send_now([ret])
+        return slot.value()
+
+    # --------------------------------------------------------- client side
+
+    def submit_root(self, defn: Definition, args: tuple[Any, ...],
+                    kwargs: dict[str, Any]) -> RemoteRun:
+        """Submit a new run of ``defn``; the handle resolves when it ends."""
+        unit = uuid.uuid4().hex
+        payload = self.encode_args(defn, args, kwargs, f"run {unit}")
+        slot = ResultSlot()
+        token = self.new_token(slot.set)
+        errors = self.send_now([self.submit_cmd(unit, "0", "", 0, defn, payload, token)])
+        if errors:
+            raise NativeError(f"run {unit} of {defn.name!r} was refused: {errors[0][2]}",
+                              errors[0][1])
+        return RemoteRun(self, unit, defn.name, slot)
+
+    def cancel(self, unit: str, path: str, reason: str) -> int:
+        """Cancel a unit (path "") or a call and everything under it."""
+        session = self._require_session()
+        before = session.get(unit, path or "0")[6]
+        errors = self.send_now([[CMD_CANCEL, unit, path, reason]])
+        if errors:
+            raise NativeError(errors[0][2], errors[0][1])
+        return 0 if before >= 3 else 1
+
+    def status(self, unit: str, path: str = "0") -> str:
+        """Status name of an operation."""
+        rec = self._require_session().get(unit, path)
+        return STATUS_NAMES.get(rec[6], str(rec[6]))
+
+    def stats(self) -> dict[str, dict[str, float]]:
+        """Per lane: depth, oldest_age_ms, running, capacity, inflight."""
+        names = ("depth", "oldest_age_ms", "running", "capacity", "inflight")
+        raw = self._require_session().stats()
+        return {lane: dict(zip(names, row, strict=True))
+                for lane, row in zip(("async", "blocking"), raw, strict=True)}
+
+    def _require_session(self) -> Session:
+        if self.session is None:
+            raise EngineClosedError("the app is not started")
+        return self.session
+
+    def unknown(self, name: str) -> UnknownNameError:
+        """The error for a name nobody registered."""
+        known = ", ".join(sorted(self.registry)) or "none"
+        return UnknownNameError(f"no workflow or step named {name!r} (registered: {known})")
+
+
+def _resolve_future(loop: asyncio.AbstractEventLoop, fut: asyncio.Future[Any],
+                    status: int, result: Any, err: Any) -> None:
+    if asyncio.events._get_running_loop() is loop:
+        _set_outcome(fut, status, result, err)
+    else:
+        try:
+            loop.call_soon_threadsafe(_set_outcome, fut, status, result, err)
+        except RuntimeError:
+            pass  # that loop is gone; nothing waits on it
+
+
+def _set_outcome(fut: asyncio.Future[Any], status: int, result: Any, err: Any) -> None:
+    if fut.done():
+        return
+    try:
+        fut.set_result(outcome_to_value(status, result, err))
+    except BaseException as exc:  # noqa: BLE001 - handed to the awaiting caller
+        fut.set_exception(exc)
+
+
+def _new_loop() -> asyncio.AbstractEventLoop:
+    if os.environ.get("BLAZING_UVLOOP", "1") != "0":
+        try:
+            import uvloop
+        except ImportError:
+            pass
+        else:
+            return uvloop.new_event_loop()
+    return asyncio.new_event_loop()
+
+
+__all__ = ["Runtime", "LANE_ASYNC", "LANE_BLOCKING"]

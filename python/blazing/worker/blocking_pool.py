@@ -1,0 +1,81 @@
+"""Threads that run blocking-lane work (sync steps and BLOCKING steps)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+from typing import TYPE_CHECKING, Any
+
+from blazing.worker.executor import run_blocking_delivery
+
+if TYPE_CHECKING:
+    from blazing.runtime import Runtime
+
+log = logging.getLogger("blazing.worker")
+
+_STOP = None
+
+
+class BlockingPool:
+    """A pool whose size follows the engine's blocking slots.
+
+    It grows when a running step lends its slot while it waits for a call it
+    made (so nested calls cannot deadlock) and shrinks back as threads finish.
+    """
+
+    def __init__(self, runtime: Runtime, size: int) -> None:
+        self._runtime = runtime
+        self._q: queue.SimpleQueue[list[Any] | None] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._target = size
+        self._threads: set[threading.Thread] = set()
+        self._seq = 0
+        self._stopped = False
+        self._spawn()
+
+    def put(self, ev: list[Any]) -> None:
+        """Queue a delivery; a free thread takes it."""
+        self._q.put(ev)
+
+    def resize(self, delta: int) -> None:
+        """Change the target size; new threads start at once."""
+        with self._lock:
+            self._target += delta
+        self._spawn()
+
+    def _spawn(self) -> None:
+        with self._lock:
+            while not self._stopped and len(self._threads) < self._target:
+                self._seq += 1
+                t = threading.Thread(target=self._main, name=f"blazing-blocking-{self._seq}",
+                                     daemon=True)
+                self._threads.add(t)
+                t.start()
+
+    def _main(self) -> None:
+        me = threading.current_thread()
+        loop: asyncio.AbstractEventLoop | None = None
+        try:
+            while True:
+                ev = self._q.get()
+                if ev is _STOP:
+                    return
+                loop = run_blocking_delivery(self._runtime, ev, loop)
+                with self._lock:
+                    if len(self._threads) > self._target:
+                        return  # the pool shrank: this thread is surplus
+        finally:
+            with self._lock:
+                self._threads.discard(me)
+            if loop is not None:
+                loop.close()
+
+    def stop(self) -> None:
+        """Ask every thread to exit once its current work ends."""
+        with self._lock:
+            self._stopped = True
+            n = len(self._threads)
+        for _ in range(n):
+            self._q.put(_STOP)
