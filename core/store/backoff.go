@@ -1,6 +1,7 @@
 package store
 
 import (
+	"math"
 	"math/rand/v2"
 	"time"
 )
@@ -16,9 +17,17 @@ func Backoff(o Options, attempt int) time.Duration {
 	if capMs <= 0 {
 		capMs = 60_000
 	}
-	d := o.BackoffMs
+	// Keep the delay representable as a time.Duration and the doubling
+	// free of overflow, whatever the options say.
+	const maxMs = int64(math.MaxInt64 / int64(time.Millisecond))
+	capMs = min(capMs, maxMs)
+	d := min(o.BackoffMs, capMs)
 	for i := 1; i < attempt && d < capMs; i++ {
-		d *= 2
+		if d > capMs/2 {
+			d = capMs
+		} else {
+			d *= 2
+		}
 	}
 	if d > capMs {
 		d = capMs

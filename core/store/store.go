@@ -221,6 +221,13 @@ type LaneStats struct {
 	Running   int           // operations held under a lease
 }
 
+// MaxLapses is how many lease lapses an operation survives before Reclaim
+// fails it instead of handing it to yet another worker.
+const MaxLapses = 5
+
+// WorkerLostType is the error type of an operation failed by Reclaim.
+const WorkerLostType = "blazing.errors.WorkerLost"
+
 // Errors returned by drivers. Wrap them with context; test with errors.Is.
 var (
 	ErrNotFound     = errors.New("not found")
@@ -282,8 +289,11 @@ type Store interface {
 	Pop(ctx context.Context, inbox string, max int, wait time.Duration) ([]Note, error)
 
 	// Reclaim returns operations whose lease lapsed before now to their
-	// queue (or fails them if out of attempts) and moves delayed retries that
-	// are due. It returns how many it moved.
+	// queue and moves delayed retries that are due. A lapse is the worker's
+	// fault, not the operation's, so it does not use up Retries; but an
+	// operation whose lease lapses more than MaxLapses times (it keeps
+	// killing its workers) is failed with type WorkerLostType. It returns
+	// how many operations it moved.
 	Reclaim(ctx context.Context, now time.Time) (int, error)
 
 	// Stats reads the lanes.

@@ -38,6 +38,7 @@ type op struct {
 	leaseID  uint64
 	leaseEnd time.Time
 	where    uint8
+	lapses   int
 	seq      uint64    // FIFO order among equal priorities
 	readyAt  time.Time // when it became ready (age) or is due (delayed)
 	heapIdx  int
@@ -321,10 +322,11 @@ func (s *Store) Reserve(ctx context.Context, lane store.Lane, worker string, max
 			s.mu.Unlock()
 			return out, nil
 		}
+		// Waiting is measured on the real clock: cfg.Now may be a test clock.
 		if deadline.IsZero() {
-			deadline = now.Add(wait)
+			deadline = time.Now().Add(wait)
 		}
-		remaining := deadline.Sub(now)
+		remaining := time.Until(deadline)
 		if remaining <= 0 {
 			s.mu.Unlock()
 			return nil, nil
@@ -543,8 +545,12 @@ func (s *Store) Cancel(_ context.Context, unitID, path, reason string) (int, err
 	n := 0
 	for _, o := range targets {
 		if !o.rec.Status.Finished() {
+			n++ // counted first: finishing a parent finishes its children too
+		}
+	}
+	for _, o := range targets {
+		if !o.rec.Status.Finished() {
 			s.finish(o, store.StatusCancelled, nil, info, now)
-			n++
 		}
 	}
 	return n, nil
@@ -657,15 +663,14 @@ func (s *Store) Pop(ctx context.Context, name string, max int, wait time.Duratio
 			s.mu.Unlock()
 			return out, nil
 		}
-		now := s.now()
 		if wait <= 0 {
 			s.mu.Unlock()
 			return nil, nil
 		}
 		if deadline.IsZero() {
-			deadline = now.Add(wait)
+			deadline = time.Now().Add(wait)
 		}
-		remaining := deadline.Sub(now)
+		remaining := time.Until(deadline)
 		if remaining <= 0 {
 			s.mu.Unlock()
 			return nil, nil
@@ -687,11 +692,20 @@ func (s *Store) Reclaim(_ context.Context, now time.Time) (int, error) {
 	}
 	n := s.promote(now)
 	for o := range s.running {
-		if o.leaseEnd.Before(now) {
+		if !o.leaseEnd.Before(now) {
+			continue
+		}
+		o.lapses++
+		if o.lapses > store.MaxLapses {
+			s.finish(o, store.StatusFailed, nil, &store.ErrorInfo{
+				Type:    store.WorkerLostType,
+				Message: fmt.Sprintf("%s (%s): its worker stopped renewing the lease %d times; not handing it out again", o.rec.Name, o.rec.Ref, o.lapses),
+			}, now)
+		} else {
 			// The holder died or lost its network: the work runs again.
 			s.requeue(o, now)
-			n++
 		}
+		n++
 	}
 	cut := now.Add(-s.cfg.Retention)
 	i := 0

@@ -1,0 +1,1674 @@
+// Package storetest is the conformance suite every store driver must pass,
+// scenario for scenario. A driver's test file calls Run with a constructor:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T, clock *storetest.Clock) store.Store {
+//			return memstore.New(memstore.Config{Now: clock.Now})
+//		})
+//	}
+//
+// Scenarios are written only against the store.Store interface. Each runs in
+// its own subtest with a new store and a new Clock that stands still unless a
+// scenario advances it; drivers must take every timestamp (creation, start,
+// finish, lease ends, retry due times, ages) from that clock. Real time is
+// used only for the wait arguments of Reserve and Pop.
+package storetest
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/blazingflow/blazing/core/store"
+)
+
+// Epoch is where every Clock made for a scenario starts.
+var Epoch = time.Date(2030, time.January, 2, 3, 4, 5, 0, time.UTC)
+
+// Clock is a controllable clock, safe for concurrent use. It only moves when
+// Advance is called.
+type Clock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+// NewClock returns a clock that reads start until advanced.
+func NewClock(start time.Time) *Clock { return &Clock{now: start} }
+
+// Now returns the clock's current time.
+func (c *Clock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+// Advance moves the clock forward by d.
+func (c *Clock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
+}
+
+const (
+	// scenarioTimeout bounds every scenario, so a driver that hangs fails
+	// instead of blocking the test binary.
+	scenarioTimeout = 60 * time.Second
+	// testLease is the lease used when a scenario does not care about it.
+	testLease = time.Minute
+	// longWait is passed to blocking calls that are expected to return well
+	// before it, woken by an event.
+	longWait = 10 * time.Second
+	// wakeTimeout is how long a woken call may take to return. It is far
+	// below longWait, so returning in time proves the call was woken.
+	wakeTimeout = 3 * time.Second
+	// shortWait is a wait that must simply run out.
+	shortWait = 20 * time.Millisecond
+)
+
+// Run runs every conformance scenario against stores made by newStore. Each
+// scenario gets a fresh store and a fresh Clock (starting at Epoch); Run
+// closes the store when the scenario ends.
+func Run(t *testing.T, newStore func(t *testing.T, clock *Clock) store.Store) {
+	for _, sc := range scenarios {
+		t.Run(sc.name, func(t *testing.T) {
+			clock := NewClock(Epoch)
+			s := newStore(t, clock)
+			require.NotNil(t, s, "newStore returned nil")
+			t.Cleanup(func() { _ = s.Close() })
+			ctx, cancel := context.WithTimeout(context.Background(), scenarioTimeout)
+			t.Cleanup(cancel)
+			sc.run(&env{t: t, s: s, clock: clock, ctx: ctx})
+		})
+	}
+}
+
+var scenarios = []struct {
+	name string
+	run  func(e *env)
+}{
+	// 1
+	{"submit_reserve_complete", testSubmitReserveComplete},
+	// 2
+	{"lanes_are_separate", testLanesAreSeparate},
+	{"priority_then_fifo_and_max", testPriorityFIFOMax},
+	// 3
+	{"idempotent_submit_join_replay", testJoinReplay},
+	{"conflict_is_per_item", testConflictPerItem},
+	{"duplicate_ref_in_one_batch", testDuplicateInBatch},
+	// 4
+	{"invalid_submissions", testInvalidSubmissions},
+	// 5
+	{"completion_first_wins", testCompletionFirstWins},
+	// 6
+	{"failure_without_retries", testFailureWithoutRetries},
+	{"retries_without_backoff", testRetriesWithoutBackoff},
+	{"retry_backoff_delays", testRetryBackoff},
+	{"no_retry_fails_at_once", testNoRetry},
+	// 7
+	{"lease_lapse_reclaim", testLeaseLapse},
+	{"lease_renew", testLeaseRenew},
+	{"lease_lapse_out_of_attempts_fails", testLeaseLapseOutOfAttempts},
+	// 8
+	{"release", testRelease},
+	// 9
+	{"cancel_subtree", testCancelSubtree},
+	{"cancel_unit", testCancelUnit},
+	{"cancel_count_includes_descendants", testCancelCount},
+	// 10
+	{"finished_parent_cancels_children", testParentFinishCancelsChildren},
+	// 11
+	{"fail_running_op", testFail},
+	// 12
+	{"watch", testWatch},
+	// 13
+	{"inbox_pop_wakes_on_note", testPopWakes},
+	{"inbox_pop_nonblocking_and_max", testPopNonBlockingMax},
+	{"inbox_pop_wait_expires", testPopWaitExpires},
+	{"inbox_unknown_and_closed", testInboxUnknownClosed},
+	{"inbox_open_idempotent", testInboxOpenIdempotent},
+	// 14
+	{"reserve_wakes_on_submit", testReserveWakes},
+	{"reserve_wait_expires", testReserveWaitExpires},
+	{"reserve_ctx_cancel", testReserveCtxCancel},
+	// 15
+	{"stats", testStats},
+	// 16
+	{"concurrent_submit_reserve_complete", testConcurrency},
+	// 17
+	{"close", testClose},
+}
+
+// env is one scenario's store, clock and context, with helpers that fail
+// the scenario on unexpected errors.
+type env struct {
+	t     *testing.T
+	s     store.Store
+	clock *Clock
+	ctx   context.Context
+}
+
+// sub builds a submission of "task" on the async lane; the parent and depth
+// follow from the path ("0.1.2" has parent "0.1" and depth 2).
+func sub(unit, path string) store.Submission {
+	s := store.Submission{Ref: store.Ref{Unit: unit, Path: path}, Name: "task", Lane: store.LaneAsync}
+	if i := strings.LastIndexByte(path, '.'); i >= 0 {
+		s.Parent = path[:i]
+		s.Depth = strings.Count(path, ".")
+	}
+	return s
+}
+
+func ref(unit, path string) store.Ref { return store.Ref{Unit: unit, Path: path} }
+
+func ok(d store.Delivery, result string) store.Completion {
+	return store.Completion{Ref: d.Ref, LeaseID: d.LeaseID, OK: true, Result: []byte(result)}
+}
+
+func failed(d store.Delivery, info *store.ErrorInfo) store.Completion {
+	return store.Completion{Ref: d.Ref, LeaseID: d.LeaseID, Error: info}
+}
+
+func errInfo(msg string) *store.ErrorInfo {
+	return &store.ErrorInfo{
+		Type:      "builtins.ValueError",
+		Message:   msg,
+		Traceback: "Traceback (most recent call last):\n  File \"app.py\", line 7, in step\nValueError: " + msg + "\n",
+		Payload:   []byte{0x00, 0x81, 0xa1, 'x', 0xff},
+	}
+}
+
+func (e *env) open(names ...string) {
+	e.t.Helper()
+	for _, n := range names {
+		require.NoError(e.t, e.s.OpenInbox(e.ctx, n), "OpenInbox(%q)", n)
+	}
+}
+
+func (e *env) submit(subs ...store.Submission) []store.Outcome {
+	e.t.Helper()
+	outs, errs := e.s.Submit(e.ctx, subs)
+	require.Len(e.t, outs, len(subs), "Submit outcomes")
+	require.Len(e.t, errs, len(subs), "Submit errors")
+	for i, err := range errs {
+		require.NoError(e.t, err, "submission %d (%s)", i, subs[i].Ref)
+	}
+	return outs
+}
+
+func (e *env) submitOne(s store.Submission, want store.Outcome) {
+	e.t.Helper()
+	require.Equal(e.t, []store.Outcome{want}, e.submit(s), "Submit(%s)", s.Ref)
+}
+
+func (e *env) reserveLease(lane store.Lane, worker string, max int, lease time.Duration) []store.Delivery {
+	e.t.Helper()
+	ds, err := e.s.Reserve(e.ctx, lane, worker, max, lease, 0)
+	require.NoError(e.t, err, "Reserve(%s, %q)", lane, worker)
+	return ds
+}
+
+func (e *env) reserve(lane store.Lane, worker string, max int) []store.Delivery {
+	e.t.Helper()
+	return e.reserveLease(lane, worker, max, testLease)
+}
+
+func (e *env) reserveOne(lane store.Lane, worker string) store.Delivery {
+	e.t.Helper()
+	ds := e.reserve(lane, worker, 1)
+	require.Len(e.t, ds, 1, "Reserve(%s, %q) should deliver one operation", lane, worker)
+	return ds[0]
+}
+
+// requireNoWork asserts that no lane has anything to deliver.
+func (e *env) requireNoWork() {
+	e.t.Helper()
+	for l := store.Lane(0); l < store.NumLanes; l++ {
+		require.Empty(e.t, e.reserve(l, "probe", 100), "lane %s should have nothing ready", l)
+	}
+}
+
+func (e *env) complete(worker string, comps ...store.Completion) []store.CompleteOutcome {
+	e.t.Helper()
+	outs, err := e.s.Complete(e.ctx, worker, comps)
+	require.NoError(e.t, err, "Complete by %q", worker)
+	require.Len(e.t, outs, len(comps), "Complete outcomes")
+	return outs
+}
+
+func (e *env) completeOne(worker string, c store.Completion) store.CompleteOutcome {
+	e.t.Helper()
+	return e.complete(worker, c)[0]
+}
+
+func (e *env) pop(inbox string) []store.Note {
+	e.t.Helper()
+	notes, err := e.s.Pop(e.ctx, inbox, 1000, 0)
+	require.NoError(e.t, err, "Pop(%q)", inbox)
+	return notes
+}
+
+func (e *env) get(r store.Ref) store.Operation {
+	e.t.Helper()
+	op, err := e.s.Get(e.ctx, r)
+	require.NoError(e.t, err, "Get(%s)", r)
+	return op
+}
+
+func (e *env) requireMissing(r store.Ref) {
+	e.t.Helper()
+	_, err := e.s.Get(e.ctx, r)
+	require.ErrorIs(e.t, err, store.ErrNotFound, "Get(%s) of an operation that should not exist", r)
+}
+
+func (e *env) stats() [store.NumLanes]store.LaneStats {
+	e.t.Helper()
+	st, err := e.s.Stats(e.ctx)
+	require.NoError(e.t, err, "Stats")
+	return st
+}
+
+func (e *env) reclaim() int {
+	e.t.Helper()
+	n, err := e.s.Reclaim(e.ctx, e.clock.Now())
+	require.NoError(e.t, err, "Reclaim")
+	return n
+}
+
+func (e *env) requireTime(want, got time.Time, what string) {
+	e.t.Helper()
+	require.WithinDuration(e.t, want, got, time.Millisecond, what)
+}
+
+func (e *env) requireAge(want, got time.Duration, what string) {
+	e.t.Helper()
+	require.InDelta(e.t, float64(want), float64(got), float64(time.Millisecond), "%s: want %v, got %v", what, want, got)
+}
+
+func (e *env) requireStatus(r store.Ref, want store.Status) store.Operation {
+	e.t.Helper()
+	op := e.get(r)
+	require.Equal(e.t, want, op.Status, "status of %s", r)
+	return op
+}
+
+// oneNote asserts notes holds exactly one note, of kind about r (and, for
+// NoteFinished, with status st), and returns it.
+func (e *env) oneNote(notes []store.Note, kind store.NoteKind, r store.Ref, st store.Status) store.Note {
+	e.t.Helper()
+	require.Len(e.t, notes, 1, "expected exactly one note about %s, got %+v", r, notes)
+	n := notes[0]
+	require.Equal(e.t, kind, n.Kind, "note kind")
+	require.Equal(e.t, r, n.Ref, "note ref")
+	if kind == store.NoteFinished {
+		require.Equal(e.t, st, n.Status, "note status")
+	}
+	return n
+}
+
+// byRef indexes notes by ref, asserting each ref appears once.
+func (e *env) byRef(notes []store.Note) map[store.Ref]store.Note {
+	e.t.Helper()
+	m := make(map[store.Ref]store.Note, len(notes))
+	for _, n := range notes {
+		_, dup := m[n.Ref]
+		require.False(e.t, dup, "more than one note about %s: %+v", n.Ref, notes)
+		m[n.Ref] = n
+	}
+	return m
+}
+
+func refsOf(ds []store.Delivery) []store.Ref {
+	out := make([]store.Ref, len(ds))
+	for i, d := range ds {
+		out[i] = d.Ref
+	}
+	return out
+}
+
+// ---------------------------------------------------------------------------
+// 1. The happy path.
+
+func testSubmitReserveComplete(e *env) {
+	t := e.t
+	e.open("client", "w-async", "w-blocking")
+	t0 := e.clock.Now()
+
+	root := sub("u1", "0")
+	root.Name = "app.flow"
+	root.Args = []byte("root-args")
+	root.Inbox = "client"
+	e.submitOne(root, store.Created)
+
+	child := sub("u1", "0.1")
+	child.Name = "app.step"
+	child.Lane = store.LaneBlocking
+	child.Args = []byte{0x00, 0x01, 0xfe, 0xff}
+	child.Opts.TimeoutMs = 1500
+	child.Inbox = "client"
+	e.submitOne(child, store.Created)
+
+	op := e.requireStatus(child.Ref, store.StatusPending)
+	require.Equal(t, child.Ref, op.Ref)
+	require.Equal(t, "0", op.Parent)
+	require.Equal(t, 1, op.Depth)
+	require.Equal(t, "app.step", op.Name)
+	require.Equal(t, store.LaneBlocking, op.Lane)
+	require.Equal(t, child.Args, op.Args)
+	require.Zero(t, op.Attempts)
+	e.requireTime(t0, op.CreatedAt, "CreatedAt of a pending op")
+
+	e.clock.Advance(2 * time.Second)
+	t1 := e.clock.Now()
+	d := e.reserveOne(store.LaneBlocking, "w-blocking")
+	require.Equal(t, child.Ref, d.Ref)
+	require.Equal(t, "0", d.Parent)
+	require.Equal(t, 1, d.Depth)
+	require.Equal(t, "app.step", d.Name)
+	require.Equal(t, store.LaneBlocking, d.Lane)
+	require.Equal(t, child.Args, d.Args)
+	require.Equal(t, 1, d.Attempt)
+	require.Equal(t, int64(1500), d.TimeoutMs)
+	require.NotZero(t, d.LeaseID)
+
+	op = e.requireStatus(child.Ref, store.StatusRunning)
+	require.Equal(t, 1, op.Attempts)
+	require.Equal(t, "w-blocking", op.Worker)
+	e.requireTime(t1, op.StartedAt, "StartedAt of a running op")
+
+	rd := e.reserveOne(store.LaneAsync, "w-async")
+	require.Equal(t, root.Ref, rd.Ref)
+	require.Equal(t, "", rd.Parent)
+	require.Equal(t, 0, rd.Depth)
+	require.Equal(t, "app.flow", rd.Name)
+	require.Equal(t, store.LaneAsync, rd.Lane)
+	require.Equal(t, []byte("root-args"), rd.Args)
+	require.Equal(t, 1, rd.Attempt)
+	require.Zero(t, rd.TimeoutMs)
+	require.NotZero(t, rd.LeaseID)
+
+	e.clock.Advance(3 * time.Second)
+	t2 := e.clock.Now()
+	require.Equal(t, store.Recorded, e.completeOne("w-blocking", ok(d, "child-result")))
+	n := e.oneNote(e.pop("client"), store.NoteFinished, child.Ref, store.StatusSucceeded)
+	require.Equal(t, []byte("child-result"), n.Result)
+	require.Nil(t, n.Error)
+	require.Empty(t, e.pop("w-blocking"), "a worker's inbox gets nothing when its work succeeds")
+
+	op = e.requireStatus(child.Ref, store.StatusSucceeded)
+	require.Equal(t, []byte("child-result"), op.Result)
+	require.Nil(t, op.Error)
+	require.Equal(t, 1, op.Attempts)
+	require.Equal(t, "w-blocking", op.Worker)
+	require.Equal(t, child.Args, op.Args)
+	require.Equal(t, "app.step", op.Name)
+	e.requireTime(t0, op.CreatedAt, "CreatedAt")
+	e.requireTime(t1, op.StartedAt, "StartedAt")
+	e.requireTime(t2, op.FinishedAt, "FinishedAt")
+
+	require.Equal(t, store.Recorded, e.completeOne("w-async", ok(rd, "root-result")))
+	n = e.oneNote(e.pop("client"), store.NoteFinished, root.Ref, store.StatusSucceeded)
+	require.Equal(t, []byte("root-result"), n.Result)
+	e.requireStatus(root.Ref, store.StatusSucceeded)
+
+	st := e.stats()
+	for l := range st {
+		require.Zero(t, st[l].Depth, "depth of lane %d", l)
+		require.Zero(t, st[l].Running, "running of lane %d", l)
+	}
+	e.requireNoWork()
+}
+
+// ---------------------------------------------------------------------------
+// 2. Lanes, priority, FIFO, max.
+
+func testLanesAreSeparate(e *env) {
+	t := e.t
+	a := sub("a", "0")
+	b := sub("b", "0")
+	b.Lane = store.LaneBlocking
+	e.submit(a, b)
+
+	ds := e.reserve(store.LaneBlocking, "w-blocking", 10)
+	require.Equal(t, []store.Ref{b.Ref}, refsOf(ds), "the blocking lane delivers only blocking work")
+	ds = e.reserve(store.LaneAsync, "w-async", 10)
+	require.Equal(t, []store.Ref{a.Ref}, refsOf(ds), "the async lane delivers only async work")
+	e.requireNoWork()
+
+	_, err := e.s.Reserve(e.ctx, store.Lane(store.NumLanes), "w", 1, testLease, 0)
+	require.ErrorIs(t, err, store.ErrInvalid, "Reserve on an unknown lane")
+}
+
+func testPriorityFIFOMax(e *env) {
+	t := e.t
+	order := []struct {
+		unit string
+		prio int
+	}{{"p1", 0}, {"p2", 5}, {"p3", 0}, {"p4", 5}, {"p5", -1}, {"p6", 5}}
+	for _, o := range order {
+		s := sub(o.unit, "0")
+		s.Opts.Priority = o.prio
+		e.submitOne(s, store.Created) // one call each: FIFO must hold across calls
+	}
+	ds := e.reserve(store.LaneAsync, "w", 2)
+	require.Equal(t, []store.Ref{ref("p2", "0"), ref("p4", "0")}, refsOf(ds), "max 2: the two oldest of the highest priority")
+	ds = e.reserve(store.LaneAsync, "w", 10)
+	require.Equal(t, []store.Ref{ref("p6", "0"), ref("p1", "0"), ref("p3", "0"), ref("p5", "0")}, refsOf(ds),
+		"higher priority first, FIFO among equals")
+	e.requireNoWork()
+}
+
+// ---------------------------------------------------------------------------
+// 3. Idempotent submission.
+
+func testJoinReplay(e *env) {
+	t := e.t
+	e.open("A", "B", "C", "D", "w")
+	r := sub("u", "0")
+	r.Name = "flow"
+	r.Inbox = "A"
+	e.submitOne(r, store.Created)
+
+	rb := r
+	rb.Inbox = "B"
+	e.submitOne(rb, store.Joined) // while pending
+
+	d := e.reserveOne(store.LaneAsync, "w")
+	rc := r
+	rc.Inbox = "C"
+	e.submitOne(rc, store.Joined) // while running
+	require.Empty(t, e.reserve(store.LaneAsync, "w", 10), "joining must not queue a second copy")
+	for _, ib := range []string{"A", "B", "C"} {
+		require.Empty(t, e.pop(ib), "inbox %s before the op finishes", ib)
+	}
+
+	require.Equal(t, store.Recorded, e.completeOne("w", ok(d, "result")))
+	for _, ib := range []string{"A", "B", "C"} {
+		n := e.oneNote(e.pop(ib), store.NoteFinished, r.Ref, store.StatusSucceeded)
+		require.Equal(t, []byte("result"), n.Result, "inbox %s", ib)
+	}
+
+	rd := r
+	rd.Inbox = "D"
+	e.submitOne(rd, store.Replayed)
+	n := e.oneNote(e.pop("D"), store.NoteFinished, r.Ref, store.StatusSucceeded)
+	require.Equal(t, []byte("result"), n.Result, "replay delivers the stored result at once")
+	for _, ib := range []string{"A", "B", "C"} {
+		require.Empty(t, e.pop(ib), "a replay for D must not notify %s again", ib)
+	}
+	e.requireNoWork()
+	op := e.requireStatus(r.Ref, store.StatusSucceeded)
+	require.Equal(t, 1, op.Attempts, "a replay does not run the op again")
+}
+
+func testConflictPerItem(e *env) {
+	t := e.t
+	e.open("A", "B")
+	r := sub("u", "0")
+	r.Name = "flow"
+	r.Args = []byte("v1")
+	e.submitOne(r, store.Created)
+
+	other := r
+	other.Name = "other"
+	other.Args = []byte("v2")
+	other.Inbox = "A"
+	fresh := sub("v", "0")
+	fresh.Inbox = "B"
+	outs, errs := e.s.Submit(e.ctx, []store.Submission{other, fresh})
+	require.Len(t, outs, 2)
+	require.Len(t, errs, 2)
+	require.ErrorIs(t, errs[0], store.ErrConflict, "same ref, other name")
+	require.NoError(t, errs[1], "the other item in the batch is unaffected")
+	require.Equal(t, store.Created, outs[1])
+
+	op := e.requireStatus(r.Ref, store.StatusPending)
+	require.Equal(t, "flow", op.Name)
+	require.Equal(t, []byte("v1"), op.Args)
+	e.requireStatus(fresh.Ref, store.StatusPending)
+
+	ds := e.reserve(store.LaneAsync, "w", 10)
+	require.ElementsMatch(t, []store.Ref{r.Ref, fresh.Ref}, refsOf(ds))
+	for _, d := range ds {
+		require.Equal(t, store.Recorded, e.completeOne("w", ok(d, "done")))
+	}
+	require.Empty(t, e.pop("A"), "a conflicting submission does not make its inbox a waiter")
+	e.oneNote(e.pop("B"), store.NoteFinished, fresh.Ref, store.StatusSucceeded)
+
+	// A conflict against a finished op is still a conflict, not a replay.
+	_, errs = e.s.Submit(e.ctx, []store.Submission{other})
+	require.ErrorIs(t, errs[0], store.ErrConflict, "conflict after finish")
+	require.Empty(t, e.pop("A"))
+}
+
+func testDuplicateInBatch(e *env) {
+	t := e.t
+	e.open("A", "B")
+	a := sub("u", "0")
+	a.Inbox = "A"
+	b := a
+	b.Inbox = "B"
+	require.Equal(t, []store.Outcome{store.Created, store.Joined}, e.submit(a, b))
+	ds := e.reserve(store.LaneAsync, "w", 10)
+	require.Len(t, ds, 1, "one op for two submissions of one ref")
+	require.Equal(t, store.Recorded, e.completeOne("w", ok(ds[0], "x")))
+	e.oneNote(e.pop("A"), store.NoteFinished, a.Ref, store.StatusSucceeded)
+	e.oneNote(e.pop("B"), store.NoteFinished, a.Ref, store.StatusSucceeded)
+}
+
+// ---------------------------------------------------------------------------
+// 4. Invalid submissions.
+
+func testInvalidSubmissions(e *env) {
+	t := e.t
+	e.open("client")
+	e.submitOne(sub("known", "0"), store.Created)
+
+	emptyName := sub("x1", "0")
+	emptyName.Name = ""
+	badLane := sub("x2", "0")
+	badLane.Lane = store.Lane(7)
+	orphan := sub("x3", "0.1")
+	orphan.Parent = ""
+	unknownParent := sub("known", "0.9.1") // "known/0.9" does not exist
+	unknownUnit := sub("x4", "0.1")        // unit x4 does not exist
+
+	cases := []struct {
+		name  string
+		sub   store.Submission
+		want  error
+		check bool // the ref is well-formed enough to Get
+	}{
+		{"empty unit", sub("", "0"), store.ErrInvalid, false},
+		{"empty path", sub("x0", ""), store.ErrInvalid, false},
+		{"empty name", emptyName, store.ErrInvalid, true},
+		{"bad lane", badLane, store.ErrInvalid, true},
+		{"non-root without parent", orphan, store.ErrInvalid, true},
+		{"unknown parent", unknownParent, store.ErrNotFound, true},
+		{"unknown parent unit", unknownUnit, store.ErrNotFound, true},
+	}
+	for _, c := range cases {
+		s := c.sub
+		s.Inbox = "client"
+		outs, errs := e.s.Submit(e.ctx, []store.Submission{s})
+		require.Len(t, outs, 1, c.name)
+		require.Len(t, errs, 1, c.name)
+		require.ErrorIs(t, errs[0], c.want, c.name)
+		if c.check {
+			e.requireMissing(s.Ref)
+		}
+	}
+
+	// In one batch, the invalid items fail and the valid one is created.
+	batch := []store.Submission{emptyName, sub("good", "0"), badLane, unknownUnit}
+	_, errs := e.s.Submit(e.ctx, batch)
+	require.Len(t, errs, len(batch))
+	require.ErrorIs(t, errs[0], store.ErrInvalid)
+	require.NoError(t, errs[1])
+	require.ErrorIs(t, errs[2], store.ErrInvalid)
+	require.ErrorIs(t, errs[3], store.ErrNotFound)
+
+	for _, u := range []string{"x1", "x2", "x3", "x4"} {
+		e.requireMissing(ref(u, "0"))
+		_, err := e.s.Cancel(e.ctx, u, "", "")
+		require.ErrorIs(t, err, store.ErrNotFound, "unit %s must not have been created", u)
+	}
+	st := e.stats()
+	require.Equal(t, 2, st[store.LaneAsync].Depth, "only known/0 and good/0 are queued")
+	require.Zero(t, st[store.LaneBlocking].Depth)
+	require.ElementsMatch(t, []store.Ref{ref("known", "0"), ref("good", "0")}, refsOf(e.reserve(store.LaneAsync, "w", 10)))
+	require.Empty(t, e.pop("client"), "rejected submissions notify no one")
+}
+
+// ---------------------------------------------------------------------------
+// 5. First result wins; leases are checked.
+
+func testCompletionFirstWins(e *env) {
+	t := e.t
+	e.open("client", "w1", "w2")
+	r := sub("u", "0")
+	r.Inbox = "client"
+	e.submitOne(r, store.Created)
+	d := e.reserveOne(store.LaneAsync, "w1")
+
+	wrongLease := ok(d, "bad")
+	wrongLease.LeaseID = d.LeaseID + 1000
+	require.Equal(t, store.Stale, e.completeOne("w1", wrongLease), "wrong lease id")
+	require.Equal(t, store.Stale, e.completeOne("w2", ok(d, "bad")), "wrong worker")
+	op := e.requireStatus(r.Ref, store.StatusRunning)
+	require.Empty(t, op.Result)
+	require.Equal(t, "w1", op.Worker)
+	require.Empty(t, e.pop("client"), "stale completions tell no one")
+
+	require.Equal(t, store.Recorded, e.completeOne("w1", ok(d, "first")))
+	require.Equal(t, store.Stale, e.completeOne("w1", ok(d, "second")), "second completion with the same lease")
+	require.Equal(t, store.Stale, e.completeOne("w1", failed(d, errInfo("late"))), "late failure")
+	op = e.requireStatus(r.Ref, store.StatusSucceeded)
+	require.Equal(t, []byte("first"), op.Result)
+	require.Nil(t, op.Error)
+	n := e.oneNote(e.pop("client"), store.NoteFinished, r.Ref, store.StatusSucceeded)
+	require.Equal(t, []byte("first"), n.Result)
+
+	// A batch mixes outcomes item by item.
+	e.submit(sub("v", "0"), sub("x", "0"))
+	ds := e.reserve(store.LaneAsync, "w1", 2)
+	require.Len(t, ds, 2)
+	stale := ok(ds[1], "bad")
+	stale.LeaseID = ds[1].LeaseID + 1000
+	outs := e.complete("w1", ok(ds[0], "a"), stale, ok(d, "again"))
+	require.Equal(t, []store.CompleteOutcome{store.Recorded, store.Stale, store.Stale}, outs)
+	e.requireStatus(ds[0].Ref, store.StatusSucceeded)
+	e.requireStatus(ds[1].Ref, store.StatusRunning)
+}
+
+// ---------------------------------------------------------------------------
+// 6. Failures and retries.
+
+func testFailureWithoutRetries(e *env) {
+	t := e.t
+	e.open("client", "w")
+	r := sub("u", "0")
+	r.Inbox = "client"
+	e.submitOne(r, store.Created)
+	d := e.reserveOne(store.LaneAsync, "w")
+	info := errInfo("bad value")
+	require.Equal(t, store.Recorded, e.completeOne("w", failed(d, info)))
+
+	op := e.requireStatus(r.Ref, store.StatusFailed)
+	require.Equal(t, info, op.Error, "ErrorInfo is stored intact")
+	require.Empty(t, op.Result)
+	require.Equal(t, 1, op.Attempts)
+	n := e.oneNote(e.pop("client"), store.NoteFinished, r.Ref, store.StatusFailed)
+	require.Equal(t, info, n.Error, "ErrorInfo reaches the waiter intact")
+	require.Empty(t, e.pop("w"), "the holder of a failed attempt is not told to cancel")
+	e.requireNoWork()
+}
+
+func testRetriesWithoutBackoff(e *env) {
+	t := e.t
+	e.open("client", "w")
+	r := sub("u", "0")
+	r.Inbox = "client"
+	r.Opts.Retries = 2
+	e.submitOne(r, store.Created)
+	for attempt := 1; attempt <= 3; attempt++ {
+		d := e.reserveOne(store.LaneAsync, "w")
+		require.Equal(t, attempt, d.Attempt)
+		out := e.completeOne("w", failed(d, errInfo(fmt.Sprintf("attempt %d", attempt))))
+		if attempt < 3 {
+			require.Equal(t, store.Retrying, out, "attempt %d", attempt)
+			e.requireStatus(r.Ref, store.StatusPending)
+			require.Empty(t, e.pop("client"), "no note while retries remain")
+		} else {
+			require.Equal(t, store.Recorded, out, "the last attempt")
+		}
+	}
+	op := e.requireStatus(r.Ref, store.StatusFailed)
+	require.Equal(t, 3, op.Attempts)
+	require.Equal(t, "attempt 3", op.Error.Message)
+	n := e.oneNote(e.pop("client"), store.NoteFinished, r.Ref, store.StatusFailed)
+	require.Equal(t, errInfo("attempt 3"), n.Error)
+	e.requireNoWork()
+}
+
+func testRetryBackoff(e *env) {
+	t := e.t
+	e.open("client", "w")
+	r := sub("u", "0")
+	r.Inbox = "client"
+	r.Opts.Retries = 2
+	r.Opts.BackoffMs = 1000
+	r.Opts.BackoffMaxMs = 1000 // every delay is within [500ms, 1s]
+	e.submitOne(r, store.Created)
+
+	d := e.reserveOne(store.LaneAsync, "w")
+	require.Equal(t, store.Retrying, e.completeOne("w", failed(d, errInfo("one"))))
+	require.Empty(t, e.reserve(store.LaneAsync, "w", 1), "a delayed retry is not reservable at once")
+	st := e.stats()
+	require.Equal(t, 1, st[store.LaneAsync].Depth, "a delayed retry counts in Depth")
+	require.Zero(t, st[store.LaneAsync].Running)
+	e.requireStatus(r.Ref, store.StatusPending)
+
+	e.clock.Advance(400 * time.Millisecond)
+	require.Zero(t, e.reclaim(), "nothing is due before the minimum delay")
+	require.Empty(t, e.reserve(store.LaneAsync, "w", 1), "not reservable before it is due")
+	require.Equal(t, 1, e.stats()[store.LaneAsync].Depth)
+
+	e.clock.Advance(700 * time.Millisecond)
+	require.Equal(t, 1, e.reclaim(), "Reclaim moves the due retry")
+	d = e.reserveOne(store.LaneAsync, "w")
+	require.Equal(t, 2, d.Attempt)
+	require.Equal(t, store.Retrying, e.completeOne("w", failed(d, errInfo("two"))))
+	require.Empty(t, e.reserve(store.LaneAsync, "w", 1))
+
+	e.clock.Advance(1100 * time.Millisecond)
+	require.Equal(t, 1, e.reclaim())
+	d = e.reserveOne(store.LaneAsync, "w")
+	require.Equal(t, 3, d.Attempt)
+	require.Equal(t, store.Recorded, e.completeOne("w", failed(d, errInfo("three"))))
+	op := e.requireStatus(r.Ref, store.StatusFailed)
+	require.Equal(t, 3, op.Attempts)
+	e.oneNote(e.pop("client"), store.NoteFinished, r.Ref, store.StatusFailed)
+	require.Zero(t, e.stats()[store.LaneAsync].Depth)
+}
+
+func testNoRetry(e *env) {
+	t := e.t
+	e.open("client")
+	r := sub("u", "0")
+	r.Inbox = "client"
+	r.Opts.Retries = 3
+	e.submitOne(r, store.Created)
+	d := e.reserveOne(store.LaneAsync, "w")
+	c := failed(d, errInfo("malformed argument"))
+	c.NoRetry = true
+	require.Equal(t, store.Recorded, e.completeOne("w", c))
+	op := e.requireStatus(r.Ref, store.StatusFailed)
+	require.Equal(t, 1, op.Attempts)
+	require.Equal(t, errInfo("malformed argument"), op.Error)
+	e.oneNote(e.pop("client"), store.NoteFinished, r.Ref, store.StatusFailed)
+	e.requireNoWork()
+}
+
+// ---------------------------------------------------------------------------
+// 7. Leases.
+
+func testLeaseLapse(e *env) {
+	t := e.t
+	e.open("client")
+	r := sub("u", "0")
+	r.Inbox = "client"
+	r.Opts.Retries = 1 // a lapse may count as an attempt; leave room for one
+	e.submitOne(r, store.Created)
+	ds := e.reserveLease(store.LaneAsync, "w1", 1, 10*time.Second)
+	require.Len(t, ds, 1)
+	d1 := ds[0]
+
+	e.clock.Advance(9 * time.Second)
+	require.Zero(t, e.reclaim(), "the lease has not lapsed yet")
+	e.requireStatus(r.Ref, store.StatusRunning)
+
+	e.clock.Advance(2 * time.Second)
+	require.Equal(t, 1, e.reclaim(), "the lapsed lease is reclaimed")
+	require.Equal(t, 1, e.stats()[store.LaneAsync].Depth)
+	require.Zero(t, e.stats()[store.LaneAsync].Running)
+
+	d2 := e.reserveOne(store.LaneAsync, "w2")
+	require.Equal(t, r.Ref, d2.Ref)
+	require.Equal(t, 2, d2.Attempt)
+	require.NotEqual(t, d1.LeaseID, d2.LeaseID, "a new attempt gets a new lease")
+	require.Equal(t, store.Stale, e.completeOne("w1", ok(d1, "late")), "the lapsed holder's completion")
+	op := e.requireStatus(r.Ref, store.StatusRunning)
+	require.Equal(t, "w2", op.Worker)
+	require.Empty(t, e.pop("client"))
+
+	require.Equal(t, store.Recorded, e.completeOne("w2", ok(d2, "fresh")))
+	n := e.oneNote(e.pop("client"), store.NoteFinished, r.Ref, store.StatusSucceeded)
+	require.Equal(t, []byte("fresh"), n.Result)
+}
+
+func testLeaseRenew(e *env) {
+	t := e.t
+	a := sub("a", "0")
+	a.Opts.Retries = 1
+	b := sub("b", "0")
+	b.Opts.Retries = 1
+	e.submit(a, b)
+	ds := e.reserveLease(store.LaneAsync, "w1", 2, 10*time.Second)
+	require.Len(t, ds, 2)
+	da, db := ds[0], ds[1]
+	require.Equal(t, a.Ref, da.Ref)
+	require.Equal(t, b.Ref, db.Ref)
+
+	e.clock.Advance(8 * time.Second)
+	lost, err := e.s.Renew(e.ctx, "w1", map[store.Ref]uint64{a.Ref: da.LeaseID, b.Ref: db.LeaseID}, 10*time.Second)
+	require.NoError(t, err)
+	require.Empty(t, lost, "both leases are held")
+
+	e.clock.Advance(8 * time.Second) // 16s after Reserve, 8s after Renew
+	require.Zero(t, e.reclaim(), "renewed leases do not lapse")
+	e.requireStatus(a.Ref, store.StatusRunning)
+	e.requireStatus(b.Ref, store.StatusRunning)
+
+	require.Equal(t, store.Recorded, e.completeOne("w1", ok(da, "done")))
+	e.clock.Advance(3 * time.Second) // 11s after Renew
+	require.Equal(t, 1, e.reclaim(), "b lapses")
+	db2 := e.reserveOne(store.LaneAsync, "w2")
+	require.Equal(t, b.Ref, db2.Ref)
+
+	lost, err = e.s.Renew(e.ctx, "w1", map[store.Ref]uint64{a.Ref: da.LeaseID, b.Ref: db.LeaseID}, 10*time.Second)
+	require.NoError(t, err)
+	require.ElementsMatch(t, []store.Ref{a.Ref, b.Ref}, lost, "a finished, b reclaimed")
+
+	lost, err = e.s.Renew(e.ctx, "w1", map[store.Ref]uint64{b.Ref: db2.LeaseID}, 10*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, []store.Ref{b.Ref}, lost, "another worker's lease is not renewed")
+
+	lost, err = e.s.Renew(e.ctx, "w2", map[store.Ref]uint64{b.Ref: db2.LeaseID}, 10*time.Second)
+	require.NoError(t, err)
+	require.Empty(t, lost)
+	e.clock.Advance(9 * time.Second)
+	require.Zero(t, e.reclaim())
+	require.Equal(t, store.Recorded, e.completeOne("w2", ok(db2, "done")))
+}
+
+// The contract says Reclaim returns lapsed operations to their queue "or
+// fails them if out of attempts". An op without retries has one attempt.
+func testLeaseLapseOutOfAttempts(e *env) {
+	t := e.t
+	e.open("client")
+	r := sub("u", "0")
+	r.Inbox = "client" // Retries 0: lapses still do not use up retries
+	e.submitOne(r, store.Created)
+	var last store.Delivery
+	for i := 0; i <= store.MaxLapses; i++ {
+		ds := e.reserveLease(store.LaneAsync, "w1", 1, 10*time.Second)
+		require.Len(t, ds, 1, "lapse %d: the op is handed out again", i)
+		last = ds[0]
+		e.clock.Advance(11 * time.Second)
+		e.reclaim()
+	}
+	op := e.requireStatus(r.Ref, store.StatusFailed)
+	require.NotNil(t, op.Error, "an op that keeps losing its workers records why it failed")
+	require.Equal(t, store.WorkerLostType, op.Error.Type)
+	n := e.oneNote(e.pop("client"), store.NoteFinished, r.Ref, store.StatusFailed)
+	require.NotNil(t, n.Error)
+	e.requireNoWork()
+	require.Equal(t, store.Stale, e.completeOne("w1", ok(last, "late")))
+}
+
+// ---------------------------------------------------------------------------
+// 8. Release.
+
+func testRelease(e *env) {
+	t := e.t
+	r := sub("u", "0")
+	r.Opts.Retries = 1
+	e.submitOne(r, store.Created)
+	d1 := e.reserveOne(store.LaneAsync, "w1")
+	require.Equal(t, 1, d1.Attempt)
+
+	require.NoError(t, e.s.Release(e.ctx, "w1", map[store.Ref]uint64{r.Ref: d1.LeaseID}))
+	st := e.stats()
+	require.Equal(t, 1, st[store.LaneAsync].Depth, "released work is ready at once")
+	require.Zero(t, st[store.LaneAsync].Running)
+	e.requireStatus(r.Ref, store.StatusPending)
+
+	d2 := e.reserveOne(store.LaneAsync, "w2")
+	require.Equal(t, 1, d2.Attempt, "a release does not count an attempt")
+	require.NotEqual(t, d1.LeaseID, d2.LeaseID)
+	require.Equal(t, store.Stale, e.completeOne("w1", ok(d1, "late")))
+
+	// A release with a stale lease changes nothing.
+	require.NoError(t, e.s.Release(e.ctx, "w1", map[store.Ref]uint64{r.Ref: d1.LeaseID}))
+	op := e.requireStatus(r.Ref, store.StatusRunning)
+	require.Equal(t, "w2", op.Worker)
+
+	require.Equal(t, store.Retrying, e.completeOne("w2", failed(d2, errInfo("x"))))
+	d3 := e.reserveOne(store.LaneAsync, "w2")
+	require.Equal(t, 2, d3.Attempt)
+	require.NoError(t, e.s.Release(e.ctx, "w2", map[store.Ref]uint64{r.Ref: d3.LeaseID}))
+	d4 := e.reserveOne(store.LaneAsync, "w3")
+	require.Equal(t, 2, d4.Attempt, "still the second attempt after a release")
+	require.Equal(t, store.Recorded, e.completeOne("w3", ok(d4, "done")))
+	require.Equal(t, 2, e.requireStatus(r.Ref, store.StatusSucceeded).Attempts)
+}
+
+// ---------------------------------------------------------------------------
+// 9. Cancellation.
+
+func testCancelSubtree(e *env) {
+	t := e.t
+	e.open("client", "w-root", "w1")
+	root := sub("u", "0")
+	root.Inbox = "client"
+	e.submitOne(root, store.Created)
+	var kids []store.Submission
+	for _, p := range []string{"0.1", "0.2", "0.10"} {
+		k := sub("u", p)
+		k.Lane = store.LaneBlocking
+		k.Inbox = "client"
+		kids = append(kids, k)
+	}
+	e.submit(kids...)
+	grandkid := sub("u", "0.1.2")
+	grandkid.Lane = store.LaneBlocking
+	grandkid.Inbox = "client"
+	e.submitOne(grandkid, store.Created)
+
+	require.Equal(t, root.Ref, e.reserveOne(store.LaneAsync, "w-root").Ref)
+	d1 := e.reserveOne(store.LaneBlocking, "w1")
+	require.Equal(t, ref("u", "0.1"), d1.Ref)
+
+	n, err := e.s.Cancel(e.ctx, "u", "0.1", "no longer needed")
+	require.NoError(t, err)
+	require.Equal(t, 2, n, "0.1 and 0.1.2 are cancelled")
+
+	for _, p := range []string{"0.1", "0.1.2"} {
+		op := e.requireStatus(ref("u", p), store.StatusCancelled)
+		require.NotNil(t, op.Error, "a cancelled op records why")
+	}
+	e.requireStatus(ref("u", "0.2"), store.StatusPending)
+	e.requireStatus(ref("u", "0.10"), store.StatusPending) // not a descendant of 0.1
+	e.requireStatus(ref("u", "0"), store.StatusRunning)
+
+	e.oneNote(e.pop("w1"), store.NoteCancel, d1.Ref, 0)
+	require.Empty(t, e.pop("w-root"), "the caller's holder is not told to cancel")
+	notes := e.byRef(e.pop("client"))
+	require.Len(t, notes, 2)
+	for _, p := range []string{"0.1", "0.1.2"} {
+		nt, found := notes[ref("u", p)]
+		require.True(t, found, "waiter of %s is told", p)
+		require.Equal(t, store.NoteFinished, nt.Kind)
+		require.Equal(t, store.StatusCancelled, nt.Status)
+		require.NotNil(t, nt.Error)
+	}
+
+	ds := e.reserve(store.LaneBlocking, "w2", 10)
+	require.ElementsMatch(t, []store.Ref{ref("u", "0.2"), ref("u", "0.10")}, refsOf(ds), "cancelled 0.1.2 is not delivered")
+	require.Equal(t, store.Stale, e.completeOne("w1", ok(d1, "late")), "the old holder's completion")
+	e.requireStatus(d1.Ref, store.StatusCancelled)
+
+	n, err = e.s.Cancel(e.ctx, "u", "0.1", "again")
+	require.NoError(t, err)
+	require.Zero(t, n, "nothing left to cancel")
+	_, err = e.s.Cancel(e.ctx, "u", "0.7", "")
+	require.ErrorIs(t, err, store.ErrNotFound, "unknown path")
+}
+
+func testCancelUnit(e *env) {
+	t := e.t
+	e.open("client", "w-root", "w1")
+	root := sub("u", "0")
+	root.Inbox = "client"
+	e.submitOne(root, store.Created)
+	var kids []store.Submission
+	for _, p := range []string{"0.1", "0.2", "0.3"} {
+		k := sub("u", p)
+		k.Lane = store.LaneBlocking
+		k.Inbox = "client"
+		kids = append(kids, k)
+	}
+	e.submit(kids...)
+	e.submitOne(sub("other", "0"), store.Created)
+	dRoot := e.reserveOne(store.LaneAsync, "w-root")
+	require.Equal(t, root.Ref, dRoot.Ref)
+	d1 := e.reserveOne(store.LaneBlocking, "w1")
+	require.Equal(t, ref("u", "0.1"), d1.Ref)
+
+	n, err := e.s.Cancel(e.ctx, "u", "", "user abort")
+	require.NoError(t, err)
+	require.Equal(t, 4, n, "root and its three calls")
+	for _, p := range []string{"0", "0.1", "0.2", "0.3"} {
+		op := e.requireStatus(ref("u", p), store.StatusCancelled)
+		require.NotNil(t, op.Error)
+	}
+	e.requireStatus(ref("other", "0"), store.StatusPending)
+
+	require.Empty(t, e.reserve(store.LaneBlocking, "w2", 10), "cancelled pending ops are not delivered")
+	st := e.stats()
+	require.Zero(t, st[store.LaneBlocking].Depth)
+	require.Zero(t, st[store.LaneBlocking].Running)
+	require.Equal(t, 1, st[store.LaneAsync].Depth, "only the other unit's op waits")
+	require.Zero(t, st[store.LaneAsync].Running)
+
+	e.oneNote(e.pop("w-root"), store.NoteCancel, root.Ref, 0)
+	e.oneNote(e.pop("w1"), store.NoteCancel, d1.Ref, 0)
+	notes := e.byRef(e.pop("client"))
+	require.Len(t, notes, 4)
+	for r, nt := range notes {
+		require.Equal(t, "u", r.Unit)
+		require.Equal(t, store.NoteFinished, nt.Kind, "%s", r)
+		require.Equal(t, store.StatusCancelled, nt.Status, "%s", r)
+		require.NotNil(t, nt.Error, "%s", r)
+	}
+
+	require.Equal(t, store.Stale, e.completeOne("w1", ok(d1, "late")))
+	require.Equal(t, store.Stale, e.completeOne("w-root", ok(dRoot, "late")))
+	e.requireStatus(root.Ref, store.StatusCancelled)
+
+	n, err = e.s.Cancel(e.ctx, "u", "", "again")
+	require.NoError(t, err)
+	require.Zero(t, n)
+	_, err = e.s.Cancel(e.ctx, "nope", "", "")
+	require.ErrorIs(t, err, store.ErrNotFound, "unknown unit")
+	require.Empty(t, e.pop("client"))
+}
+
+// The count is of every operation that became cancelled, whatever order a
+// driver visits them in; repeated over several units so that an
+// order-dependent count cannot pass by luck.
+func testCancelCount(e *env) {
+	t := e.t
+	for i := range 10 {
+		u := fmt.Sprintf("whole-%d", i)
+		e.submitOne(sub(u, "0"), store.Created)
+		e.submit(sub(u, "0.1"), sub(u, "0.2"), sub(u, "0.3"))
+		e.submitOne(sub(u, "0.1.1"), store.Created)
+		n, err := e.s.Cancel(e.ctx, u, "", "")
+		require.NoError(t, err)
+		require.Equal(t, 5, n, "Cancel(%s, \"\") cancels 5 pending ops", u)
+	}
+	for i := range 10 {
+		u := fmt.Sprintf("sub-%d", i)
+		e.submitOne(sub(u, "0"), store.Created)
+		e.submitOne(sub(u, "0.1"), store.Created)
+		e.submitOne(sub(u, "0.1.1"), store.Created)
+		e.submitOne(sub(u, "0.1.1.1"), store.Created)
+		e.submitOne(sub(u, "0.2"), store.Created)
+		n, err := e.s.Cancel(e.ctx, u, "0.1", "")
+		require.NoError(t, err)
+		require.Equal(t, 3, n, "Cancel(%s, \"0.1\") cancels 0.1, 0.1.1, 0.1.1.1", u)
+		e.requireStatus(ref(u, "0.2"), store.StatusPending)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// 10. A finished caller cancels what it left unfinished.
+
+func testParentFinishCancelsChildren(e *env) {
+	t := e.t
+	e.open("client", "w-root", "w1")
+	root := sub("u", "0")
+	root.Inbox = "client"
+	e.submitOne(root, store.Created)
+	k1 := sub("u", "0.1")
+	k1.Lane = store.LaneBlocking
+	k1.Inbox = "client"
+	k2 := sub("u", "0.2")
+	k2.Lane = store.LaneBlocking
+	k2.Inbox = "client"
+	e.submit(k1, k2)
+	gk := sub("u", "0.1.1")
+	gk.Lane = store.LaneBlocking
+	gk.Inbox = "client"
+	e.submitOne(gk, store.Created)
+
+	dRoot := e.reserveOne(store.LaneAsync, "w-root")
+	d1 := e.reserveOne(store.LaneBlocking, "w1")
+	require.Equal(t, k1.Ref, d1.Ref)
+
+	require.Equal(t, store.Recorded, e.completeOne("w-root", ok(dRoot, "root done")))
+	e.requireStatus(root.Ref, store.StatusSucceeded)
+	for _, r := range []store.Ref{k1.Ref, k2.Ref, gk.Ref} {
+		op := e.requireStatus(r, store.StatusCancelled)
+		require.NotNil(t, op.Error, "%s", r)
+	}
+	e.oneNote(e.pop("w1"), store.NoteCancel, k1.Ref, 0)
+	require.Empty(t, e.pop("w-root"))
+	notes := e.byRef(e.pop("client"))
+	require.Len(t, notes, 4)
+	require.Equal(t, store.StatusSucceeded, notes[root.Ref].Status)
+	for _, r := range []store.Ref{k1.Ref, k2.Ref, gk.Ref} {
+		require.Equal(t, store.StatusCancelled, notes[r].Status, "%s", r)
+		require.NotNil(t, notes[r].Error, "%s", r)
+	}
+	require.Equal(t, store.Stale, e.completeOne("w1", ok(d1, "late")))
+	e.requireNoWork()
+
+	// A call issued under a caller that has already finished is never run.
+	k3 := sub("u", "0.3")
+	k3.Inbox = "client"
+	e.submitOne(k3, store.Replayed)
+	n := e.oneNote(e.pop("client"), store.NoteFinished, k3.Ref, store.StatusCancelled)
+	require.NotNil(t, n.Error)
+	e.requireNoWork()
+}
+
+// ---------------------------------------------------------------------------
+// 11. Fail.
+
+func testFail(e *env) {
+	t := e.t
+	e.open("client", "w1", "w2")
+	r := sub("u", "0")
+	r.Inbox = "client"
+	r.Opts.Retries = 1
+	e.submitOne(r, store.Created)
+	info := store.ErrorInfo{Type: "blazing.errors.Timeout", Message: "timed out after 1.5s", Payload: []byte{1, 2, 3}}
+
+	d1 := e.reserveOne(store.LaneAsync, "w1")
+	out, err := e.s.Fail(e.ctx, r.Ref, d1.LeaseID, info)
+	require.NoError(t, err)
+	require.Equal(t, store.Retrying, out, "Fail honors retries")
+	e.oneNote(e.pop("w1"), store.NoteCancel, r.Ref, 0)
+	e.requireStatus(r.Ref, store.StatusPending)
+	require.Empty(t, e.pop("client"))
+	require.Equal(t, store.Stale, e.completeOne("w1", ok(d1, "late")))
+
+	d2 := e.reserveOne(store.LaneAsync, "w2")
+	require.Equal(t, 2, d2.Attempt)
+	out, err = e.s.Fail(e.ctx, r.Ref, d1.LeaseID, info)
+	require.NoError(t, err)
+	require.Equal(t, store.Stale, out, "Fail with a stale lease")
+	e.requireStatus(r.Ref, store.StatusRunning)
+	require.Empty(t, e.pop("w2"))
+
+	out, err = e.s.Fail(e.ctx, r.Ref, d2.LeaseID, info)
+	require.NoError(t, err)
+	require.Equal(t, store.Recorded, out)
+	e.oneNote(e.pop("w2"), store.NoteCancel, r.Ref, 0)
+	op := e.requireStatus(r.Ref, store.StatusFailed)
+	require.Equal(t, 2, op.Attempts)
+	require.Equal(t, &info, op.Error)
+	n := e.oneNote(e.pop("client"), store.NoteFinished, r.Ref, store.StatusFailed)
+	require.Equal(t, &info, n.Error)
+
+	out, err = e.s.Fail(e.ctx, r.Ref, d2.LeaseID, info)
+	require.NoError(t, err)
+	require.Equal(t, store.Stale, out, "Fail of a finished op")
+	require.Equal(t, store.Stale, e.completeOne("w2", ok(d2, "late")))
+	require.Empty(t, e.pop("w2"))
+	require.Empty(t, e.pop("client"))
+}
+
+// ---------------------------------------------------------------------------
+// 12. Watch.
+
+func testWatch(e *env) {
+	t := e.t
+	e.open("watcher", "late")
+	r := sub("u", "0")
+	e.submitOne(r, store.Created)
+	require.NoError(t, e.s.Watch(e.ctx, r.Ref, "watcher"))
+	require.Empty(t, e.pop("watcher"))
+	d := e.reserveOne(store.LaneAsync, "w")
+	require.Equal(t, store.Recorded, e.completeOne("w", ok(d, "value")))
+	n := e.oneNote(e.pop("watcher"), store.NoteFinished, r.Ref, store.StatusSucceeded)
+	require.Equal(t, []byte("value"), n.Result)
+
+	require.NoError(t, e.s.Watch(e.ctx, r.Ref, "late"))
+	n = e.oneNote(e.pop("late"), store.NoteFinished, r.Ref, store.StatusSucceeded)
+	require.Equal(t, []byte("value"), n.Result, "watching a finished op delivers at once")
+
+	err := e.s.Watch(e.ctx, ref("u", "0.5"), "watcher")
+	require.ErrorIs(t, err, store.ErrNotFound, "unknown path")
+	err = e.s.Watch(e.ctx, ref("nope", "0"), "watcher")
+	require.ErrorIs(t, err, store.ErrNotFound, "unknown unit")
+	require.Empty(t, e.pop("watcher"))
+}
+
+// ---------------------------------------------------------------------------
+// 13. Inboxes.
+
+type popResult struct {
+	notes []store.Note
+	err   error
+	took  time.Duration
+}
+
+func (e *env) popAsync(ctx context.Context, inbox string, max int, wait time.Duration) <-chan popResult {
+	started := make(chan struct{})
+	res := make(chan popResult, 1)
+	go func() {
+		close(started)
+		begin := time.Now()
+		notes, err := e.s.Pop(ctx, inbox, max, wait)
+		res <- popResult{notes, err, time.Since(begin)}
+	}()
+	<-started
+	return res
+}
+
+func (e *env) awaitPop(res <-chan popResult, what string) popResult {
+	e.t.Helper()
+	select {
+	case r := <-res:
+		return r
+	case <-time.After(wakeTimeout):
+		require.FailNow(e.t, "Pop did not return in time", what)
+	}
+	return popResult{}
+}
+
+func testPopWakes(e *env) {
+	t := e.t
+	e.open("client")
+	r := sub("u", "0")
+	r.Inbox = "client"
+	e.submitOne(r, store.Created)
+	d := e.reserveOne(store.LaneAsync, "w")
+
+	res := e.popAsync(e.ctx, "client", 10, longWait)
+	require.Equal(t, store.Recorded, e.completeOne("w", ok(d, "v")))
+	got := e.awaitPop(res, "a blocked Pop must return when a note arrives")
+	require.NoError(t, got.err)
+	e.oneNote(got.notes, store.NoteFinished, r.Ref, store.StatusSucceeded)
+}
+
+// finishOps runs n root ops to success, each with inbox as waiter.
+func (e *env) finishOps(prefix string, n int, inbox string) []store.Ref {
+	e.t.Helper()
+	var refs []store.Ref
+	for i := range n {
+		s := sub(fmt.Sprintf("%s-%d", prefix, i), "0")
+		s.Inbox = inbox
+		e.submitOne(s, store.Created)
+		d := e.reserveOne(store.LaneAsync, "w")
+		require.Equal(e.t, store.Recorded, e.completeOne("w", ok(d, s.Ref.String())))
+		refs = append(refs, s.Ref)
+	}
+	return refs
+}
+
+func testPopNonBlockingMax(e *env) {
+	t := e.t
+	e.open("client")
+	begin := time.Now()
+	notes, err := e.s.Pop(e.ctx, "client", 10, 0)
+	require.NoError(t, err)
+	require.Empty(t, notes)
+	require.Less(t, time.Since(begin), wakeTimeout, "Pop with wait 0 does not block")
+
+	refs := e.finishOps("n", 5, "client")
+	var got []store.Ref
+	for _, want := range []int{2, 2, 1} {
+		notes, err := e.s.Pop(e.ctx, "client", 2, 0)
+		require.NoError(t, err)
+		require.Len(t, notes, want, "Pop max 2")
+		for _, n := range notes {
+			require.Equal(t, []byte(n.Ref.String()), n.Result)
+			got = append(got, n.Ref)
+		}
+	}
+	require.ElementsMatch(t, refs, got, "every note exactly once")
+	notes, err = e.s.Pop(e.ctx, "client", 2, 0)
+	require.NoError(t, err)
+	require.Empty(t, notes)
+}
+
+func testPopWaitExpires(e *env) {
+	t := e.t
+	e.open("client")
+	// The wait is real time; the scenario's clock stands still meanwhile.
+	ctx, cancel := context.WithTimeout(e.ctx, wakeTimeout)
+	defer cancel()
+	begin := time.Now()
+	notes, err := e.s.Pop(ctx, "client", 10, shortWait)
+	took := time.Since(begin)
+	require.NoError(t, err, "Pop on an empty inbox returns nothing after its wait (took %v)", took)
+	require.Empty(t, notes)
+	require.GreaterOrEqual(t, took, shortWait/2, "Pop returned before its wait")
+}
+
+func testInboxUnknownClosed(e *env) {
+	t := e.t
+	_, err := e.s.Pop(e.ctx, "never-opened", 10, 0)
+	require.ErrorIs(t, err, store.ErrUnknownInbox)
+
+	// Notes to an inbox that was never opened are dropped without error.
+	ghost := sub("g", "0")
+	ghost.Inbox = "ghost"
+	e.submitOne(ghost, store.Created)
+	d := e.reserveOne(store.LaneAsync, "w")
+	require.Equal(t, store.Recorded, e.completeOne("w", ok(d, "v")))
+	_, err = e.s.Pop(e.ctx, "ghost", 10, 0)
+	require.ErrorIs(t, err, store.ErrUnknownInbox)
+
+	// Closing an inbox drops what is in it; notes sent after are dropped.
+	e.open("client")
+	e.finishOps("before", 1, "client")
+	r := sub("u", "0")
+	r.Inbox = "client"
+	e.submitOne(r, store.Created)
+	require.NoError(t, e.s.CloseInbox(e.ctx, "client"))
+	_, err = e.s.Pop(e.ctx, "client", 10, 0)
+	require.ErrorIs(t, err, store.ErrUnknownInbox, "Pop on a closed inbox")
+	d = e.reserveOne(store.LaneAsync, "w")
+	require.Equal(t, store.Recorded, e.completeOne("w", ok(d, "v")), "finishing with a closed waiter inbox")
+	require.NoError(t, e.s.Watch(e.ctx, r.Ref, "client"), "Watch into a closed inbox")
+	e.open("client")
+	require.Empty(t, e.pop("client"), "a reopened inbox starts empty")
+}
+
+func testInboxOpenIdempotent(e *env) {
+	t := e.t
+	e.open("client")
+	refs := e.finishOps("x", 2, "client")
+	e.open("client")
+	notes := e.pop("client")
+	require.Len(t, notes, 2, "opening an open inbox keeps its notes")
+	require.ElementsMatch(t, refs, []store.Ref{notes[0].Ref, notes[1].Ref})
+}
+
+// ---------------------------------------------------------------------------
+// 14. Reserve blocks.
+
+type reserveResult struct {
+	ds   []store.Delivery
+	err  error
+	took time.Duration
+}
+
+func (e *env) reserveAsync(ctx context.Context, lane store.Lane, worker string, wait time.Duration) <-chan reserveResult {
+	started := make(chan struct{})
+	res := make(chan reserveResult, 1)
+	go func() {
+		close(started)
+		begin := time.Now()
+		ds, err := e.s.Reserve(ctx, lane, worker, 10, testLease, wait)
+		res <- reserveResult{ds, err, time.Since(begin)}
+	}()
+	<-started
+	return res
+}
+
+func (e *env) awaitReserve(res <-chan reserveResult, what string) reserveResult {
+	e.t.Helper()
+	select {
+	case r := <-res:
+		return r
+	case <-time.After(wakeTimeout):
+		require.FailNow(e.t, "Reserve did not return in time", what)
+	}
+	return reserveResult{}
+}
+
+func testReserveWakes(e *env) {
+	t := e.t
+	res := e.reserveAsync(e.ctx, store.LaneBlocking, "w", longWait)
+	other := sub("async", "0") // work on the other lane must not satisfy it
+	e.submitOne(other, store.Created)
+	s := sub("u", "0")
+	s.Lane = store.LaneBlocking
+	s.Args = []byte("payload")
+	e.submitOne(s, store.Created)
+	got := e.awaitReserve(res, "a blocked Reserve must return when work is submitted")
+	require.NoError(t, got.err)
+	require.Len(t, got.ds, 1)
+	require.Equal(t, s.Ref, got.ds[0].Ref)
+	require.Equal(t, []byte("payload"), got.ds[0].Args)
+	require.Equal(t, 1, got.ds[0].Attempt)
+	e.requireStatus(s.Ref, store.StatusRunning)
+	e.requireStatus(other.Ref, store.StatusPending)
+}
+
+func testReserveWaitExpires(e *env) {
+	t := e.t
+	// The wait is real time; the scenario's clock stands still meanwhile.
+	ctx, cancel := context.WithTimeout(e.ctx, wakeTimeout)
+	defer cancel()
+	begin := time.Now()
+	ds, err := e.s.Reserve(ctx, store.LaneAsync, "w", 10, testLease, shortWait)
+	took := time.Since(begin)
+	require.NoError(t, err, "Reserve with nothing to do returns empty after its wait (took %v)", took)
+	require.Empty(t, ds)
+	require.GreaterOrEqual(t, took, shortWait/2, "Reserve returned before its wait")
+}
+
+func testReserveCtxCancel(e *env) {
+	t := e.t
+	ctx, cancel := context.WithCancel(e.ctx)
+	res := e.reserveAsync(ctx, store.LaneAsync, "w", longWait)
+	cancel()
+	got := e.awaitReserve(res, "a blocked Reserve must return when its context is cancelled")
+	require.ErrorIs(t, got.err, context.Canceled)
+	require.Empty(t, got.ds)
+
+	// Nothing was taken: work submitted now is still there.
+	e.submitOne(sub("u", "0"), store.Created)
+	e.reserveOne(store.LaneAsync, "w2")
+}
+
+// ---------------------------------------------------------------------------
+// 15. Stats.
+
+func testStats(e *env) {
+	t := e.t
+	st := e.stats()
+	for l := range st {
+		require.Equal(t, store.LaneStats{}, st[l], "an empty store")
+	}
+	for _, u := range []string{"a1", "a2", "a3"} {
+		e.submitOne(sub(u, "0"), store.Created)
+	}
+	for _, u := range []string{"b1", "b2"} {
+		s := sub(u, "0")
+		s.Lane = store.LaneBlocking
+		e.submitOne(s, store.Created)
+	}
+	e.clock.Advance(5 * time.Second)
+	st = e.stats()
+	require.Equal(t, 3, st[store.LaneAsync].Depth)
+	require.Equal(t, 2, st[store.LaneBlocking].Depth)
+	require.Zero(t, st[store.LaneAsync].Running)
+	require.Zero(t, st[store.LaneBlocking].Running)
+	e.requireAge(5*time.Second, st[store.LaneAsync].OldestAge, "async oldest age")
+	e.requireAge(5*time.Second, st[store.LaneBlocking].OldestAge, "blocking oldest age")
+
+	e.submitOne(sub("a4", "0"), store.Created)
+	d := e.reserveOne(store.LaneAsync, "w")
+	require.Equal(t, ref("a1", "0"), d.Ref)
+	e.clock.Advance(2 * time.Second)
+	st = e.stats()
+	require.Equal(t, 3, st[store.LaneAsync].Depth)
+	require.Equal(t, 1, st[store.LaneAsync].Running)
+	e.requireAge(7*time.Second, st[store.LaneAsync].OldestAge, "async oldest age grows with the clock")
+	require.Equal(t, 2, st[store.LaneBlocking].Depth)
+	e.requireAge(7*time.Second, st[store.LaneBlocking].OldestAge, "blocking oldest age grows with the clock")
+
+	require.Len(t, e.reserve(store.LaneBlocking, "w", 10), 2)
+	st = e.stats()
+	require.Zero(t, st[store.LaneBlocking].Depth)
+	require.Equal(t, 2, st[store.LaneBlocking].Running)
+	require.Zero(t, st[store.LaneBlocking].OldestAge, "no ready op, no age")
+	require.Equal(t, 3, st[store.LaneAsync].Depth)
+
+	require.Equal(t, store.Recorded, e.completeOne("w", ok(d, "x")))
+	st = e.stats()
+	require.Zero(t, st[store.LaneAsync].Running)
+	require.Equal(t, 3, st[store.LaneAsync].Depth)
+}
+
+// ---------------------------------------------------------------------------
+// 16. Concurrency.
+
+func testConcurrency(e *env) {
+	t := e.t
+	const (
+		submitters   = 8
+		perSubmitter = 500
+		batch        = 25
+		reservers    = 4
+		total        = submitters * perSubmitter
+	)
+	for i := range submitters {
+		e.open(fmt.Sprintf("sub-%d", i))
+	}
+	for k := range reservers {
+		e.open(fmt.Sprintf("res-%d", k))
+	}
+
+	failCtx, fail := context.WithCancel(e.ctx)
+	defer fail()
+	runCtx, stop := context.WithCancel(failCtx) // ends the reservers
+	defer stop()
+
+	var errMu sync.Mutex
+	var errs []error
+	report := func(err error) {
+		errMu.Lock()
+		errs = append(errs, err)
+		errMu.Unlock()
+		fail()
+	}
+
+	var mu sync.Mutex
+	completed := make(map[store.Ref]int, total)
+	var done atomic.Int64
+	var wg sync.WaitGroup
+
+	for k := range reservers {
+		lane := store.Lane(k % store.NumLanes)
+		worker := fmt.Sprintf("res-%d", k)
+		wg.Go(func() {
+			for {
+				ds, err := e.s.Reserve(runCtx, lane, worker, 16, time.Hour, 50*time.Millisecond)
+				if err != nil {
+					if runCtx.Err() == nil {
+						report(fmt.Errorf("reserve: %w", err))
+					}
+					return
+				}
+				if len(ds) == 0 {
+					continue
+				}
+				comps := make([]store.Completion, len(ds))
+				for j, d := range ds {
+					if d.Attempt != 1 {
+						report(fmt.Errorf("%s delivered with attempt %d", d.Ref, d.Attempt))
+					}
+					comps[j] = ok(d, d.Ref.String())
+				}
+				outs, err := e.s.Complete(e.ctx, worker, comps)
+				if err != nil {
+					report(fmt.Errorf("complete: %w", err))
+					return
+				}
+				for j, o := range outs {
+					if o != store.Recorded {
+						report(fmt.Errorf("complete %s: outcome %d", comps[j].Ref, o))
+						continue
+					}
+					mu.Lock()
+					completed[comps[j].Ref]++
+					mu.Unlock()
+					if done.Add(1) == total {
+						stop()
+					}
+				}
+			}
+		})
+	}
+
+	received := make([]map[store.Ref]int, submitters)
+	for i := range submitters {
+		inbox := fmt.Sprintf("sub-%d", i)
+		lane := store.Lane(i % store.NumLanes)
+		wg.Go(func() {
+			for j := 0; j < perSubmitter; j += batch {
+				subs := make([]store.Submission, batch)
+				for b := range subs {
+					s := sub(fmt.Sprintf("c%d-%d", i, j+b), "0")
+					s.Lane = lane
+					s.Inbox = inbox
+					s.Args = []byte(s.Ref.String())
+					subs[b] = s
+				}
+				outs, serrs := e.s.Submit(failCtx, subs)
+				for b := range subs {
+					if serrs[b] != nil || outs[b] != store.Created {
+						report(fmt.Errorf("submit %s: %v, outcome %d", subs[b].Ref, serrs[b], outs[b]))
+						return
+					}
+				}
+			}
+		})
+		got := make(map[store.Ref]int, perSubmitter)
+		received[i] = got
+		wg.Go(func() {
+			n := 0
+			for n < perSubmitter {
+				notes, err := e.s.Pop(failCtx, inbox, 100, 100*time.Millisecond)
+				if err != nil {
+					if failCtx.Err() == nil {
+						report(fmt.Errorf("pop %s: %w", inbox, err))
+					}
+					return
+				}
+				for _, nt := range notes {
+					if nt.Kind != store.NoteFinished || nt.Status != store.StatusSucceeded || string(nt.Result) != nt.Ref.String() {
+						report(fmt.Errorf("inbox %s: unexpected note %+v", inbox, nt))
+					}
+					got[nt.Ref]++
+					n++
+				}
+			}
+		})
+	}
+
+	wg.Wait()
+	require.Empty(t, errs)
+	require.NoError(t, e.ctx.Err(), "the scenario ran out of time")
+	require.EqualValues(t, total, done.Load(), "completions recorded")
+	require.Len(t, completed, total)
+	for r, c := range completed {
+		require.Equal(t, 1, c, "%s completed more than once", r)
+	}
+	for i, got := range received {
+		require.Len(t, got, perSubmitter, "submitter %d notes", i)
+		for j := range perSubmitter {
+			r := ref(fmt.Sprintf("c%d-%d", i, j), "0")
+			require.Equal(t, 1, got[r], "submitter %d: notes about %s", i, r)
+		}
+		require.Empty(t, e.pop(fmt.Sprintf("sub-%d", i)), "no extra notes")
+	}
+	for k := range reservers {
+		require.Empty(t, e.pop(fmt.Sprintf("res-%d", k)), "no worker was told to cancel")
+	}
+	for i := range submitters {
+		for j := range perSubmitter {
+			op := e.requireStatus(ref(fmt.Sprintf("c%d-%d", i, j), "0"), store.StatusSucceeded)
+			require.Equal(t, 1, op.Attempts)
+		}
+	}
+	st := e.stats()
+	for l := range st {
+		require.Zero(t, st[l].Depth)
+		require.Zero(t, st[l].Running)
+	}
+}
+
+// ---------------------------------------------------------------------------
+// 17. Close.
+
+func testClose(e *env) {
+	t := e.t
+	e.open("client")
+	r := sub("u", "0")
+	r.Inbox = "client"
+	r.Opts.Retries = 1
+	e.submitOne(r, store.Created)
+	d := e.reserveOne(store.LaneAsync, "w")
+
+	blockedReserve := e.reserveAsync(e.ctx, store.LaneAsync, "w2", longWait)
+	blockedPop := e.popAsync(e.ctx, "client", 10, longWait)
+	require.NoError(t, e.s.Close())
+	rr := e.awaitReserve(blockedReserve, "Close must wake a blocked Reserve")
+	require.ErrorIs(t, rr.err, store.ErrClosed, "blocked Reserve")
+	pr := e.awaitPop(blockedPop, "Close must wake a blocked Pop")
+	require.ErrorIs(t, pr.err, store.ErrClosed, "blocked Pop")
+
+	ctx := e.ctx
+	_, errs := e.s.Submit(ctx, []store.Submission{sub("v", "0")})
+	require.Len(t, errs, 1)
+	require.ErrorIs(t, errs[0], store.ErrClosed, "Submit")
+	_, err := e.s.Reserve(ctx, store.LaneAsync, "w", 1, testLease, 0)
+	require.ErrorIs(t, err, store.ErrClosed, "Reserve")
+	_, err = e.s.Reserve(ctx, store.LaneAsync, "w", 1, testLease, longWait)
+	require.ErrorIs(t, err, store.ErrClosed, "Reserve with wait")
+	_, err = e.s.Pop(ctx, "client", 10, 0)
+	require.ErrorIs(t, err, store.ErrClosed, "Pop")
+	_, err = e.s.Renew(ctx, "w", map[store.Ref]uint64{r.Ref: d.LeaseID}, testLease)
+	require.ErrorIs(t, err, store.ErrClosed, "Renew")
+	_, err = e.s.Complete(ctx, "w", []store.Completion{ok(d, "x")})
+	require.ErrorIs(t, err, store.ErrClosed, "Complete")
+	err = e.s.Release(ctx, "w", map[store.Ref]uint64{r.Ref: d.LeaseID})
+	require.ErrorIs(t, err, store.ErrClosed, "Release")
+	_, err = e.s.Cancel(ctx, "u", "", "")
+	require.ErrorIs(t, err, store.ErrClosed, "Cancel")
+	_, err = e.s.Fail(ctx, r.Ref, d.LeaseID, *errInfo("x"))
+	require.ErrorIs(t, err, store.ErrClosed, "Fail")
+	err = e.s.Watch(ctx, r.Ref, "client")
+	require.ErrorIs(t, err, store.ErrClosed, "Watch")
+	err = e.s.OpenInbox(ctx, "other")
+	require.ErrorIs(t, err, store.ErrClosed, "OpenInbox")
+	_, err = e.s.Reclaim(ctx, e.clock.Now())
+	require.ErrorIs(t, err, store.ErrClosed, "Reclaim")
+	require.NotPanics(t, func() { _ = e.s.Close() }, "a second Close")
+}
