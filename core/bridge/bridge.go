@@ -70,6 +70,7 @@ func Open(ctx context.Context, frame []byte) (*Session, error) {
 		ReclaimEvery: time.Duration(cfg.ReclaimMs) * time.Millisecond,
 		Capacity:     [store.NumLanes]int{cfg.Async, cfg.Blocking},
 		OwnsStore:    true,
+		Private:      true, // the memory store belongs to this engine alone
 	})
 	if err != nil {
 		_ = st.Close()
@@ -101,6 +102,8 @@ func (s *Session) Batch(ctx context.Context, frame []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.eng.BeginSync()
+	defer s.eng.EndSync()
 	var cerrs []frames.CommandError
 	fail := func(idx int, err error) {
 		cerrs = append(cerrs, frames.CommandError{Index: idx, Code: frames.Code(err), Message: err.Error()})

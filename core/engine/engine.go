@@ -31,6 +31,12 @@ type Config struct {
 	Capacity [store.NumLanes]int
 	// OwnsStore closes the store with the engine.
 	OwnsStore bool
+	// Private says no one else uses the store (embedded mode): every change
+	// then comes through this engine or its timers, so instead of goroutines
+	// blocked in the store (which would wake on the engine's own
+	// submissions and race its callers for the work) the engine pumps after
+	// each change and arms one timer for the next delayed retry.
+	Private bool
 }
 
 // EventKind says what an Event asks of the process.
@@ -71,16 +77,23 @@ type Engine struct {
 	cfg Config
 	st  store.Store
 
-	mu       sync.Mutex
-	closed   bool
-	events   []Event
-	evWake   chan struct{} // closed and replaced when events arrive
-	capWake  chan struct{} // closed and replaced when a lane gains room
-	capacity [store.NumLanes]int
-	inflight [store.NumLanes]int // delivered or being reserved
-	held     map[store.Ref]heldOp
-	tokens   map[store.Ref][]uint64
-	early    map[store.Ref]uint64 // leases cancelled before their delivery was seen
+	mu     sync.Mutex
+	closed bool
+	events []Event
+	evWake chan struct{} // closed and replaced when events arrive
+	// Callers inside BeginSync/EndSync drain events themselves on the way
+	// out; waking Wait for those would only hand them to another thread.
+	syncCalls int
+	wakeLater bool
+	evWaiters int
+	capWake   chan struct{} // closed and replaced when a lane gains room
+	capacity  [store.NumLanes]int
+	inflight  [store.NumLanes]int // delivered or being reserved
+	held      map[store.Ref]heldOp
+	dueTimer  *time.Timer // Private mode: fires when the next retry is due
+	dueAt     time.Time
+	tokens    map[store.Ref][]uint64
+	early     map[store.Ref]uint64 // leases cancelled before their delivery was seen
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -123,9 +136,11 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		early:    make(map[store.Ref]uint64),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	e.spawn(e.listen)
-	for l := store.Lane(0); l < store.NumLanes; l++ {
-		e.spawn(func(ctx context.Context) { e.dispatch(ctx, l) })
+	if !cfg.Private {
+		e.spawn(e.listen)
+		for l := store.Lane(0); l < store.NumLanes; l++ {
+			e.spawn(func(ctx context.Context) { e.dispatch(ctx, l) })
+		}
 	}
 	e.spawn(e.heartbeat)
 	e.spawn(e.recoverLapsed)
@@ -152,8 +167,43 @@ func (e *Engine) push(evs ...Event) {
 		return
 	}
 	e.events = append(e.events, evs...)
+	if e.syncCalls > 0 {
+		e.wakeLater = true
+		return
+	}
+	e.wakeWaiters()
+}
+
+// wakeWaiters wakes Wait callers. Caller holds mu.
+func (e *Engine) wakeWaiters() {
+	if e.evWaiters == 0 {
+		return
+	}
 	close(e.evWake)
 	e.evWake = make(chan struct{})
+	e.evWaiters = 0
+}
+
+// BeginSync marks a caller that will Drain before it returns, so events
+// pushed meanwhile are left for it rather than handed to a Wait caller.
+func (e *Engine) BeginSync() {
+	e.mu.Lock()
+	e.syncCalls++
+	e.mu.Unlock()
+}
+
+// EndSync ends BeginSync; events still queued (pushed after the caller's
+// Drain) then go to Wait.
+func (e *Engine) EndSync() {
+	e.mu.Lock()
+	e.syncCalls--
+	if e.syncCalls == 0 && e.wakeLater {
+		e.wakeLater = false
+		if len(e.events) > 0 {
+			e.wakeWaiters()
+		}
+	}
+	e.mu.Unlock()
 }
 
 // roomChanged wakes dispatchers. Caller holds mu.
@@ -336,7 +386,39 @@ func (e *Engine) Pump(ctx context.Context) error {
 			return err
 		}
 	}
+	if e.cfg.Private {
+		e.armDue()
+	}
 	return nil
+}
+
+// armDue makes sure a timer pumps when the store's next delayed retry comes
+// due (Private mode only).
+func (e *Engine) armDue() {
+	dr, ok := e.st.(store.DueReporter)
+	if !ok {
+		return
+	}
+	due, ok := dr.NextDue()
+	if !ok {
+		return
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed || (!e.dueAt.IsZero() && !due.Before(e.dueAt)) {
+		return // a timer for this time or earlier is already armed
+	}
+	if e.dueTimer != nil {
+		e.dueTimer.Stop()
+	}
+	e.dueAt = due
+	e.dueTimer = time.AfterFunc(time.Until(due), func() {
+		e.mu.Lock()
+		e.dueAt = time.Time{}
+		e.mu.Unlock()
+		_, _ = e.st.Reclaim(e.ctx, time.Now())
+		_ = e.Pump(e.ctx)
+	})
 }
 
 // takeNotes moves inbox notes into events.
@@ -422,7 +504,7 @@ func (e *Engine) timeoutAfter(d store.Delivery) *time.Timer {
 			Message: fmt.Sprintf("%s (%s) timed out after %s", d.Name, ref, limit),
 		}
 		if _, err := e.st.Fail(e.ctx, ref, lease, info); err == nil {
-			_ = e.takeNotes(e.ctx, 0)
+			_ = e.Pump(e.ctx)
 		}
 	})
 }
@@ -454,6 +536,7 @@ func (e *Engine) Wait(ctx context.Context, timeout time.Duration) ([]Event, erro
 			return nil, ErrClosed
 		}
 		wake := e.evWake
+		e.evWaiters++
 		e.mu.Unlock()
 		select {
 		case <-wake:
@@ -482,8 +565,11 @@ func (e *Engine) Close() error {
 		}
 	}
 	e.held = map[store.Ref]heldOp{}
-	close(e.evWake)
-	e.evWake = make(chan struct{})
+	if e.dueTimer != nil {
+		e.dueTimer.Stop()
+	}
+	e.evWaiters = 1 // whoever waits must see the close
+	e.wakeWaiters()
 	e.mu.Unlock()
 	e.cancel()
 	e.wg.Wait()

@@ -16,7 +16,10 @@ func (e *Engine) recoverLapsed(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case now := <-t.C:
-			_, _ = e.st.Reclaim(ctx, now) // a failed sweep is retried next tick
+			// A failed sweep is retried next tick.
+			if n, err := e.st.Reclaim(ctx, now); err == nil && n > 0 && e.cfg.Private {
+				_ = e.Pump(ctx)
+			}
 		}
 	}
 }

@@ -302,3 +302,10 @@ type Store interface {
 	// Close releases the driver; blocked calls return ErrClosed.
 	Close() error
 }
+
+// DueReporter is implemented by drivers that can say when their next delayed
+// retry comes due. An engine that is its store's only user uses it to arm
+// one timer instead of keeping a goroutine blocked in Reserve.
+type DueReporter interface {
+	NextDue() (time.Time, bool)
+}

@@ -51,8 +51,9 @@ type unit struct {
 }
 
 type inbox struct {
-	notes []store.Note
-	wake  chan struct{}
+	notes   []store.Note
+	wake    chan struct{}
+	waiters int // Pop calls asleep on wake
 }
 
 // Store is the memstore driver. The zero value is not usable; call New.
@@ -68,13 +69,19 @@ type Store struct {
 	running  map[*op]struct{}
 	inboxes  map[string]*inbox
 	laneWake [store.NumLanes]chan struct{}
-	done     chan struct{}
-	seq      uint64
-	leaseSeq uint64
-	finished []*unit // in finish order, for retention
+	// Reserve calls asleep per lane: a wake-up costs a channel only if
+	// someone is there to hear it.
+	laneWaiters [store.NumLanes]int
+	done        chan struct{}
+	seq         uint64
+	leaseSeq    uint64
+	finished    []*unit // in finish order, for retention
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store       = (*Store)(nil)
+	_ store.DueReporter = (*Store)(nil)
+)
 
 // New returns an empty store.
 func New(cfg Config) *Store {
@@ -101,6 +108,9 @@ func (s *Store) now() time.Time { return s.cfg.Now() }
 
 // wakeLane tells blocked Reserve calls that a lane changed. Caller holds mu.
 func (s *Store) wakeLane(l store.Lane) {
+	if s.laneWaiters[l] == 0 {
+		return
+	}
 	close(s.laneWake[l])
 	s.laneWake[l] = make(chan struct{})
 }
@@ -231,9 +241,10 @@ func (s *Store) notify(name string, n store.Note) {
 		return
 	}
 	ib.notes = append(ib.notes, n)
-	if len(ib.notes) == 1 {
+	if ib.waiters > 0 {
 		close(ib.wake)
 		ib.wake = make(chan struct{})
+		ib.waiters = 0
 	}
 }
 
@@ -338,8 +349,13 @@ func (s *Store) Reserve(ctx context.Context, lane store.Lane, worker string, max
 			}
 		}
 		wake := s.laneWake[lane]
+		s.laneWaiters[lane]++
 		s.mu.Unlock()
-		if err := sleep(ctx, wake, s.done, remaining); err != nil {
+		err := sleep(ctx, wake, s.done, remaining)
+		s.mu.Lock()
+		s.laneWaiters[lane]--
+		s.mu.Unlock()
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -676,6 +692,7 @@ func (s *Store) Pop(ctx context.Context, name string, max int, wait time.Duratio
 			return nil, nil
 		}
 		wake := ib.wake
+		ib.waiters++
 		s.mu.Unlock()
 		if err := sleep(ctx, wake, s.done, remaining); err != nil {
 			return nil, err
@@ -742,6 +759,21 @@ func (s *Store) Stats(_ context.Context) ([store.NumLanes]store.LaneStats, error
 		out[o.rec.Lane].Running++
 	}
 	return out, nil
+}
+
+// NextDue implements store.DueReporter.
+func (s *Store) NextDue() (time.Time, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var due time.Time
+	for l := range s.delayed {
+		if s.delayed[l].Len() > 0 {
+			if d := s.delayed[l][0].readyAt; due.IsZero() || d.Before(due) {
+				due = d
+			}
+		}
+	}
+	return due, !due.IsZero()
 }
 
 // Close implements store.Store.
