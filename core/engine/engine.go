@@ -66,10 +66,19 @@ type Submit struct {
 	Token uint64
 }
 
+// Completion is a store completion from the process, naming the attempt it
+// ends, so that a late answer from an earlier attempt (one that timed out
+// and was retried here) is not taken for the current one's.
+type Completion struct {
+	store.Completion
+	Attempt int
+}
+
 type heldOp struct {
-	lane  store.Lane
-	lease uint64
-	timer *time.Timer
+	lane    store.Lane
+	lease   uint64
+	attempt int
+	timer   *time.Timer
 }
 
 // Engine is safe for concurrent use.
@@ -89,6 +98,10 @@ type Engine struct {
 	capWake   chan struct{} // closed and replaced when a lane gains room
 	capacity  [store.NumLanes]int
 	inflight  [store.NumLanes]int // delivered or being reserved
+	// reserving counts store Reserve calls in flight per lane; missed says a
+	// caller found no room meanwhile (see reserveOnce).
+	reserving [store.NumLanes]int
+	missed    [store.NumLanes]bool
 	held      map[store.Ref]heldOp
 	dueTimer  *time.Timer // Private mode: fires when the next retry is due
 	dueAt     time.Time
@@ -296,19 +309,19 @@ func (e *Engine) Watch(ctx context.Context, ref store.Ref, token uint64) error {
 // Complete reports finished attempts of operations this engine delivered.
 // Completions for operations no longer held (cancelled, lease lost) are
 // ignored: the store would call them stale anyway.
-func (e *Engine) Complete(ctx context.Context, comps []store.Completion) ([]store.CompleteOutcome, error) {
+func (e *Engine) Complete(ctx context.Context, comps []Completion) ([]store.CompleteOutcome, error) {
 	if len(comps) == 0 {
 		return nil, nil
 	}
 	e.mu.Lock()
-	keep := comps[:0:0]
+	keep := make([]store.Completion, 0, len(comps))
 	for _, c := range comps {
 		h, ok := e.held[c.Ref]
-		if !ok {
+		if !ok || h.attempt != c.Attempt {
 			continue
 		}
 		c.LeaseID = h.lease
-		keep = append(keep, c)
+		keep = append(keep, c.Completion)
 	}
 	e.mu.Unlock()
 	outs, err := e.st.Complete(ctx, e.cfg.Inbox, keep)
@@ -456,23 +469,56 @@ func (e *Engine) takeNotes(ctx context.Context, wait time.Duration) error {
 
 // reserve asks the store for work for the free slots of a lane.
 func (e *Engine) reserve(ctx context.Context, lane store.Lane, wait time.Duration) (int, error) {
+	total := 0
+	for {
+		n, again, err := e.reserveOnce(ctx, lane, wait)
+		total += n
+		if err != nil || !again {
+			return total, err
+		}
+		wait = 0
+	}
+}
+
+// reserveOnce asks the store once. again reports that another caller found
+// no room while this one held the slots, and room is left now: the work that
+// caller came for may have arrived after this store call, so look again
+// rather than strand it until the next change.
+func (e *Engine) reserveOnce(ctx context.Context, lane store.Lane, wait time.Duration) (n int, again bool, err error) {
 	e.mu.Lock()
 	free := e.capacity[lane] - e.inflight[lane]
 	if e.closed || free <= 0 {
+		if e.reserving[lane] > 0 {
+			e.missed[lane] = true
+		}
 		e.mu.Unlock()
-		return 0, nil
+		return 0, false, nil
 	}
 	e.inflight[lane] += free // claim the slots while the store is asked
+	e.reserving[lane]++
 	e.mu.Unlock()
 	ds, err := e.st.Reserve(ctx, lane, e.cfg.Inbox, free, e.cfg.Lease, wait)
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.reserving[lane]--
 	e.inflight[lane] -= free - len(ds)
 	if free > len(ds) {
 		e.roomChanged()
 	}
 	if err != nil {
-		return 0, fmt.Errorf("reserve %s work: %w", lane, err)
+		return 0, false, fmt.Errorf("reserve %s work: %w", lane, err)
+	}
+	if e.closed {
+		// Close has already handed back what it saw held; hand these back too.
+		e.inflight[lane] -= len(ds)
+		leases := make(map[store.Ref]uint64, len(ds))
+		for _, d := range ds {
+			leases[d.Ref] = d.LeaseID
+		}
+		if len(leases) > 0 {
+			_ = e.st.Release(context.Background(), e.cfg.Inbox, leases)
+		}
+		return 0, false, nil
 	}
 	for _, d := range ds {
 		if lease, ok := e.early[d.Ref]; ok {
@@ -483,14 +529,19 @@ func (e *Engine) reserve(ctx context.Context, lane store.Lane, wait time.Duratio
 				continue
 			}
 		}
-		h := heldOp{lane: lane, lease: d.LeaseID}
+		h := heldOp{lane: lane, lease: d.LeaseID, attempt: d.Attempt}
 		if d.TimeoutMs > 0 {
 			h.timer = e.timeoutAfter(d)
 		}
 		e.held[d.Ref] = h
 		e.push(Event{Kind: EventDeliver, Delivery: d})
+		n++
 	}
-	return len(ds), nil
+	if e.missed[lane] && e.reserving[lane] == 0 && e.capacity[lane] > e.inflight[lane] {
+		e.missed[lane] = false
+		again = true
+	}
+	return n, again, nil
 }
 
 // timeoutAfter fails an attempt that outlives its timeout; the store then

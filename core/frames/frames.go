@@ -7,7 +7,7 @@
 // A command batch is an array of commands, each an array led by its code:
 //
 //	[1, unit, path, parent, depth, name, lane, args, token, retries, backoff_ms, backoff_max_ms, timeout_ms, priority]  submit
-//	[2, unit, path, ok, result|nil, error|nil, no_retry]                                                               complete
+//	[2, unit, path, attempt, ok, result|nil, error|nil, no_retry]                                                      complete
 //	[3, lane, delta]                                                                                                   capacity
 //	[4, unit, path, reason]                                                                                            cancel (path "" = whole unit)
 //	[5, unit, path, token]                                                                                             watch
@@ -25,6 +25,8 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
+	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
@@ -71,7 +73,7 @@ type Watch struct {
 type Batch struct {
 	Submits     []engine.Submit
 	SubmitIdx   []int
-	Completes   []store.Completion
+	Completes   []engine.Completion
 	Capacities  []Capacity
 	Cancels     []Cancel
 	CancelIdx   []int
@@ -103,7 +105,8 @@ func Code(err error) string {
 }
 
 type reader struct {
-	d *msgpack.Decoder
+	d  *msgpack.Decoder
+	br *bytes.Reader // the decoder reads straight from it (no buffering)
 }
 
 func malformed(format string, args ...any) error {
@@ -122,9 +125,19 @@ func (r reader) arrayLen(what string) (int, error) {
 }
 
 func (r reader) str(what string) (string, error) {
+	c, err := r.d.PeekCode()
+	if err != nil {
+		return "", malformed("%s: expected a string: %v", what, err)
+	}
+	if !msgpcode.IsString(c) {
+		return "", malformed("%s: expected a string, got code 0x%02x", what, c)
+	}
 	s, err := r.d.DecodeString()
 	if err != nil {
 		return "", malformed("%s: expected a string: %v", what, err)
+	}
+	if !utf8.ValidString(s) {
+		return "", malformed("%s: string is not valid UTF-8", what)
 	}
 	return s, nil
 }
@@ -145,6 +158,13 @@ func (r reader) int(what string) (int64, error) {
 }
 
 func (r reader) bool(what string) (bool, error) {
+	c, err := r.d.PeekCode()
+	if err != nil {
+		return false, malformed("%s: expected a bool: %v", what, err)
+	}
+	if c != msgpcode.True && c != msgpcode.False {
+		return false, malformed("%s: expected a bool, got code 0x%02x", what, c)
+	}
 	v, err := r.d.DecodeBool()
 	if err != nil {
 		return false, malformed("%s: expected a bool: %v", what, err)
@@ -165,9 +185,18 @@ func (r reader) bin(what string) ([]byte, error) {
 	if !msgpcode.IsBin(c) {
 		return nil, malformed("%s: expected bytes, got code 0x%02x", what, c)
 	}
-	b, err := r.d.DecodeBytes()
+	n, err := r.d.DecodeBytesLen()
 	if err != nil {
 		return nil, malformed("%s: expected bytes: %v", what, err)
+	}
+	// Check the claimed length against what the frame holds before
+	// allocating: a corrupt header must not reserve gigabytes.
+	if n < 0 || n > r.br.Len() {
+		return nil, malformed("%s: length %d exceeds the %d bytes left in the frame", what, n, r.br.Len())
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(r.br, b); err != nil {
+		return nil, malformed("%s: %v", what, err)
 	}
 	return b, nil
 }
@@ -210,8 +239,9 @@ func (r reader) errorInfo(what string) (*store.ErrorInfo, error) {
 	return &info, nil
 }
 
-func newDecoder(b []byte) *msgpack.Decoder {
-	return msgpack.NewDecoder(bytes.NewReader(b))
+func newReader(b []byte) reader {
+	br := bytes.NewReader(b)
+	return reader{d: msgpack.NewDecoder(br), br: br}
 }
 
 // DecodeBatch decodes a command batch.
@@ -219,7 +249,7 @@ func DecodeBatch(frame []byte) (*Batch, error) {
 	if len(frame) == 0 {
 		return nil, malformed("empty frame")
 	}
-	r := reader{newDecoder(frame)}
+	r := newReader(frame)
 	n, err := r.arrayLen("batch")
 	if err != nil {
 		return nil, err
@@ -259,7 +289,7 @@ func decodeCommand(r reader, b *Batch, idx int) error {
 	if err != nil {
 		return err
 	}
-	need := map[int64]int{CmdSubmit: 14, CmdComplete: 7, CmdCapacity: 3, CmdCancel: 4, CmdWatch: 4}[code]
+	need := map[int64]int{CmdSubmit: 14, CmdComplete: 8, CmdCapacity: 3, CmdCancel: 4, CmdWatch: 4}[code]
 	if need == 0 {
 		return malformed("unknown command code %d", code)
 	}
@@ -389,12 +419,20 @@ func decodeSubmit(r reader) (engine.Submit, error) {
 	return s, nil
 }
 
-func decodeComplete(r reader) (store.Completion, error) {
-	var c store.Completion
+func decodeComplete(r reader) (engine.Completion, error) {
+	var c engine.Completion
 	var err error
 	if c.Ref, err = decodeRef(r); err != nil {
 		return c, err
 	}
+	attempt, err := r.int("attempt")
+	if err != nil {
+		return c, err
+	}
+	if attempt < 1 || attempt > MaxItems {
+		return c, malformed("attempt %d out of range", attempt)
+	}
+	c.Attempt = int(attempt)
 	if c.OK, err = r.bool("ok"); err != nil {
 		return c, err
 	}
@@ -418,7 +456,7 @@ func DecodeRef(frame []byte) (store.Ref, error) {
 	if len(frame) == 0 {
 		return store.Ref{}, malformed("empty frame")
 	}
-	r := reader{newDecoder(frame)}
+	r := newReader(frame)
 	if err := fieldCount(r, 2, "ref"); err != nil {
 		return store.Ref{}, err
 	}
