@@ -148,7 +148,8 @@ def _take(lib: ctypes.CDLL, rc: int, b: _Buffers) -> bytes:
             b.big.value = None
     message = ctypes.string_at(b.out, b.outn.value).decode("utf-8", "replace")
     code = _CODES.get(rc, "internal")
-    if code == "closed":
+    if code in ("closed", "bad_handle"):
+        # A closed session's handle is gone from the core: both mean "stopped".
         raise EngineClosedError(message or "the engine is stopped")
     raise NativeError(message or f"native call failed with code {rc}", code)
 

@@ -54,8 +54,19 @@ def _env_number(name: str, default: float) -> float:
 def _count(config: dict[str, Any], key: str, default: int) -> int:
     value = config.get(key, default)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigurationError(f"worker_config[{key!r}] must be a non-negative int, not {value!r}")
+        raise ConfigurationError(
+            f"worker_config[{key!r}] must be a non-negative int, not {value!r}")
     return value
+
+
+def _caller_stacklevel() -> int:
+    # Point the warning at the user's Blazing(...) line, past our __init__s.
+    import sys
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and frame.f_globals.get("__name__") == __name__:
+        level += 1
+        frame = frame.f_back
+    return level
 
 
 class _AppCore:
@@ -81,7 +92,7 @@ class _AppCore:
                 warnings.warn(
                     f"api_url={api_url!r} is ignored: Blazing Flow talks to Redis directly "
                     "(pass a redis:// URL) or runs embedded in this process",
-                    UserWarning, stacklevel=3)
+                    UserWarning, stacklevel=_caller_stacklevel())
         if url:
             raise ConfigurationError(
                 f"redis_url={url!r}: the Redis store driver is not part of this build yet; "
@@ -96,6 +107,14 @@ class _AppCore:
         async_workers = _count(cfg, "async_workers", DEFAULTS["async_workers"])
         concurrency = _count(cfg, "async_concurrency", DEFAULTS["async_concurrency"])
         blocking = _count(cfg, "blocking_workers", DEFAULTS["blocking_workers"])
+        auto = cfg.get("auto_optimize", True)
+        if not isinstance(auto, bool):
+            raise ConfigurationError(f"worker_config['auto_optimize'] must be a bool, not {auto!r}")
+        interval = cfg.get("optimization_interval", 30)
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
+            raise ConfigurationError(
+                f"worker_config['optimization_interval'] must be a positive number of seconds, "
+                f"not {interval!r}")
         if async_workers == 0:
             raise ConfigurationError("worker_config['async_workers'] must be at least 1: "
                                      "workflows run on async workers")
@@ -194,7 +213,8 @@ class _AppCore:
                 return found
             raise self._runtime.unknown(name)
         if not isinstance(name_or_fn, str):
-            raise UnknownNameError(f"run() needs a name or a decorated function, not {name_or_fn!r}")
+            raise UnknownNameError(
+                f"run() needs a name or a decorated function, not {name_or_fn!r}")
         defn = self._definitions.get(name_or_fn)
         if defn is None:
             raise self._runtime.unknown(name_or_fn)

@@ -120,14 +120,27 @@ class MalformedPayloadError(CodecError):
 class ValueTooLargeError(CodecError):
     """The encoded value is larger than the allowed maximum."""
 
-    def __init__(self, size: int, limit: int) -> None:
+    def __init__(self, size: int, limit: int, context: str = "") -> None:
+        prefix = f"{context}: " if context else ""
         super().__init__(
-            f"encoded value is {size} bytes, over the limit of {limit} bytes "
+            f"{prefix}encoded value is {size} bytes, over the limit of {limit} bytes "
             "(pass max_bytes= or set BLAZING_MAX_VALUE_BYTES to allow more; "
             "large data is better stored elsewhere and passed by reference)"
         )
         self.size = size
         self.limit = limit
+        self.context = context
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Rebuilt from its fields, so it crosses processes with its own type.
+        return (type(self), (self.size, self.limit, self.context))
+
+
+def with_context(exc: CodecError, context: str) -> CodecError:
+    """The same kind of error, its message prefixed with where it happened."""
+    if isinstance(exc, ValueTooLargeError):
+        return ValueTooLargeError(exc.size, exc.limit, context)
+    return type(exc)(f"{context}: {exc}")
 
 
 class RemoteError(Exception):

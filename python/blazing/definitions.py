@@ -128,8 +128,11 @@ def make_wrapper(defn: Definition) -> Callable[..., Any]:
 
 
 def _mark_coroutine_function(fn: Callable[..., Any]) -> None:
-    # Keep inspect/asyncio.iscoroutinefunction true for async steps, so code
-    # that checks it (FastAPI, tests) treats the wrapper like the function.
+    # Keep asyncio.iscoroutinefunction (and, from Python 3.12, inspect's) true
+    # for async steps, so code that checks it treats the wrapper like the
+    # function. The wrapper stays a plain def so that calls inside a workflow
+    # are submitted when made, in call order, and so a sync step can call an
+    # async one and get its value.
     marker = getattr(inspect, "markcoroutinefunction", None)
     if marker is not None:
         marker(fn)

@@ -30,6 +30,7 @@ from blazing.errors import (
     BlazingError,
     EngineClosedError,
     NativeError,
+    RunCancelled,
     UnknownNameError,
 )
 from blazing.run import LOCAL_ERROR, STATUS_NAMES, RemoteRun, ResultSlot, outcome_to_value
@@ -137,7 +138,7 @@ class Runtime:
         assert session is not None
         while True:
             try:
-                events = session.wait(1000)
+                events = session.wait(60_000)  # Close wakes it; no idle ticking
             except EngineClosedError:
                 return
             except Exception:  # noqa: BLE001 - keep serving; the core logged it
@@ -229,7 +230,9 @@ class Runtime:
         try:
             errors, events = session.batch(cmds)
         except EngineClosedError:
-            if self.stopping:
+            # Completions and slot changes of work that outlived stop() are
+            # moot; a new submission must hear that nobody will run it.
+            if self.stopping and all(c[0] not in (CMD_SUBMIT, CMD_WATCH) for c in cmds):
                 return []
             raise
         for idx, code, message in errors:
@@ -300,11 +303,11 @@ class Runtime:
             self.cancelled.discard(key)
             self.activity(-1)
 
-    def complete(self, unit: str, path: str, ok: bool, payload: bytes | None,
+    def complete(self, unit: str, path: str, attempt: int, ok: bool, payload: bytes | None,
                  err: list[Any] | None, no_retry: bool = False) -> None:
         """Report the end of an attempt that ran here."""
         self.cancelled.discard((unit, path))
-        self.send([CMD_COMPLETE, unit, path, ok, payload, err, no_retry])
+        self.send([CMD_COMPLETE, unit, path, attempt, ok, payload, err, no_retry])
         self.activity(-1)
 
     # ------------------------------------------------------- calling steps
@@ -324,7 +327,8 @@ class Runtime:
         try:
             return codec.encode((args, kwargs), self.max_value_bytes)
         except codec.CodecError as exc:
-            raise type(exc)(f"arguments of {defn.kind} {defn.name!r} ({where}): {exc}") from exc
+            context = f"arguments of {defn.kind} {defn.name!r} ({where})"
+            raise codec.with_context(exc, context) from exc
 
     def call_child(self, ex: Execution, defn: Definition, args: tuple[Any, ...],
                    kwargs: dict[str, Any]) -> Any:
@@ -371,6 +375,8 @@ class Runtime:
 
     def _child_done(self, ex: Execution, path: str, token: int, fut: asyncio.Future[Any]) -> None:
         cmds = []
+        if not fut.cancelled() and isinstance(fut.exception(), RunCancelled):
+            pass  # exception() marks it retrieved: a call cancelled with its caller is no news
         if fut.cancelled():
             # The caller stopped waiting (asyncio.wait_for, task cancelled):
             # stop the call too rather than leave it running for no one.
@@ -404,6 +410,9 @@ class Runtime:
     def submit_root(self, defn: Definition, args: tuple[Any, ...],
                     kwargs: dict[str, Any]) -> RemoteRun:
         """Submit a new run of ``defn``; the handle resolves when it ends."""
+        if self.stopping:
+            raise EngineClosedError(
+                f"cannot run {defn.name!r}: this app was stopped; create a new app to run again")
         unit = uuid.uuid4().hex
         payload = self.encode_args(defn, args, kwargs, f"run {unit}")
         slot = ResultSlot()

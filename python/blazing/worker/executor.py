@@ -36,7 +36,7 @@ def prepare(runtime: Runtime, ev: list[Any]) -> tuple[Definition, Execution, tup
     try:
         a, kw = codec.decode(args)
     except codec.CodecError as exc:
-        raise _Refused(type(exc)(f"arguments of {name} ({unit}/{path}): {exc}")) from exc
+        raise _Refused(codec.with_context(exc, f"arguments of {name} ({unit}/{path})")) from exc
     if not isinstance(a, (list, tuple)) or not isinstance(kw, dict):
         raise _Refused(codec.MalformedPayloadError(
             f"arguments of {name} ({unit}/{path}) are not an (args, kwargs) pair"))
@@ -58,7 +58,8 @@ def encode_result(defn: Definition, ex: Execution, value: Any) -> bytes:
     try:
         return codec.encode(value, ex.runtime.max_value_bytes)
     except codec.CodecError as exc:
-        raise _Refused(type(exc)(f"result of {defn.name} ({ex.unit}/{ex.path}): {exc}")) from exc
+        context = f"result of {defn.name} ({ex.unit}/{ex.path})"
+        raise _Refused(codec.with_context(exc, context)) from exc
 
 
 async def run_async_delivery(runtime: Runtime, ev: list[Any]) -> None:
@@ -68,7 +69,7 @@ async def run_async_delivery(runtime: Runtime, ev: list[Any]) -> None:
     was lost, or the app is stopping) the core expects no completion; the
     runtime's done-callback does the bookkeeping.
     """
-    unit, path = ev[1], ev[2]
+    unit, path, attempt = ev[1], ev[2], ev[8]
     key = (unit, path)
     token = None
     try:
@@ -79,22 +80,22 @@ async def run_async_delivery(runtime: Runtime, ev: list[Any]) -> None:
         value = await defn.fn(*args, **kwargs)
         payload = encode_result(defn, ex, value)
     except _Refused as r:
-        _finish_failed(runtime, unit, path, r.exc, True)
+        _finish_failed(runtime, unit, path, attempt, r.exc, True)
         return
     except Exception as exc:  # noqa: BLE001 - the step's failure is its result
-        _finish_failed(runtime, unit, path, exc, False)
+        _finish_failed(runtime, unit, path, attempt, exc, False)
         return
     finally:
         if token is not None:
             current.reset(token)
     runtime.running.pop(key, None)
-    runtime.complete(unit, path, True, payload, None)
+    runtime.complete(unit, path, attempt, True, payload, None)
 
 
-def _finish_failed(runtime: Runtime, unit: str, path: str, exc: BaseException,
+def _finish_failed(runtime: Runtime, unit: str, path: str, attempt: int, exc: BaseException,
                    no_retry: bool) -> None:
     runtime.running.pop((unit, path), None)
-    runtime.complete(unit, path, False, None, error_frame(exc), no_retry)
+    runtime.complete(unit, path, attempt, False, None, error_frame(exc), no_retry)
 
 
 def run_blocking_delivery(
@@ -105,7 +106,7 @@ def run_blocking_delivery(
     ``async def`` steps marked BLOCKING run on this thread's own event loop,
     created on first use and returned for reuse.
     """
-    unit, path = ev[1], ev[2]
+    unit, path, attempt = ev[1], ev[2], ev[8]
     token = None
     try:
         defn, ex, args, kwargs = prepare(runtime, ev)
@@ -118,13 +119,13 @@ def run_blocking_delivery(
             value = defn.fn(*args, **kwargs)
         payload = encode_result(defn, ex, value)
     except _Refused as r:
-        _finish_failed(runtime, unit, path, r.exc, True)
+        _finish_failed(runtime, unit, path, attempt, r.exc, True)
         return thread_loop
     except Exception as exc:  # noqa: BLE001 - the step's failure is its result
-        _finish_failed(runtime, unit, path, exc, False)
+        _finish_failed(runtime, unit, path, attempt, exc, False)
         return thread_loop
     finally:
         if token is not None:
             current.reset(token)
-    runtime.complete(unit, path, True, payload, None)
+    runtime.complete(unit, path, attempt, True, payload, None)
     return thread_loop

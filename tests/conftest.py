@@ -1,0 +1,35 @@
+"""Shared fixtures for the embedded-runtime tests: fresh apps, stopped after each test."""
+
+import pytest
+
+from blazing import Blazing, SyncBlazing
+
+
+@pytest.fixture
+def make_app():
+    """Factory: ``make_app(**options)`` builds a fresh ``Blazing`` stopped after the test."""
+    apps = []
+
+    def factory(cls=Blazing, **options):
+        app = cls(**options)
+        apps.append(app)
+        return app
+
+    yield factory
+    for app in reversed(apps):
+        if isinstance(app, SyncBlazing):
+            app.stop()
+        else:
+            app.stop_sync()
+
+
+@pytest.fixture
+def app(make_app):
+    """A fresh ``Blazing()`` with no arguments (embedded store)."""
+    return make_app()
+
+
+@pytest.fixture
+def sync_app(make_app):
+    """A fresh ``SyncBlazing()`` with no arguments."""
+    return make_app(SyncBlazing)

@@ -1,0 +1,98 @@
+"""``SyncBlazing``: blocking calls from scripts, notebooks (a running loop) and threads."""
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+
+from blazing import BlazingError, SyncBlazing
+
+
+def register(app):
+    @app.step
+    def double(x: int) -> int:
+        return x * 2
+
+    @app.step
+    def add_ten(x: int) -> int:
+        return x + 10
+
+    @app.workflow
+    async def process_number(x: int) -> int:
+        return await add_ten(await double(x))
+
+    return process_number
+
+
+def test_call_by_attribute_returns_result(sync_app):
+    register(sync_app)
+    assert sync_app.process_number(5) == 20
+    assert sync_app.process_number(x=1) == 12
+
+
+def test_run_by_name_and_by_function(sync_app):
+    process_number = register(sync_app)
+    assert sync_app.run("process_number", 5) == 20
+    assert sync_app.run(process_number, 0) == 10
+
+
+def test_steps_callable_as_runs_too(sync_app):
+    register(sync_app)
+    assert sync_app.double(21) == 42
+    assert sync_app.run("add_ten", 1) == 11
+
+
+def test_works_while_an_event_loop_runs_in_the_thread(sync_app):
+    register(sync_app)
+
+    async def cell():  # a Jupyter cell: a loop is already running here
+        asyncio.get_running_loop()
+        return sync_app.process_number(5), sync_app.run("process_number", 6)
+
+    assert asyncio.run(cell()) == (20, 22)
+
+
+def test_works_from_many_threads_at_once(sync_app):
+    register(sync_app)
+    gate = threading.Barrier(8, timeout=10)
+
+    def call(x):
+        gate.wait()  # all 8 threads call at the same moment
+        return sync_app.process_number(x)
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(call, range(8)))
+    assert results == [x * 2 + 10 for x in range(8)]
+
+    with ThreadPoolExecutor(8) as pool:
+        results = list(pool.map(sync_app.process_number, range(64)))
+    assert results == [x * 2 + 10 for x in range(64)]
+
+
+def test_publish_blocks_and_is_idempotent(sync_app):
+    register(sync_app)
+    assert sync_app.publish() is None
+    assert sync_app.publish() is None
+    assert sync_app.process_number(5) == 20
+    assert sync_app.publish() is None
+    assert sync_app.process_number(7) == 24
+
+
+def test_context_manager():
+    with SyncBlazing() as app:
+        assert isinstance(app, SyncBlazing)
+        register(app)
+        assert app.process_number(5) == 20
+    # Leaving the block stopped the app: it refuses new work instead of hanging.
+    with pytest.raises(BlazingError):
+        app.process_number(5)
+
+
+def test_workflow_exception_reaches_the_caller(sync_app):
+    @sync_app.workflow
+    async def boom(x):
+        raise ValueError(f"bad {x}")
+
+    with pytest.raises(ValueError, match="^bad 3$"):
+        sync_app.boom(3)
