@@ -168,9 +168,10 @@ func bz_open(in *C.char, n C.int, out *C.char, capacity C.int, outn *C.int) (h C
 	return C.longlong(id)
 }
 
-//export bz_batch
-func bz_batch(h C.longlong, in *C.char, n C.int, out *C.char, capacity C.int, outn *C.int, big **C.char) (rc C.int) {
-	defer guard(&rc, out, capacity, outn)
+// frameCall runs fn on the session h with the caller's frame; it is the
+// body of every export that takes a frame and replies with one.
+func frameCall(h C.longlong, in *C.char, n C.int, out *C.char, capacity C.int, outn *C.int, big **C.char,
+	fn func(*bridge.Session, []byte) ([]byte, error)) C.int {
 	s, err := session(h)
 	if err != nil {
 		return writeErr(rcBadHandle, err.Error(), out, capacity, outn)
@@ -179,8 +180,16 @@ func bz_batch(h C.longlong, in *C.char, n C.int, out *C.char, capacity C.int, ou
 	if err != nil {
 		return reply(nil, err, out, capacity, outn, big)
 	}
-	b, err := s.Batch(context.Background(), frame)
+	b, err := fn(s, frame)
 	return reply(b, err, out, capacity, outn, big)
+}
+
+//export bz_batch
+func bz_batch(h C.longlong, in *C.char, n C.int, out *C.char, capacity C.int, outn *C.int, big **C.char) (rc C.int) {
+	defer guard(&rc, out, capacity, outn)
+	return frameCall(h, in, n, out, capacity, outn, big, func(s *bridge.Session, f []byte) ([]byte, error) {
+		return s.Batch(context.Background(), f)
+	})
 }
 
 //export bz_wait
@@ -203,16 +212,9 @@ func bz_wait(h C.longlong, timeoutMs C.int, out *C.char, capacity C.int, outn *C
 //export bz_get
 func bz_get(h C.longlong, in *C.char, n C.int, out *C.char, capacity C.int, outn *C.int, big **C.char) (rc C.int) {
 	defer guard(&rc, out, capacity, outn)
-	s, err := session(h)
-	if err != nil {
-		return writeErr(rcBadHandle, err.Error(), out, capacity, outn)
-	}
-	frame, err := input(in, n)
-	if err != nil {
-		return reply(nil, err, out, capacity, outn, big)
-	}
-	b, err := s.Get(context.Background(), frame)
-	return reply(b, err, out, capacity, outn, big)
+	return frameCall(h, in, n, out, capacity, outn, big, func(s *bridge.Session, f []byte) ([]byte, error) {
+		return s.Get(context.Background(), f)
+	})
 }
 
 //export bz_stats

@@ -186,14 +186,17 @@ class Session:
             )
         return self._lib
 
-    def batch_raw(self, frame: bytes) -> bytes:
-        """Send an encoded command batch; return the encoded reply."""
+    def _frame_call(self, fn_name: str, frame: bytes) -> bytes:
         lib = self._lib_checked()
         b = _buffers()
-        rc = lib.bz_batch(
+        rc = getattr(lib, fn_name)(
             self._h, frame, len(frame), b.out, _BUF_SIZE, ctypes.byref(b.outn), ctypes.byref(b.big)
         )
         return _take(lib, rc, b)
+
+    def batch_raw(self, frame: bytes) -> bytes:
+        """Send an encoded command batch; return the encoded reply."""
+        return self._frame_call("bz_batch", frame)
 
     def batch(self, commands: list[Any]) -> tuple[list[Any], list[Any]]:
         """Run commands; return (errors, events)."""
@@ -211,12 +214,7 @@ class Session:
 
     def get_raw(self, frame: bytes) -> bytes:
         """Read one operation record; ``frame`` is msgpack ``[unit, path]``."""
-        lib = self._lib_checked()
-        b = _buffers()
-        rc = lib.bz_get(
-            self._h, frame, len(frame), b.out, _BUF_SIZE, ctypes.byref(b.outn), ctypes.byref(b.big)
-        )
-        return _take(lib, rc, b)
+        return self._frame_call("bz_get", frame)
 
     def get(self, unit: str, path: str) -> list[Any]:
         """Read one operation record as a list (see ``core/frames``)."""

@@ -1,56 +1,54 @@
 package memstore
 
-// readyHeap orders ready operations by priority (higher first), then FIFO.
-type readyHeap []*op
+import "container/heap"
 
-func (h readyHeap) Len() int { return len(h) }
-func (h readyHeap) Less(i, j int) bool {
-	if h[i].opts.Priority != h[j].opts.Priority {
-		return h[i].opts.Priority > h[j].opts.Priority
+// opHeap is a container/heap of operations that keeps each op's index, so a
+// cancelled op can be removed from the middle.
+type opHeap struct {
+	ops  []*op
+	less func(a, b *op) bool
+}
+
+var _ heap.Interface = (*opHeap)(nil)
+
+// byPriority orders ready operations: higher priority first, then FIFO.
+func byPriority(a, b *op) bool {
+	if a.opts.Priority != b.opts.Priority {
+		return a.opts.Priority > b.opts.Priority
 	}
-	return h[i].seq < h[j].seq
+	return a.seq < b.seq
 }
-func (h readyHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx = i
-	h[j].heapIdx = j
+
+// byDue orders retries waiting for their backoff by due time.
+func byDue(a, b *op) bool { return a.readyAt.Before(b.readyAt) }
+
+func (h *opHeap) Len() int           { return len(h.ops) }
+func (h *opHeap) Less(i, j int) bool { return h.less(h.ops[i], h.ops[j]) }
+func (h *opHeap) Swap(i, j int) {
+	h.ops[i], h.ops[j] = h.ops[j], h.ops[i]
+	h.ops[i].heapIdx = i
+	h.ops[j].heapIdx = j
 }
-func (h *readyHeap) Push(x any) {
+
+func (h *opHeap) Push(x any) {
 	o := x.(*op)
-	o.heapIdx = len(*h)
-	*h = append(*h, o)
+	o.heapIdx = len(h.ops)
+	h.ops = append(h.ops, o)
 }
-func (h *readyHeap) Pop() any {
-	old := *h
-	n := len(old)
-	o := old[n-1]
-	old[n-1] = nil
-	*h = old[:n-1]
+
+func (h *opHeap) Pop() any {
+	n := len(h.ops)
+	o := h.ops[n-1]
+	h.ops[n-1] = nil
+	h.ops = h.ops[:n-1]
 	o.heapIdx = -1
 	return o
 }
 
-// delayHeap orders retries waiting for their backoff by due time.
-type delayHeap []*op
-
-func (h delayHeap) Len() int           { return len(h) }
-func (h delayHeap) Less(i, j int) bool { return h[i].readyAt.Before(h[j].readyAt) }
-func (h delayHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx = i
-	h[j].heapIdx = j
-}
-func (h *delayHeap) Push(x any) {
-	o := x.(*op)
-	o.heapIdx = len(*h)
-	*h = append(*h, o)
-}
-func (h *delayHeap) Pop() any {
-	old := *h
-	n := len(old)
-	o := old[n-1]
-	old[n-1] = nil
-	*h = old[:n-1]
-	o.heapIdx = -1
-	return o
+// head is the first op, or nil.
+func (h *opHeap) head() *op {
+	if len(h.ops) == 0 {
+		return nil
+	}
+	return h.ops[0]
 }

@@ -63,8 +63,8 @@ type Store struct {
 	mu       sync.Mutex
 	closed   bool
 	units    map[string]*unit
-	ready    [store.NumLanes]readyHeap
-	delayed  [store.NumLanes]delayHeap
+	ready    [store.NumLanes]*opHeap
+	delayed  [store.NumLanes]*opHeap
 	nDelayed [store.NumLanes]int
 	running  map[*op]struct{}
 	inboxes  map[string]*inbox
@@ -100,6 +100,8 @@ func New(cfg Config) *Store {
 	}
 	for i := range s.laneWake {
 		s.laneWake[i] = make(chan struct{})
+		s.ready[i] = &opHeap{less: byPriority}
+		s.delayed[i] = &opHeap{less: byDue}
 	}
 	return s
 }
@@ -253,13 +255,13 @@ func (s *Store) pushReady(o *op, now time.Time) {
 	o.seq = s.seq
 	o.where = inReady
 	o.readyAt = now
-	heap.Push(&s.ready[o.rec.Lane], o)
+	heap.Push(s.ready[o.rec.Lane], o)
 }
 
 func (s *Store) pushDelayed(o *op, due time.Time) {
 	o.where = inDelayed
 	o.readyAt = due
-	heap.Push(&s.delayed[o.rec.Lane], o)
+	heap.Push(s.delayed[o.rec.Lane], o)
 	s.nDelayed[o.rec.Lane]++
 }
 
@@ -267,9 +269,9 @@ func (s *Store) pushDelayed(o *op, due time.Time) {
 func (s *Store) unqueue(o *op) {
 	switch o.where {
 	case inReady:
-		heap.Remove(&s.ready[o.rec.Lane], o.heapIdx)
+		heap.Remove(s.ready[o.rec.Lane], o.heapIdx)
 	case inDelayed:
-		heap.Remove(&s.delayed[o.rec.Lane], o.heapIdx)
+		heap.Remove(s.delayed[o.rec.Lane], o.heapIdx)
 		s.nDelayed[o.rec.Lane]--
 	}
 	o.where = inNone
@@ -280,8 +282,8 @@ func (s *Store) promote(now time.Time) int {
 	n := 0
 	for l := range s.delayed {
 		moved := false
-		for s.delayed[l].Len() > 0 && !s.delayed[l][0].readyAt.After(now) {
-			o := heap.Pop(&s.delayed[l]).(*op)
+		for s.delayed[l].Len() > 0 && !s.delayed[l].head().readyAt.After(now) {
+			o := heap.Pop(s.delayed[l]).(*op)
 			s.nDelayed[l]--
 			s.pushReady(o, now)
 			n++
@@ -313,7 +315,7 @@ func (s *Store) Reserve(ctx context.Context, lane store.Lane, worker string, max
 		s.promote(now)
 		var out []store.Delivery
 		for len(out) < max && s.ready[lane].Len() > 0 {
-			o := heap.Pop(&s.ready[lane]).(*op)
+			o := heap.Pop(s.ready[lane]).(*op)
 			o.where = inNone
 			s.leaseSeq++
 			o.leaseID = s.leaseSeq
@@ -344,7 +346,7 @@ func (s *Store) Reserve(ctx context.Context, lane store.Lane, worker string, max
 		}
 		// A delayed retry may come due before anything is submitted.
 		if s.delayed[lane].Len() > 0 {
-			if d := s.delayed[lane][0].readyAt.Sub(now); d < remaining {
+			if d := s.delayed[lane].head().readyAt.Sub(now); d < remaining {
 				remaining = max64(d, time.Millisecond)
 			}
 		}
@@ -746,7 +748,7 @@ func (s *Store) Stats(_ context.Context) ([store.NumLanes]store.LaneStats, error
 	for l := range out {
 		out[l].Depth = s.ready[l].Len() + s.nDelayed[l]
 		var oldest time.Time
-		for _, o := range s.ready[l] {
+		for _, o := range s.ready[l].ops {
 			if oldest.IsZero() || o.readyAt.Before(oldest) {
 				oldest = o.readyAt
 			}
@@ -768,7 +770,7 @@ func (s *Store) NextDue() (time.Time, bool) {
 	var due time.Time
 	for l := range s.delayed {
 		if s.delayed[l].Len() > 0 {
-			if d := s.delayed[l][0].readyAt; due.IsZero() || d.Before(due) {
+			if d := s.delayed[l].head().readyAt; due.IsZero() || d.Before(due) {
 				due = d
 			}
 		}
