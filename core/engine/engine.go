@@ -101,6 +101,7 @@ type Engine struct {
 	// reserving counts store Reserve calls in flight per lane; missed says a
 	// caller found no room meanwhile (see reserveOnce).
 	reserving [store.NumLanes]int
+	claimed   [store.NumLanes]int // slots claimed by those calls
 	missed    [store.NumLanes]bool
 	held      map[store.Ref]heldOp
 	dueTimer  *time.Timer // Private mode: fires when the next retry is due
@@ -495,12 +496,14 @@ func (e *Engine) reserveOnce(ctx context.Context, lane store.Lane, wait time.Dur
 		return 0, false, nil
 	}
 	e.inflight[lane] += free // claim the slots while the store is asked
+	e.claimed[lane] += free
 	e.reserving[lane]++
 	e.mu.Unlock()
 	ds, err := e.st.Reserve(ctx, lane, e.cfg.Inbox, free, e.cfg.Lease, wait)
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.reserving[lane]--
+	e.claimed[lane] -= free
 	e.inflight[lane] -= free - len(ds)
 	if free > len(ds) {
 		e.roomChanged()

@@ -299,6 +299,18 @@ type Store interface {
 	// Stats reads the lanes.
 	Stats(ctx context.Context) ([NumLanes]LaneStats, error)
 
+	// Failed lists the dead letters: root operations (runs) that failed,
+	// most recent first, skipping offset and returning at most limit.
+	Failed(ctx context.Context, offset, limit int) ([]Operation, error)
+
+	// Requeue puts a failed or cancelled unit back to work: its root becomes
+	// pending again with its attempts reset, and its failed or cancelled
+	// operations are forgotten, so that the replay re-runs them while the
+	// ones that succeeded return their stored results. It leaves the dead
+	// letter list. ErrNotFound for an unknown unit, ErrInvalid for a unit
+	// whose root has not finished or succeeded.
+	Requeue(ctx context.Context, unit string) error
+
 	// Close releases the driver; blocked calls return ErrClosed.
 	Close() error
 }

@@ -75,7 +75,13 @@ type Store struct {
 	done        chan struct{}
 	seq         uint64
 	leaseSeq    uint64
-	finished    []*unit // in finish order, for retention
+	finished    []finishedUnit // in finish order, for retention
+	dead        []*op          // failed roots in failure order (dead letters)
+}
+
+type finishedUnit struct {
+	u  *unit
+	at time.Time
 }
 
 var (
@@ -496,7 +502,10 @@ func (s *Store) finish(o *op, st store.Status, result []byte, info *store.ErrorI
 	o.kids = nil
 	if o.rec.Ref.Path == store.RootPath {
 		o.unit.finished = now
-		s.finished = append(s.finished, o.unit)
+		s.finished = append(s.finished, finishedUnit{o.unit, now})
+		if st == store.StatusFailed {
+			s.dead = append(s.dead, o)
+		}
 	}
 }
 
@@ -728,13 +737,21 @@ func (s *Store) Reclaim(_ context.Context, now time.Time) (int, error) {
 	}
 	cut := now.Add(-s.cfg.Retention)
 	i := 0
-	for ; i < len(s.finished) && s.finished[i].finished.Before(cut); i++ {
-		if u := s.finished[i]; s.units[u.id] == u {
-			delete(s.units, u.id)
+	for ; i < len(s.finished) && s.finished[i].at.Before(cut); i++ {
+		// Skip units requeued since (they finish again later, or not yet).
+		if f := s.finished[i]; s.units[f.u.id] == f.u && f.u.finished.Equal(f.at) {
+			delete(s.units, f.u.id)
 		}
 	}
 	if i > 0 {
-		s.finished = append([]*unit(nil), s.finished[i:]...)
+		s.finished = append([]finishedUnit(nil), s.finished[i:]...)
+		live := s.dead[:0]
+		for _, o := range s.dead {
+			if s.units[o.unit.id] == o.unit && o.rec.Status == store.StatusFailed {
+				live = append(live, o)
+			}
+		}
+		s.dead = live
 	}
 	return n, nil
 }
@@ -761,6 +778,75 @@ func (s *Store) Stats(_ context.Context) ([store.NumLanes]store.LaneStats, error
 		out[o.rec.Lane].Running++
 	}
 	return out, nil
+}
+
+// Failed implements store.Store.
+func (s *Store) Failed(_ context.Context, offset, limit int) ([]store.Operation, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, store.ErrClosed
+	}
+	var out []store.Operation
+	seen := 0
+	for i := len(s.dead) - 1; i >= 0 && (limit <= 0 || len(out) < limit); i-- {
+		o := s.dead[i]
+		if s.units[o.unit.id] != o.unit || o.rec.Status != store.StatusFailed || o.rec.FinishedAt.IsZero() {
+			continue // purged or requeued
+		}
+		if dup := s.deadIndex(o); dup != i {
+			continue // requeued and failed again: listed at its latest place
+		}
+		if seen++; seen > offset {
+			out = append(out, o.rec)
+		}
+	}
+	return out, nil
+}
+
+// deadIndex is the last index of o in the dead list. Caller holds mu.
+func (s *Store) deadIndex(o *op) int {
+	for i := len(s.dead) - 1; i >= 0; i-- {
+		if s.dead[i] == o {
+			return i
+		}
+	}
+	return -1
+}
+
+// Requeue implements store.Store.
+func (s *Store) Requeue(_ context.Context, unitID string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return store.ErrClosed
+	}
+	u := s.units[unitID]
+	if u == nil || u.ops[store.RootPath] == nil {
+		return fmt.Errorf("requeue %s: %w", unitID, store.ErrNotFound)
+	}
+	root := u.ops[store.RootPath]
+	if st := root.rec.Status; st != store.StatusFailed && st != store.StatusCancelled {
+		return fmt.Errorf("requeue %s: %w: the run is %s, not failed or cancelled", unitID, store.ErrInvalid, st)
+	}
+	for p, o := range u.ops {
+		if p != store.RootPath && (o.rec.Status == store.StatusFailed || o.rec.Status == store.StatusCancelled) {
+			delete(u.ops, p)
+		}
+	}
+	now := s.now()
+	root.rec.Status = store.StatusPending
+	root.rec.Attempts = 0
+	root.rec.Error = nil
+	root.rec.Result = nil
+	root.rec.Worker = ""
+	root.rec.StartedAt = time.Time{}
+	root.rec.FinishedAt = time.Time{}
+	root.lapses = 0
+	u.finished = time.Time{}
+	s.pushReady(root, now)
+	s.wakeLane(root.rec.Lane)
+	return nil
 }
 
 // NextDue implements store.DueReporter.
