@@ -217,6 +217,14 @@ func bz_get(h C.longlong, in *C.char, n C.int, out *C.char, capacity C.int, outn
 	})
 }
 
+//export bz_query
+func bz_query(h C.longlong, in *C.char, n C.int, out *C.char, capacity C.int, outn *C.int, big **C.char) (rc C.int) {
+	defer guard(&rc, out, capacity, outn)
+	return frameCall(h, in, n, out, capacity, outn, big, func(s *bridge.Session, f []byte) ([]byte, error) {
+		return s.Query(context.Background(), f)
+	})
+}
+
 //export bz_stats
 func bz_stats(h C.longlong, out *C.char, capacity C.int, outn *C.int, big **C.char) (rc C.int) {
 	defer guard(&rc, out, capacity, outn)

@@ -108,6 +108,9 @@ func (s *Session) Batch(ctx context.Context, frame []byte) ([]byte, error) {
 	fail := func(idx int, err error) {
 		cerrs = append(cerrs, frames.CommandError{Index: idx, Code: frames.Code(err), Message: err.Error()})
 	}
+	if b.Pause != nil {
+		s.eng.SetPaused(*b.Pause)
+	}
 	for i, c := range b.Capacities {
 		if err := s.eng.AddCapacity(c.Lane, c.Delta); err != nil {
 			fail(b.CapacityIdx[i], err)
@@ -161,6 +164,31 @@ func (s *Session) Get(ctx context.Context, frame []byte) ([]byte, error) {
 	}
 	w := s.writer()
 	return s.finish(w, w.Operation(op)), nil
+}
+
+// Query answers an operator's query (see frames.DecodeQuery).
+func (s *Session) Query(ctx context.Context, frame []byte) ([]byte, error) {
+	q, err := frames.DecodeQuery(frame)
+	if err != nil {
+		return nil, err
+	}
+	w := s.writer()
+	switch q.Kind {
+	case frames.QueryFailed:
+		ops, err := s.eng.Store().Failed(ctx, q.Offset, q.Limit)
+		if err != nil {
+			return nil, fmt.Errorf("list failed runs: %w", err)
+		}
+		return s.finish(w, w.Operations(ops)), nil
+	default: // frames.QueryRequeue; DecodeQuery refuses other kinds
+		if err := s.eng.Store().Requeue(ctx, q.Unit); err != nil {
+			return nil, err
+		}
+		if err := s.eng.Pump(ctx); err != nil {
+			return nil, err
+		}
+		return s.finish(w, w.Nil()), nil
+	}
 }
 
 // Stats reads the lanes and this process's slots.

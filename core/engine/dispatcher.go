@@ -13,7 +13,7 @@ import (
 func (e *Engine) dispatch(ctx context.Context, lane store.Lane) {
 	for ctx.Err() == nil {
 		e.mu.Lock()
-		room := e.capacity[lane] > e.inflight[lane]
+		room := e.capacity[lane] > e.inflight[lane] && !e.paused
 		wake := e.capWake
 		e.mu.Unlock()
 		if !room {

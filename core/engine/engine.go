@@ -100,6 +100,7 @@ type Engine struct {
 	inflight  [store.NumLanes]int // delivered or being reserved
 	// reserving counts store Reserve calls in flight per lane; missed says a
 	// caller found no room meanwhile (see reserveOnce).
+	paused    bool // draining: reserve nothing new
 	reserving [store.NumLanes]int
 	claimed   [store.NumLanes]int // slots claimed by those calls
 	missed    [store.NumLanes]bool
@@ -380,6 +381,15 @@ func (e *Engine) AddCapacity(lane store.Lane, delta int) error {
 	return nil
 }
 
+// SetPaused stops (or resumes) reserving new work, as a draining worker
+// does; what it holds keeps its leases.
+func (e *Engine) SetPaused(paused bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.paused = paused
+	e.roomChanged()
+}
+
 // Capacity reads a lane's slots and how many are in use.
 func (e *Engine) Capacity(lane store.Lane) (capacity, inflight int) {
 	e.mu.Lock()
@@ -488,6 +498,9 @@ func (e *Engine) reserve(ctx context.Context, lane store.Lane, wait time.Duratio
 func (e *Engine) reserveOnce(ctx context.Context, lane store.Lane, wait time.Duration) (n int, again bool, err error) {
 	e.mu.Lock()
 	free := e.capacity[lane] - e.inflight[lane]
+	if e.paused {
+		free = 0
+	}
 	if e.closed || free <= 0 {
 		if e.reserving[lane] > 0 {
 			e.missed[lane] = true

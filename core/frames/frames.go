@@ -11,6 +11,7 @@
 //	[3, lane, delta]                                                                                                   capacity
 //	[4, unit, path, reason]                                                                                            cancel (path "" = whole unit)
 //	[5, unit, path, token]                                                                                             watch
+//	[6, paused]                                                                                                        pause (stop reserving new work) or resume
 //
 // error is [type, message, traceback, payload|nil]. A reply is
 // [errors, events]: errors is [[command_index, code, message], ...] and each
@@ -42,6 +43,7 @@ const (
 	CmdCapacity = 3
 	CmdCancel   = 4
 	CmdWatch    = 5
+	CmdPause    = 6
 )
 
 // MaxItems bounds any array length read from a frame, so that a corrupt
@@ -80,6 +82,8 @@ type Batch struct {
 	Watches     []Watch
 	WatchIdx    []int
 	CapacityIdx []int
+	// Pause is nil when the batch does not change it.
+	Pause *bool
 }
 
 // CommandError is one failed command of a batch.
@@ -289,7 +293,7 @@ func decodeCommand(r reader, b *Batch, idx int) error {
 	if err != nil {
 		return err
 	}
-	need := map[int64]int{CmdSubmit: 14, CmdComplete: 8, CmdCapacity: 3, CmdCancel: 4, CmdWatch: 4}[code]
+	need := map[int64]int{CmdSubmit: 14, CmdComplete: 8, CmdCapacity: 3, CmdCancel: 4, CmdWatch: 4, CmdPause: 2}[code]
 	if need == 0 {
 		return malformed("unknown command code %d", code)
 	}
@@ -337,6 +341,12 @@ func decodeCommand(r reader, b *Batch, idx int) error {
 		}
 		b.Cancels = append(b.Cancels, c)
 		b.CancelIdx = append(b.CancelIdx, idx)
+	case CmdPause:
+		p, err := r.bool("paused")
+		if err != nil {
+			return err
+		}
+		b.Pause = &p
 	case CmdWatch:
 		var w Watch
 		if w.Ref, err = decodeRef(r); err != nil {
@@ -463,6 +473,68 @@ func DecodeRef(frame []byte) (store.Ref, error) {
 	return decodeRef(r)
 }
 
+// Query kinds: read-mostly requests for operators (dead letters, requeue).
+const (
+	QueryFailed  = 1 // [1, offset, limit] -> [operation, ...]
+	QueryRequeue = 2 // [2, unit] -> nil
+)
+
+// Query is a decoded query frame.
+type Query struct {
+	Kind          int
+	Offset, Limit int
+	Unit          string
+}
+
+// DecodeQuery decodes a query frame.
+func DecodeQuery(frame []byte) (Query, error) {
+	var q Query
+	if len(frame) == 0 {
+		return q, malformed("empty frame")
+	}
+	r := newReader(frame)
+	n, err := r.arrayLen("query")
+	if err != nil {
+		return q, err
+	}
+	if n < 1 {
+		return q, malformed("empty query")
+	}
+	kind, err := r.int("query kind")
+	if err != nil {
+		return q, err
+	}
+	q.Kind = int(kind)
+	switch kind {
+	case QueryFailed:
+		if n != 3 {
+			return q, malformed("failed query needs 3 fields, got %d", n)
+		}
+		off, err := r.int("offset")
+		if err != nil {
+			return q, err
+		}
+		lim, err := r.int("limit")
+		if err != nil {
+			return q, err
+		}
+		if off < 0 || lim < 0 || off > MaxItems || lim > MaxItems {
+			return q, malformed("offset %d or limit %d out of range", off, lim)
+		}
+		q.Offset, q.Limit = int(off), int(lim)
+	case QueryRequeue:
+		if n != 2 {
+			return q, malformed("requeue query needs 2 fields, got %d", n)
+		}
+		if q.Unit, err = r.str("unit"); err != nil {
+			return q, err
+		}
+	default:
+		return q, malformed("unknown query kind %d", kind)
+	}
+	return q, nil
+}
+
 // Writer builds reply frames.
 type Writer struct {
 	buf bytes.Buffer
@@ -552,6 +624,21 @@ func (w *Writer) Events(evs []engine.Event) {
 			_ = w.enc.EncodeNil()
 		}
 	}
+}
+
+// Operations writes an array of operation records.
+func (w *Writer) Operations(ops []store.Operation) []byte {
+	_ = w.enc.EncodeArrayLen(len(ops))
+	for _, op := range ops {
+		w.Operation(op)
+	}
+	return w.Bytes()
+}
+
+// Nil writes a msgpack nil.
+func (w *Writer) Nil() []byte {
+	_ = w.enc.EncodeNil()
+	return w.Bytes()
 }
 
 // Operation writes one operation record:

@@ -110,6 +110,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.bz_wait.restype = c_int
     lib.bz_get.argtypes = [c_ll, c_char_p, c_int, c_char_p, c_int, p_int, p_void]
     lib.bz_get.restype = c_int
+    lib.bz_query.argtypes = [c_ll, c_char_p, c_int, c_char_p, c_int, p_int, p_void]
+    lib.bz_query.restype = c_int
     lib.bz_stats.argtypes = [c_ll, c_char_p, c_int, p_int, p_void]
     lib.bz_stats.restype = c_int
     lib.bz_close.argtypes = [c_ll, c_char_p, c_int, p_int]
@@ -219,6 +221,10 @@ class Session:
     def get(self, unit: str, path: str) -> list[Any]:
         """Read one operation record as a list (see ``core/frames``)."""
         return msgpack.unpackb(self.get_raw(msgpack.packb([unit, path])))
+
+    def query(self, query: list[Any]) -> Any:
+        """An operator query: ``[1, offset, limit]`` failed runs, ``[2, unit]`` requeue."""
+        return msgpack.unpackb(self._frame_call("bz_query", msgpack.packb(query)))
 
     def stats(self) -> list[Any]:
         """Per lane: [depth, oldest_age_ms, running, capacity, inflight]."""
