@@ -256,16 +256,22 @@ def test_unknown_names(app):
         asyncio.run(main())
 
 
-def test_redis_url_is_a_configuration_error(monkeypatch):
-    with pytest.raises(blazing.ConfigurationError, match="redis://x"):
-        Blazing(redis_url="redis://x")
-    with pytest.raises(blazing.ConfigurationError, match="redis://x"):
-        blazing.SyncBlazing(redis_url="redis://x")
-    with pytest.raises(blazing.ConfigurationError, match="rediss://y"):
-        Blazing(api_url="rediss://y")
+def test_redis_url_selection_and_bad_urls(monkeypatch):
+    monkeypatch.delenv("BLAZING_REDIS_URL", raising=False)
+    assert Blazing(redis_url="redis://x:6379/0").settings.redis_url == "redis://x:6379/0"
+    assert Blazing(api_url="rediss://y").settings.redis_url == "rediss://y"
     monkeypatch.setenv("BLAZING_REDIS_URL", "redis://from-env")
-    with pytest.raises(blazing.ConfigurationError, match="from-env"):
-        Blazing()
+    assert Blazing().settings.redis_url == "redis://from-env"
+    assert Blazing(redis_url="redis://explicit").settings.redis_url == "redis://explicit"
+    with pytest.raises(blazing.ConfigurationError, match="must start with one of"):
+        Blazing(redis_url="http://nope")
+    # The password never reaches the message.
+    with pytest.raises(blazing.ConfigurationError) as info:
+        Blazing(redis_url="mysql://user:hunter2@db/0")
+    assert "hunter2" not in str(info.value)
+    monkeypatch.delenv("BLAZING_REDIS_URL")
+    with pytest.raises(blazing.ConfigurationError, match="local_workers=False needs a Redis"):
+        Blazing(local_workers=False)
 
 
 def test_non_redis_api_url_warns_once_and_works(make_app):

@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import warnings
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
-from blazing import codec
 from blazing.definitions import (
     Definition,
     check_service,
@@ -17,57 +14,13 @@ from blazing.definitions import (
     make_options,
     make_wrapper,
 )
-from blazing.errors import ConfigurationError, UnknownNameError
+from blazing.errors import UnknownNameError
 from blazing.run import RemoteRun
 from blazing.runtime import Runtime
+from blazing.settings import resolve
 
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=type)
-
-_WORKER_KEYS = {"async_workers", "blocking_workers", "auto_optimize", "optimization_interval",
-                "async_concurrency"}
-
-DEFAULTS = {
-    "async_workers": 4,
-    "async_concurrency": 64,
-    "blocking_workers": 4,
-    "lease_seconds": 30.0,
-    "heartbeat_seconds": 5.0,
-    "retention_seconds": 3600,
-    "drain_timeout": 30.0,
-}
-
-
-def _env_number(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = float(raw)
-    except ValueError:
-        raise ConfigurationError(f"environment variable {name}={raw!r} is not a number") from None
-    if value < 0:
-        raise ConfigurationError(f"environment variable {name}={raw!r} must not be negative")
-    return value
-
-
-def _count(config: dict[str, Any], key: str, default: int) -> int:
-    value = config.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigurationError(
-            f"worker_config[{key!r}] must be a non-negative int, not {value!r}")
-    return value
-
-
-def _caller_stacklevel() -> int:
-    # Point the warning at the user's Blazing(...) line, past our __init__s.
-    import sys
-    level, frame = 1, sys._getframe(1)
-    while frame is not None and frame.f_globals.get("__name__") == __name__:
-        level += 1
-        frame = frame.f_back
-    return level
-
 
 class _AppCore:
     """What both apps share: the registry of definitions and the runtime."""
@@ -75,69 +28,27 @@ class _AppCore:
     def __init__(self, *, redis_url: str | None = None,
                  worker_config: dict[str, Any] | None = None,
                  api_url: str | None = None, api_token: str | None = None,
-                 secret: str | bytes | None = None,
+                 secret: str | bytes | None = None, namespace: str | None = None,
+                 local_workers: bool | None = None,
                  lease_seconds: float | None = None, heartbeat_seconds: float | None = None,
                  retention_seconds: float | None = None,
+                 failed_retention_seconds: float | None = None,
                  max_value_bytes: int | None = None,
-                 drain_timeout: float | None = None) -> None:
+                 drain_timeout: float | None = None,
+                 connect_timeout: float | None = None) -> None:
         self._definitions: dict[str, Definition] = {}
         self._service_classes: dict[str, type] = {}
         self._published = False
         self.api_token = api_token
-        url = redis_url or os.environ.get("BLAZING_REDIS_URL") or None
-        if api_url:
-            if api_url.startswith(("redis://", "rediss://")):
-                url = url or api_url
-            else:
-                warnings.warn(
-                    f"api_url={api_url!r} is ignored: Blazing Flow talks to Redis directly "
-                    "(pass a redis:// URL) or runs embedded in this process",
-                    UserWarning, stacklevel=_caller_stacklevel())
-        if url:
-            raise ConfigurationError(
-                f"redis_url={url!r}: the Redis store driver is not part of this build yet; "
-                "leave redis_url (and BLAZING_REDIS_URL) unset to run on the embedded store"
-            )
-        cfg = dict(worker_config or {})
-        unknown = set(cfg) - _WORKER_KEYS
-        if unknown:
-            raise ConfigurationError(
-                f"unknown worker_config keys {sorted(unknown)}; known: {sorted(_WORKER_KEYS)}")
-        self.worker_config = cfg
-        async_workers = _count(cfg, "async_workers", DEFAULTS["async_workers"])
-        concurrency = _count(cfg, "async_concurrency", DEFAULTS["async_concurrency"])
-        blocking = _count(cfg, "blocking_workers", DEFAULTS["blocking_workers"])
-        auto = cfg.get("auto_optimize", True)
-        if not isinstance(auto, bool):
-            raise ConfigurationError(f"worker_config['auto_optimize'] must be a bool, not {auto!r}")
-        interval = cfg.get("optimization_interval", 30)
-        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
-            raise ConfigurationError(
-                f"worker_config['optimization_interval'] must be a positive number of seconds, "
-                f"not {interval!r}")
-        if async_workers == 0:
-            raise ConfigurationError("worker_config['async_workers'] must be at least 1: "
-                                     "workflows run on async workers")
-        if secret is not None:
-            codec.set_secret(secret)
-        lease = lease_seconds if lease_seconds is not None else _env_number(
-            "BLAZING_LEASE_SECONDS", DEFAULTS["lease_seconds"])
-        beat = heartbeat_seconds if heartbeat_seconds is not None else _env_number(
-            "BLAZING_HEARTBEAT_SECONDS", DEFAULTS["heartbeat_seconds"])
-        if beat >= lease:
-            raise ConfigurationError(
-                f"heartbeat ({beat} s) must be shorter than the lease ({lease} s)")
-        retention = retention_seconds if retention_seconds is not None else _env_number(
-            "BLAZING_RETENTION_SECONDS", DEFAULTS["retention_seconds"])
-        max_bytes = max_value_bytes if max_value_bytes is not None else int(_env_number(
-            "BLAZING_MAX_VALUE_BYTES", codec.DEFAULT_MAX_VALUE_BYTES))
-        self.drain_timeout = drain_timeout if drain_timeout is not None else _env_number(
-            "BLAZING_DRAIN_TIMEOUT", DEFAULTS["drain_timeout"])
-        self._runtime = Runtime(
-            self._definitions, self._service_classes,
-            async_slots=async_workers * concurrency, blocking_threads=blocking,
-            lease_ms=int(lease * 1000), heartbeat_ms=int(beat * 1000),
-            retention_s=int(retention), max_value_bytes=max_bytes)
+        self.settings = resolve(
+            redis_url=redis_url, worker_config=worker_config, api_url=api_url, secret=secret,
+            namespace=namespace, local_workers=local_workers, lease_seconds=lease_seconds,
+            heartbeat_seconds=heartbeat_seconds, retention_seconds=retention_seconds,
+            failed_retention_seconds=failed_retention_seconds, max_value_bytes=max_value_bytes,
+            drain_timeout=drain_timeout, connect_timeout=connect_timeout)
+        self.worker_config = self.settings.worker_config
+        self.drain_timeout = self.settings.drain_timeout
+        self._runtime = Runtime(self._definitions, self._service_classes, self.settings)
 
     # ---------------------------------------------------------- decorators
 

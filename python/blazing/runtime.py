@@ -17,6 +17,7 @@ import functools
 import itertools
 import logging
 import os
+import socket
 import threading
 import uuid
 from collections.abc import Callable
@@ -35,6 +36,7 @@ from blazing.errors import (
 )
 from blazing.run import LOCAL_ERROR, STATUS_NAMES, RemoteRun, ResultSlot, outcome_to_value
 from blazing.services import Services, create_services
+from blazing.settings import Settings
 from blazing.worker.blocking_pool import BlockingPool
 from blazing.worker.executor import run_async_delivery
 
@@ -51,17 +53,11 @@ class Runtime:
     """Runs one app's work in this process; see the module docstring."""
 
     def __init__(self, registry: dict[str, Definition],
-                 service_classes: dict[str, Any], *, async_slots: int,
-                 blocking_threads: int, lease_ms: int, heartbeat_ms: int,
-                 retention_s: int, max_value_bytes: int) -> None:
+                 service_classes: dict[str, Any], settings: Settings) -> None:
         self.registry = registry
         self._service_classes = service_classes
-        self._async_slots = async_slots
-        self._blocking_threads = blocking_threads
-        self._lease_ms = lease_ms
-        self._heartbeat_ms = heartbeat_ms
-        self._retention_s = retention_s
-        self.max_value_bytes = max_value_bytes
+        self.settings = settings
+        self.max_value_bytes = settings.max_value_bytes
         self.services = Services()
         self.session: Session | None = None
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -108,16 +104,14 @@ class Runtime:
         self._loop_tid = threading.get_ident()
         try:
             self.services = loop.run_until_complete(create_services(self._service_classes, {}))
+            st = self.settings
             self.session = Session({
-                "store": "memory",
-                "inbox": f"proc-{os.getpid()}-{uuid.uuid4().hex[:12]}",
-                "lease_ms": self._lease_ms,
-                "heartbeat_ms": self._heartbeat_ms,
-                "async": self._async_slots,
-                "blocking": self._blocking_threads,
-                "retention_s": self._retention_s,
+                **st.store_config(),
+                "inbox": f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+                "async": st.async_slots,
+                "blocking": st.blocking_threads,
             })
-            self.pool = BlockingPool(self, self._blocking_threads)
+            self.pool = BlockingPool(self, st.blocking_threads)
             self._events_thread = threading.Thread(
                 target=self._events_main, name="blazing-events", daemon=True)
             self._events_thread.start()
