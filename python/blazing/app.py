@@ -15,6 +15,7 @@ from blazing.definitions import (
     make_wrapper,
 )
 from blazing.errors import UnknownNameError
+from blazing.history import OperationRecord
 from blazing.run import RemoteRun
 from blazing.runtime import Runtime
 from blazing.settings import resolve
@@ -148,6 +149,14 @@ class _AppCore:
     def stats(self) -> dict[str, dict[str, float]]:
         """Queue depth, oldest age, running and slots per lane."""
         return self._ensure_started().stats()
+
+    def failed_runs(self, limit: int = 50, offset: int = 0) -> list[OperationRecord]:
+        """The dead-letter list: failed runs, most recent first."""
+        return self._ensure_started().failed_runs(limit, offset)
+
+    def requeue(self, unit_id: str) -> None:
+        """Put a failed or cancelled run back to work; its succeeded steps are replayed."""
+        self._ensure_started().requeue(unit_id)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

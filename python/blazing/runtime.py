@@ -34,6 +34,7 @@ from blazing.errors import (
     RunCancelled,
     UnknownNameError,
 )
+from blazing.history import OperationRecord
 from blazing.run import LOCAL_ERROR, STATUS_NAMES, RemoteRun, ResultSlot, outcome_to_value
 from blazing.services import Services, create_services
 from blazing.settings import Settings
@@ -43,7 +44,7 @@ from blazing.worker.executor import run_async_delivery
 log = logging.getLogger("blazing.runtime")
 
 # Command and event codes: see core/frames/frames.go.
-CMD_SUBMIT, CMD_COMPLETE, CMD_CAPACITY, CMD_CANCEL, CMD_WATCH = 1, 2, 3, 4, 5
+CMD_SUBMIT, CMD_COMPLETE, CMD_CAPACITY, CMD_CANCEL, CMD_WATCH, CMD_PAUSE = 1, 2, 3, 4, 5, 6
 EV_DELIVER, EV_RESULT, EV_CANCEL = 1, 2, 3
 
 ResultCallback = Callable[[int, Any, Any], None]
@@ -145,19 +146,27 @@ class Runtime:
         """Create a service registered after start."""
         self.services[name] = await cls.create({})
 
-    def stop(self, timeout: float = 30.0) -> None:
-        """Let running work finish (up to ``timeout`` s), then stop everything."""
+    def stop(self, timeout: float = 30.0, *, pause: bool = False) -> None:
+        """Let running work finish (up to ``timeout`` s), then stop everything.
+
+        With ``pause`` (a draining worker process) no new work is taken
+        meanwhile, and what is unfinished at the deadline is handed back to
+        the store at once. Without it (embedded mode) the app keeps serving
+        the calls its running work makes, since no one else would.
+        """
+        if self.on_runtime_thread():
+            raise BlazingError("stop() cannot be called from inside a workflow or step")
         with self._state_lock:
             if not self.started or self.stopping:
                 self.stopping = True
                 return
             self.stopping = True
+        if pause:
+            self.send_now([[CMD_PAUSE, True]])
         with self._idle:
             self._idle.wait_for(lambda: self._active == 0, timeout)
         loop, session = self.loop, self.session
         assert loop is not None and session is not None
-        if self.on_runtime_thread():
-            raise BlazingError("stop() cannot be called from inside a workflow or step")
         fut = asyncio.run_coroutine_threadsafe(self._shutdown_loop(), loop)
         fut.result(timeout=10)
         session.close()
@@ -172,6 +181,10 @@ class Runtime:
         tokens, self._tokens = self._tokens, {}
         for cb in tokens.values():
             cb(LOCAL_ERROR, EngineClosedError("the app stopped before this run finished"), None)
+
+    def drain_and_stop(self, timeout: float) -> None:
+        """Stop as a worker process does on SIGTERM (see :meth:`stop`)."""
+        self.stop(timeout, pause=True)
 
     async def _shutdown_loop(self) -> None:
         self._flush()
@@ -430,6 +443,15 @@ class Runtime:
         """Status name of an operation."""
         rec = self._require_session().get(unit, path)
         return STATUS_NAMES.get(rec[6], str(rec[6]))
+
+    def failed_runs(self, limit: int = 50, offset: int = 0) -> list[OperationRecord]:
+        """The dead letters: failed runs, most recent first."""
+        rows = self._require_session().query([1, offset, limit])
+        return [OperationRecord.from_frame(r) for r in rows]
+
+    def requeue(self, unit: str) -> None:
+        """Run a failed or cancelled run again; steps that succeeded are not re-run."""
+        self._require_session().query([2, unit])
 
     def stats(self) -> dict[str, dict[str, float]]:
         """Per lane: depth, oldest_age_ms, running, capacity, inflight."""

@@ -1,0 +1,122 @@
+"""``python -m blazing.worker``: a worker process serving one app's steps and workflows.
+
+    python -m blazing.worker --app module:attribute --type async|blocking [--concurrency N]
+
+The app must use a Redis store (``redis_url=`` or ``BLAZING_REDIS_URL``). SIGTERM or
+SIGINT drains the worker: it stops taking work, lets what runs finish for up to
+``--drain-timeout`` seconds, then hands back at once what is still unfinished so
+another worker takes it without waiting for the lease to lapse.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import os
+import signal
+import sys
+import threading
+from typing import Any
+
+from blazing.errors import ConfigurationError
+from blazing.settings import redact
+
+log = logging.getLogger("blazing.worker")
+
+EXIT_USAGE = 2
+EXIT_APP = 3
+
+
+def load_app(spec: str) -> Any:
+    """Import ``module:attribute`` (the current directory is on the path)."""
+    from blazing.app import _AppCore
+
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise ConfigurationError(f"--app {spec!r} must look like module:attribute")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    module = importlib.import_module(module_name)
+    try:
+        app = getattr(module, attr)
+    except AttributeError:
+        raise ConfigurationError(f"module {module_name!r} has no attribute {attr!r}") from None
+    if not isinstance(app, _AppCore):
+        raise ConfigurationError(
+            f"{spec} is a {type(app).__name__}, not a Blazing or SyncBlazing app")
+    return app
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Command-line options."""
+    ap = argparse.ArgumentParser(prog="python -m blazing.worker",
+                                 description=__doc__.split("\n")[0])
+    ap.add_argument("--app", required=True, help="module:attribute of the Blazing app")
+    ap.add_argument("--type", required=True, choices=("async", "blocking"),
+                    help="async: workflows and async steps; blocking: sync and BLOCKING steps")
+    ap.add_argument("--concurrency", type=int, default=None,
+                    help="operations at once (default: async 64, blocking 4)")
+    ap.add_argument("--drain-timeout", type=float, default=None,
+                    help="seconds to let running work finish on SIGTERM (default: the app's)")
+    args = ap.parse_args(argv)
+    if args.concurrency is not None and args.concurrency < 1:
+        ap.error("--concurrency must be at least 1")
+    if args.drain_timeout is not None and args.drain_timeout < 0:
+        ap.error("--drain-timeout must not be negative")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run a worker until SIGTERM/SIGINT; return the exit code."""
+    args = parse_args(argv)
+    logging.basicConfig(level=os.environ.get("BLAZING_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(name)s[%(process)d] %(levelname)s %(message)s")
+    try:
+        app = load_app(args.app)
+    except ConfigurationError as exc:
+        print(f"blazing.worker: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except Exception as exc:  # noqa: BLE001 - any import failure of the user's app
+        print(f"blazing.worker: cannot import app {args.app!r}: {type(exc).__name__}: {exc}",
+              file=sys.stderr)
+        return EXIT_APP
+    settings = app.settings
+    if not settings.redis_url:
+        print("blazing.worker: a worker process needs a Redis store: pass redis_url= to the "
+              "app or set BLAZING_REDIS_URL", file=sys.stderr)
+        return EXIT_USAGE
+    lane_async = args.type == "async"
+    n = args.concurrency or (64 if lane_async else 4)
+    settings.local_workers = True
+    settings.async_workers, settings.async_concurrency = (1, n) if lane_async else (0, 0)
+    settings.blocking_workers = 0 if lane_async else n
+    drain = args.drain_timeout if args.drain_timeout is not None else settings.drain_timeout
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Any) -> None:
+        log.info("worker: %s received, draining (up to %.1f s)",
+                 signal.Signals(signum).name, drain)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    try:
+        app._runtime.start()
+    except Exception as exc:  # noqa: BLE001 - reported with the URL, then exit
+        print(f"blazing.worker: cannot start on {redact(settings.redis_url)}: {exc}",
+              file=sys.stderr)
+        return EXIT_APP
+    log.info("worker: serving %s (%s, %d at once) on %s", args.app, args.type, n,
+             redact(settings.redis_url))
+    print(f"blazing.worker ready pid={os.getpid()} type={args.type}", flush=True)
+    while not stop.wait(3600):
+        pass
+    app._runtime.drain_and_stop(drain)
+    log.info("worker: stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

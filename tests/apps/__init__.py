@@ -1,0 +1,1 @@
+"""Apps that worker processes import in the end-to-end tests."""

@@ -1,0 +1,84 @@
+"""The app the crash tests run in real worker processes.
+
+Every step execution is journaled (start and end, with unit, path, attempt and
+pid) by appending one short line to BLAZING_TEST_JOURNAL, so a test can count
+executions exactly and tell which were interrupted by a kill.
+"""
+
+from __future__ import annotations
+
+import os
+
+from blazing import Blazing
+from blazing.context import current
+from tests.support.coordinator import checkpoint
+
+
+def journal(kind: str) -> None:
+    """Append one line; O_APPEND keeps concurrent writers' lines whole."""
+    path = os.environ.get("BLAZING_TEST_JOURNAL")
+    ex = current.get()
+    if not path or ex is None:
+        return
+    line = f"{kind} {ex.unit} {ex.path} {ex.name} {ex.attempt} {os.getpid()}\n".encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line)
+    finally:
+        os.close(fd)
+
+
+def make_app(**options: object) -> Blazing:
+    """The app with all its steps and workflows (workers and test clients share it)."""
+    app = Blazing(**options)  # Redis from BLAZING_REDIS_URL unless given
+
+    @app.step
+    def add(x: int, y: int) -> int:
+        """A blocking step that can be stopped at a checkpoint."""
+        journal("start")
+        if os.environ.get("BLAZING_TEST_GATE") == f"add:{y}":
+            checkpoint(f"add:{y}")
+        journal("end")
+        return x + y
+
+
+    @app.workflow
+    async def five_steps(x: int) -> int:
+        """Five chained blocking steps: x + 1 + 2 + 3 + 4 + 5."""
+        for y in range(1, 6):
+            x = await add(x, y)
+        return x
+
+
+    @app.step
+    async def inc(x: int) -> int:
+        """An async step for load tests."""
+        journal("start")
+        journal("end")
+        return x + 1
+
+
+    @app.workflow
+    async def three_incs(x: int) -> int:
+        """Three chained async steps."""
+        journal("start")
+        result = await inc(await inc(await inc(x)))
+        journal("end")
+        return result
+
+
+    @app.step
+    async def noop(x: int) -> int:
+        """Does nothing (benchmarks)."""
+        return x
+
+
+    @app.workflow
+    async def three_noops(x: int) -> int:
+        """Three chained no-op steps (benchmarks)."""
+        return await noop(await noop(await noop(x)))
+
+    return app
+
+
+app = make_app()
