@@ -16,19 +16,26 @@ import (
 	"github.com/blazingflow/blazing/core/frames"
 	"github.com/blazingflow/blazing/core/store"
 	"github.com/blazingflow/blazing/core/store/memstore"
+	"github.com/blazingflow/blazing/core/store/redisstore"
 )
 
 // Config is the frame given to Open (a msgpack map).
 type Config struct {
-	// Store selects the driver: "memory" (the default).
-	Store       string `msgpack:"store"`
-	Inbox       string `msgpack:"inbox"`
-	LeaseMs     int64  `msgpack:"lease_ms"`
-	HeartbeatMs int64  `msgpack:"heartbeat_ms"`
-	ReclaimMs   int64  `msgpack:"reclaim_ms"`
-	Async       int    `msgpack:"async"`
-	Blocking    int    `msgpack:"blocking"`
-	RetentionS  int64  `msgpack:"retention_s"`
+	// Store selects the driver: "memory" (the default) or "redis".
+	Store string `msgpack:"store"`
+	// URL and Namespace locate the Redis store.
+	URL              string `msgpack:"url"`
+	Namespace        string `msgpack:"namespace"`
+	ConnectTimeoutMs int64  `msgpack:"connect_timeout_ms"`
+	// FailedRetentionS keeps failed runs (Redis); RetentionS succeeded ones.
+	FailedRetentionS int64  `msgpack:"failed_retention_s"`
+	Inbox            string `msgpack:"inbox"`
+	LeaseMs          int64  `msgpack:"lease_ms"`
+	HeartbeatMs      int64  `msgpack:"heartbeat_ms"`
+	ReclaimMs        int64  `msgpack:"reclaim_ms"`
+	Async            int    `msgpack:"async"`
+	Blocking         int    `msgpack:"blocking"`
+	RetentionS       int64  `msgpack:"retention_s"`
 }
 
 // Session is one open engine as seen from the other side of the boundary.
@@ -56,11 +63,32 @@ func Open(ctx context.Context, frame []byte) (*Session, error) {
 		return nil, fmt.Errorf("%w: negative setting in %+v", ErrConfig, cfg)
 	}
 	var st store.Store
+	private := false
 	switch cfg.Store {
 	case "", "memory":
 		st = memstore.New(memstore.Config{Retention: time.Duration(cfg.RetentionS) * time.Second})
+		private = true // the memory store belongs to this engine alone
+	case "redis":
+		if cfg.URL == "" {
+			return nil, fmt.Errorf("%w: the redis store needs a url", ErrConfig)
+		}
+		timeout := time.Duration(cfg.ConnectTimeoutMs) * time.Millisecond
+		if timeout <= 0 {
+			timeout = 5 * time.Second
+		}
+		octx, cancel := context.WithTimeout(ctx, timeout)
+		rs, err := redisstore.Open(octx, cfg.URL, redisstore.Config{
+			Namespace:          cfg.Namespace,
+			SucceededRetention: time.Duration(cfg.RetentionS) * time.Second,
+			FailedRetention:    time.Duration(cfg.FailedRetentionS) * time.Second,
+		})
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		st = rs
 	default:
-		return nil, fmt.Errorf("%w: unknown store %q (this build has: memory)", ErrConfig, cfg.Store)
+		return nil, fmt.Errorf("%w: unknown store %q (known: memory, redis)", ErrConfig, cfg.Store)
 	}
 	eng, err := engine.New(ctx, engine.Config{
 		Store:        st,
@@ -70,7 +98,7 @@ func Open(ctx context.Context, frame []byte) (*Session, error) {
 		ReclaimEvery: time.Duration(cfg.ReclaimMs) * time.Millisecond,
 		Capacity:     [store.NumLanes]int{cfg.Async, cfg.Blocking},
 		OwnsStore:    true,
-		Private:      true, // the memory store belongs to this engine alone
+		Private:      private,
 	})
 	if err != nil {
 		_ = st.Close()
@@ -134,7 +162,9 @@ func (s *Session) Batch(ctx context.Context, frame []byte) ([]byte, error) {
 			fail(b.CancelIdx[i], err)
 		}
 	}
-	if err := s.eng.Pump(ctx); err != nil {
+	// Pumping here only saves a wait for the background loops; if the store
+	// is unreachable they retry, so the batch itself has succeeded.
+	if err := s.eng.Pump(ctx); errors.Is(err, engine.ErrClosed) || errors.Is(err, store.ErrClosed) {
 		return nil, err
 	}
 	w := s.writer()

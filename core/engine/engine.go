@@ -105,6 +105,9 @@ type Engine struct {
 	claimed   [store.NumLanes]int // slots claimed by those calls
 	missed    [store.NumLanes]bool
 	held      map[store.Ref]heldOp
+	outSubs   []pendingSub  // submissions waiting for the store to come back
+	outComps  []pendingComp // completions likewise
+	outWake   chan struct{}
 	dueTimer  *time.Timer // Private mode: fires when the next retry is due
 	dueAt     time.Time
 	tokens    map[store.Ref][]uint64
@@ -149,6 +152,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		held:     make(map[store.Ref]heldOp),
 		tokens:   make(map[store.Ref][]uint64),
 		early:    make(map[store.Ref]uint64),
+		outWake:  make(chan struct{}, 1),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
 	if !cfg.Private {
@@ -158,6 +162,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		}
 	}
 	e.spawn(e.heartbeat)
+	e.spawn(e.deliverOutbox)
 	e.spawn(e.recoverLapsed)
 	return e, nil
 }
@@ -249,11 +254,23 @@ func (e *Engine) Submit(ctx context.Context, subs []Submit) []error {
 	e.mu.Unlock()
 	_, errs := e.st.Submit(ctx, ss)
 	var failed bool
+	var retry []Submit
 	for i, err := range errs {
-		if err != nil {
+		switch {
+		case transient(err):
+			// The store is unreachable for now: keep it and retry rather
+			// than fail a run over a network blip.
+			retry = append(retry, subs[i])
+			errs[i] = nil
+		case err != nil:
 			failed = true
 			errs[i] = fmt.Errorf("submit %s (%s): %w", ss[i].Ref, ss[i].Name, err)
 		}
+	}
+	if len(retry) > 0 {
+		e.mu.Lock()
+		e.queueSubs(retry, time.Now())
+		e.mu.Unlock()
 	}
 	if failed {
 		e.mu.Lock()
@@ -327,10 +344,13 @@ func (e *Engine) Complete(ctx context.Context, comps []Completion) ([]store.Comp
 	}
 	e.mu.Unlock()
 	outs, err := e.st.Complete(ctx, e.cfg.Inbox, keep)
-	if err != nil {
+	if err != nil && !transient(err) {
 		return nil, fmt.Errorf("complete %d operations: %w", len(keep), err)
 	}
 	e.mu.Lock()
+	if err != nil {
+		e.queueComps(keep, time.Now()) // delivered by the outbox loop
+	}
 	for _, c := range keep {
 		e.unhold(c.Ref)
 	}

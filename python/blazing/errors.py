@@ -30,6 +30,8 @@ __all__ = [
     "RunCancelled",
     "SerializationError",
     "SignatureError",
+    "StoreUnavailable",
+    "WorkerLost",
     "UnknownNameError",
     "ValueTooLargeError",
 ]
@@ -69,6 +71,14 @@ class NativeError(BlazingError):
     def __init__(self, message: str, code: str = "internal") -> None:
         super().__init__(message)
         self.code = code
+
+
+class StoreUnavailable(BlazingError):
+    """The store could not be reached for longer than the engine retries."""
+
+
+class WorkerLost(BlazingError):
+    """An operation kept losing its worker (its lease lapsed too many times)."""
 
 
 class NativeLibraryError(BlazingError, ImportError):

@@ -227,7 +227,14 @@ class Runtime:
         self._flush_scheduled = False
         if self._pending:
             cmds, self._pending = self._pending, []
-            self.send_now(cmds)
+            try:
+                self.send_now(cmds)
+            except Exception as exc:  # noqa: BLE001 - told to each waiter below
+                # The core refused the whole batch (it is stopping, or a bug):
+                # every caller waiting on a submission in it hears why.
+                log.error("a batch of %d commands failed: %s", len(cmds), exc)
+                for cmd in cmds:
+                    self._command_failed(cmd, getattr(exc, "code", "internal"), str(exc))
 
     def send_now(self, cmds: list[list[Any]]) -> list[Any]:
         """Run commands in the core at once; hand out the events it replies with."""
