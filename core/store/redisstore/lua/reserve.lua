@@ -1,0 +1,54 @@
+-- reserve.lua: hand up to max ready operations of a lane to a worker under
+-- a lease (Reserve). Due delayed retries of both lanes are promoted first.
+--
+-- KEYS[1..11]   globals, see lib.lua
+-- ARGV[1..6]    common header, see lib.lua
+-- ARGV[7]       lane (0 or 1)
+-- ARGV[8]       worker
+-- ARGV[9]       max operations
+-- ARGV[10]      lease length, ms
+-- ARGV[11]      max delayed retries to promote per lane
+--
+-- Also drops the lane's stale signal tokens when it finds nothing ready.
+--
+-- Returns one flat array: the next due ms of the lane's delayed retries (or
+-- false), then 8 values per delivery: "<unit>:<path>", name, args,
+-- parent|false, depth|false, attempt, timeout ms, lease id. A malformed
+-- record popped from the queue is dropped from it and skipped.
+
+local lane = tonumber(ARGV[7])
+local worker = ARGV[8]
+local max = tonumber(ARGV[9])
+local leaseEnd = NOW + tonumber(ARGV[10])
+promote(tonumber(ARGV[11]))
+
+local popped = redis.call("ZPOPMIN", READY[lane + 1], max)
+local out = {false}
+local n = #popped / 2
+if n > 0 then
+  local lease = redis.call("INCRBY", LEASE, n) - n
+  for j = 1, #popped, 2 do
+    local id = string.sub(popped[j], 13)
+    local key = opkey(id)
+    lease = lease + 1
+    local ok, v = pcall(redis.call, "HMGET", key, "s", "n", "a", "p", "h", "t", "T")
+    if ok and v[1] == "1" and v[2] then
+      local att = (tonumber(v[6] or 0) or 0) + 1
+      redis.call("HSET", key, "s", RUNNING, "t", att, "k", worker, "b", NOW, "i", lease)
+      redis.call("ZADD", RUNNING_Z[lane + 1], leaseEnd, id)
+      local o = #out
+      out[o + 1], out[o + 2], out[o + 3], out[o + 4] = id, v[2], v[3] or "", v[4]
+      out[o + 5], out[o + 6], out[o + 7], out[o + 8] = v[5], att, tonumber(v[7] or 0) or 0, lease
+    end
+  end
+end
+-- Nothing ready: the lane's signal tokens announce work already taken
+-- (blocked callers take theirs when it is pushed), so they are dropped
+-- rather than waking the caller's next wait for nothing.
+if #out == 1 and redis.call("ZCARD", READY[lane + 1]) == 0 then
+  redis.call("DEL", SIGNAL[lane + 1])
+end
+local due = redis.call("ZRANGE", DELAYED[lane + 1], 0, 0, "WITHSCORES")
+out[1] = due[2] or false
+flush()
+return out

@@ -1,0 +1,220 @@
+package redisstore
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// OpenTimeout bounds the PING with which Open checks that Redis answers.
+const OpenTimeout = 5 * time.Second
+
+// Open connects to the Redis named by rawURL and returns a store that owns
+// the client (Close closes it). Accepted URLs:
+//
+//	redis://[user:password@]host:port[/db][?options]    standalone
+//	rediss://...                                        standalone over TLS
+//	redis+sentinel://[user:password@]host1:port,host2:port/master[/db]
+//	redis+cluster://[user:password@]host1:port,host2:port
+//
+// (rediss+sentinel and rediss+cluster use TLS.) For redis:// and rediss://
+// the options are go-redis' (redis.ParseURL). The Sentinel form accepts
+// sentinel_username and sentinel_password options for sentinels that
+// require their own credentials; user and password apply to the Redis
+// servers. cfg.Client is ignored. Errors name the URL with its password
+// redacted.
+func Open(ctx context.Context, rawURL string, cfg Config) (*Store, error) {
+	shown := redactURL(rawURL)
+	client, err := newClient(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("redisstore: open %s: %w", shown, scrub(err, rawURL))
+	}
+	pctx, cancel := context.WithTimeout(ctx, OpenTimeout)
+	defer cancel()
+	if err := client.Ping(pctx).Err(); err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("redisstore: open %s: Redis does not answer (waited up to %v): %w", shown, OpenTimeout, err)
+	}
+	cfg.Client = client
+	s, err := New(pctx, cfg)
+	if err != nil {
+		_ = client.Close()
+		return nil, fmt.Errorf("redisstore: open %s: %w", shown, err)
+	}
+	s.owned = true
+	return s, nil
+}
+
+func newClient(rawURL string) (redis.UniversalClient, error) {
+	scheme, rest, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		return nil, errors.New("not a URL: want redis://, rediss://, redis+sentinel:// or redis+cluster://")
+	}
+	switch strings.ToLower(scheme) {
+	case "redis", "rediss":
+		opt, err := redis.ParseURL(rawURL)
+		if err != nil {
+			return nil, err
+		}
+		return redis.NewClient(opt), nil
+	case "redis+sentinel", "rediss+sentinel":
+		u, err := parseMultiHost(rest, 26379)
+		if err != nil {
+			return nil, err
+		}
+		if len(u.path) == 0 || u.path[0] == "" {
+			return nil, errors.New("no master name: want redis+sentinel://host:port,.../master[/db]")
+		}
+		opt := &redis.FailoverOptions{
+			MasterName:       u.path[0],
+			SentinelAddrs:    u.hosts,
+			Username:         u.user,
+			Password:         u.password,
+			SentinelUsername: u.query.Get("sentinel_username"),
+			SentinelPassword: u.query.Get("sentinel_password"),
+		}
+		if len(u.path) > 2 {
+			return nil, fmt.Errorf("path has %d parts: want /master[/db]", len(u.path))
+		}
+		if len(u.path) == 2 {
+			if opt.DB, err = strconv.Atoi(u.path[1]); err != nil {
+				return nil, fmt.Errorf("database %q is not a number", u.path[1])
+			}
+		}
+		if strings.HasPrefix(scheme, "rediss") {
+			opt.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		return redis.NewFailoverClient(opt), nil
+	case "redis+cluster", "rediss+cluster":
+		u, err := parseMultiHost(rest, 6379)
+		if err != nil {
+			return nil, err
+		}
+		if len(u.path) > 0 {
+			return nil, errors.New("a cluster URL has no path (Redis Cluster has only database 0)")
+		}
+		opt := &redis.ClusterOptions{Addrs: u.hosts, Username: u.user, Password: u.password}
+		if strings.HasPrefix(scheme, "rediss") {
+			opt.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		}
+		return redis.NewClusterClient(opt), nil
+	}
+	return nil, fmt.Errorf("unknown scheme %q: want redis, rediss, redis+sentinel or redis+cluster", scheme)
+}
+
+type multiHost struct {
+	user, password string
+	hosts          []string
+	path           []string
+	query          url.Values
+}
+
+// parseMultiHost parses what follows "scheme://" in a URL whose authority
+// lists several hosts, which net/url does not accept.
+func parseMultiHost(rest string, defaultPort int) (multiHost, error) {
+	var u multiHost
+	rest, rawQuery, _ := strings.Cut(rest, "?")
+	q, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return u, fmt.Errorf("query: %w", err)
+	}
+	u.query = q
+	authority, path, _ := strings.Cut(rest, "/")
+	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+		user, pass, hasPass := strings.Cut(authority[:i], ":")
+		if u.user, err = url.PathUnescape(user); err != nil {
+			return u, errors.New("user name is not valid URL encoding")
+		}
+		if hasPass {
+			if u.password, err = url.PathUnescape(pass); err != nil {
+				return u, errors.New("password is not valid URL encoding")
+			}
+		}
+		authority = authority[i+1:]
+	}
+	for h := range strings.SplitSeq(authority, ",") {
+		if h == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(h); err != nil {
+			h = net.JoinHostPort(h, strconv.Itoa(defaultPort))
+		}
+		u.hosts = append(u.hosts, h)
+	}
+	if len(u.hosts) == 0 {
+		return u, errors.New("no host")
+	}
+	for p := range strings.SplitSeq(path, "/") {
+		if p != "" {
+			u.path = append(u.path, p)
+		}
+	}
+	return u, nil
+}
+
+// scrub removes the URL's password from err's message: URL parse errors
+// quote the URL whole.
+func scrub(err error, raw string) error {
+	pass := urlPassword(raw)
+	if pass == "" || !strings.Contains(err.Error(), pass) {
+		return err
+	}
+	return errors.New(strings.ReplaceAll(err.Error(), pass, "xxxxx"))
+}
+
+func urlPassword(raw string) string {
+	_, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		return ""
+	}
+	authority, _, _ := strings.Cut(rest, "/")
+	authority, _, _ = strings.Cut(authority, "?")
+	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+		_, pass, _ := strings.Cut(authority[:i], ":")
+		return pass
+	}
+	return ""
+}
+
+// redactURL hides the password of a URL (in its user info and in password
+// options) for error messages.
+func redactURL(raw string) string {
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok {
+		if strings.ContainsAny(raw, "@:") {
+			return "(unparsable URL)"
+		}
+		return raw
+	}
+	rest, query, hasQuery := strings.Cut(rest, "?")
+	authority, path, hasPath := strings.Cut(rest, "/")
+	if i := strings.LastIndexByte(authority, '@'); i >= 0 {
+		if user, _, hasPass := strings.Cut(authority[:i], ":"); hasPass {
+			authority = user + ":xxxxx" + authority[i:]
+		}
+	}
+	out := scheme + "://" + authority
+	if hasPath {
+		out += "/" + path
+	}
+	if hasQuery {
+		var parts []string
+		for kv := range strings.SplitSeq(query, "&") {
+			k, _, _ := strings.Cut(kv, "=")
+			if strings.Contains(strings.ToLower(k), "password") {
+				kv = k + "=xxxxx"
+			}
+			parts = append(parts, kv)
+		}
+		out += "?" + strings.Join(parts, "&")
+	}
+	return out
+}

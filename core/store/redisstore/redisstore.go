@@ -1,0 +1,1143 @@
+// Package redisstore is the Redis store driver, on go-redis
+// (UniversalClient: standalone, Sentinel or Cluster). It requires Redis 7.0
+// or later (BLMPOP, LPOP with a count).
+//
+// Every change that touches more than one key is one Lua script (lua/*.lua,
+// embedded), run with EVALSHA (EVAL when Redis lost its script cache), and
+// every key of a namespace shares one hash tag (see keys.go), so the scripts
+// run unchanged on Redis Cluster. Batches cost one round trip: a Submit,
+// Complete, Renew or Release of N items is one script call, or one pipeline
+// of script calls when N is large enough that KEYS is split into chunks.
+// Reserve of N items is one script call.
+//
+// Timestamps come from Config.Now and reach the scripts in ARGV, never from
+// Redis' clock, so one clock drives every driver and the conformance tests.
+// Waits (the wait argument of Reserve and Pop) are measured on the real
+// clock.
+//
+// Lifetimes: every key of a unit (its operation hashes and its index) gets
+// FailedRetention plus a day when the unit starts, and when its root
+// finishes all of them get SucceededRetention (succeeded) or FailedRetention
+// (failed or cancelled); a call submitted later inherits what its unit has
+// left. A unit that runs longer than FailedRetention plus a day therefore
+// loses its records: raise FailedRetention for such runs. Inboxes live
+// InboxTTL past their last use; the dead-letter list is trimmed by Reclaim
+// past FailedRetention; lane queues hold only live work; signal lists are
+// trimmed to a few tokens and expire when idle.
+package redisstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/blazingflow/blazing/core/store"
+)
+
+// Config configures the driver.
+type Config struct {
+	// Client is the Redis client. New does not take ownership: Close leaves
+	// it open (Open creates and owns one).
+	Client redis.UniversalClient
+	// Namespace separates applications sharing one Redis; default
+	// "blazing". It may not contain '{' or '}'.
+	Namespace string
+	// SucceededRetention is how long a succeeded run stays readable;
+	// default 7 days.
+	SucceededRetention time.Duration
+	// FailedRetention is how long a failed or cancelled run stays readable
+	// and listed in Failed; default 30 days.
+	FailedRetention time.Duration
+	// Now overrides the clock (tests); default time.Now.
+	Now func() time.Time
+	// InboxTTL is how long an inbox survives without being opened or read;
+	// default 24 hours.
+	InboxTTL time.Duration
+}
+
+// Defaults.
+const (
+	DefaultNamespace          = "blazing"
+	DefaultSucceededRetention = 7 * 24 * time.Hour
+	DefaultFailedRetention    = 30 * 24 * time.Hour
+	DefaultInboxTTL           = 24 * time.Hour
+)
+
+// ErrMalformed is returned (wrapped) for a record that the driver cannot
+// read, such as a hash changed by hand.
+var ErrMalformed = errors.New("malformed record")
+
+const (
+	// pendingMargin is added to FailedRetention for the keys of a unit that
+	// has not finished, so nothing lives forever if its workers vanish.
+	pendingMargin = 24 * time.Hour
+	// Batch chunking: at most this many KEYS per script call (a few
+	// hundred keep one call short, so Redis serves others in between).
+	maxKeysPerCall = 500
+	// promoteMax and reclaimMax bound the work of one Reserve or Reclaim
+	// script; the rest is done by the next call.
+	promoteMax = 1000
+	reclaimMax = 1000
+	// statsBands bounds the priority bands Stats scans for the oldest age.
+	statsBands = 64
+	// popAllCount is the batch size of a blocking Pop with max 0 ("all").
+	popAllCount = 1000
+	// closeMarkerTTL bounds the life of the marker CloseInbox leaves to
+	// wake a blocked Pop.
+	closeMarkerTTL = time.Minute
+	// nextDueTimeout bounds NextDue, which has no context.
+	nextDueTimeout = 2 * time.Second
+)
+
+// Store is the Redis driver. Create it with New or Open.
+type Store struct {
+	cfg   Config
+	rdb   redis.UniversalClient
+	owned bool // Close closes rdb
+	k     keys
+	sc    *scripts
+	id    string // names this instance's wake lists
+
+	closed  atomic.Bool
+	mu      sync.Mutex
+	wakeSeq uint64
+	waiters map[string]struct{} // wake lists of blocked calls
+}
+
+var (
+	_ store.Store       = (*Store)(nil)
+	_ store.DueReporter = (*Store)(nil)
+)
+
+// New returns a store on cfg.Client. It loads the scripts, so it fails if
+// Redis cannot be reached.
+func New(ctx context.Context, cfg Config) (*Store, error) {
+	if cfg.Client == nil {
+		return nil, errors.New("redisstore: Config.Client is nil")
+	}
+	if cfg.Namespace == "" {
+		cfg.Namespace = DefaultNamespace
+	}
+	if strings.ContainsAny(cfg.Namespace, "{}") {
+		return nil, fmt.Errorf("redisstore: namespace %q may not contain '{' or '}' (it becomes the hash tag)", cfg.Namespace)
+	}
+	if cfg.SucceededRetention <= 0 {
+		cfg.SucceededRetention = DefaultSucceededRetention
+	}
+	if cfg.FailedRetention <= 0 {
+		cfg.FailedRetention = DefaultFailedRetention
+	}
+	if cfg.InboxTTL <= 0 {
+		cfg.InboxTTL = DefaultInboxTTL
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	sc, err := loadScripts()
+	if err != nil {
+		return nil, err
+	}
+	var idb [8]byte
+	if _, err := rand.Read(idb[:]); err != nil {
+		return nil, fmt.Errorf("redisstore: instance id: %w", err)
+	}
+	s := &Store{
+		cfg:     cfg,
+		rdb:     cfg.Client,
+		k:       newKeys(cfg.Namespace),
+		sc:      sc,
+		id:      hex.EncodeToString(idb[:]),
+		waiters: make(map[string]struct{}),
+	}
+	if err := s.checkVersion(ctx); err != nil {
+		return nil, err
+	}
+	// Loading up front makes the first pipelined EVALSHA find its script.
+	for _, script := range sc.all() {
+		if err := script.Load(ctx, s.rdb).Err(); err != nil {
+			return nil, fmt.Errorf("redisstore: load scripts: %w", err)
+		}
+	}
+	return s, nil
+}
+
+// checkVersion refuses servers older than 7.0. A server that hides INFO
+// (ACLs, proxies) is given the benefit of the doubt.
+func (s *Store) checkVersion(ctx context.Context) error {
+	info, err := s.rdb.Info(ctx, "server").Result()
+	if err != nil {
+		var rerr redis.Error
+		if errors.As(err, &rerr) {
+			return nil
+		}
+		return fmt.Errorf("redisstore: reach Redis: %w", err)
+	}
+	for line := range strings.SplitSeq(info, "\n") {
+		v, ok := strings.CutPrefix(strings.TrimSpace(line), "redis_version:")
+		if !ok {
+			continue
+		}
+		major, _, _ := strings.Cut(v, ".")
+		if n, err := strconv.Atoi(major); err == nil && n < 7 {
+			return fmt.Errorf("redisstore: Redis %s is too old: 7.0 or later is needed", v)
+		}
+	}
+	return nil
+}
+
+func (s *Store) nowMs() int64 { return s.cfg.Now().UnixMilli() }
+
+// header is the common start of ARGV (see lua/lib.lua), plus room for more.
+func (s *Store) header(nowMs int64, extra int) []any {
+	out := make([]any, 6, 6+extra)
+	out[0] = s.k.prefix
+	out[1] = nowMs
+	out[2] = (s.cfg.FailedRetention + pendingMargin).Milliseconds()
+	out[3] = s.cfg.SucceededRetention.Milliseconds()
+	out[4] = s.cfg.FailedRetention.Milliseconds()
+	out[5] = s.cfg.InboxTTL.Milliseconds()
+	return out
+}
+
+// ---------------------------------------------------------------------------
+// Submit
+
+func validate(sub *store.Submission) error {
+	switch {
+	case sub.Ref.Unit == "" || sub.Ref.Path == "":
+		return fmt.Errorf("%w: empty unit or path", store.ErrInvalid)
+	case strings.ContainsRune(sub.Ref.Path, ':'):
+		// Queue members are "<unit>:<path>", split at the last colon.
+		return fmt.Errorf("%w: %s: a path may not contain ':'", store.ErrInvalid, sub.Ref)
+	case sub.Name == "":
+		return fmt.Errorf("%w: %s has no name", store.ErrInvalid, sub.Ref)
+	case !sub.Lane.Valid():
+		return fmt.Errorf("%w: %s has unknown lane %d", store.ErrInvalid, sub.Ref, sub.Lane)
+	case sub.Parent == "" && sub.Ref.Path != store.RootPath:
+		return fmt.Errorf("%w: %s is not a root but has no parent", store.ErrInvalid, sub.Ref)
+	}
+	return nil
+}
+
+// newOpFields are the hash fields of a new operation that Go decides (the
+// script adds name, creation time, waiters and queue fields).
+func newOpFields(sub *store.Submission) []any {
+	var f []any
+	if sub.Lane != store.LaneAsync {
+		f = append(f, "l", int(sub.Lane))
+	}
+	if len(sub.Args) > 0 {
+		f = append(f, "a", sub.Args)
+	}
+	if sub.Parent != parentOf(sub.Ref.Path) {
+		f = append(f, "p", sub.Parent)
+	}
+	if sub.Depth != depthOf(sub.Ref.Path) {
+		f = append(f, "h", sub.Depth)
+	}
+	o := &sub.Opts
+	for _, kv := range []struct {
+		name string
+		v    int64
+	}{{"R", int64(o.Retries)}, {"B", o.BackoffMs}, {"M", o.BackoffMaxMs}, {"T", o.TimeoutMs}, {"P", int64(o.Priority)}} {
+		if kv.v != 0 {
+			f = append(f, kv.name, kv.v)
+		}
+	}
+	return f
+}
+
+// Submit implements store.Store.
+func (s *Store) Submit(ctx context.Context, subs []store.Submission) ([]store.Outcome, []error) {
+	outs := make([]store.Outcome, len(subs))
+	errs := make([]error, len(subs))
+	if s.closed.Load() {
+		for i := range errs {
+			errs[i] = store.ErrClosed
+		}
+		return outs, errs
+	}
+	now := s.nowMs()
+	var calls []call
+	var items [][]int // indexes into subs, per call
+	var cur call
+	var curItems []int
+	flushCall := func() {
+		if len(curItems) == 0 {
+			return
+		}
+		cur.args[6] = len(curItems)
+		calls = append(calls, cur)
+		items = append(items, curItems)
+		curItems = nil
+	}
+	for i := range subs {
+		sub := &subs[i]
+		if err := validate(sub); err != nil {
+			errs[i] = err
+			continue
+		}
+		if len(curItems) == 0 {
+			cur = call{script: s.sc.submit, keys: s.k.withGlobals(3 * 64), args: append(s.header(now, 1+10*64), 0)}
+		}
+		op := s.k.op(sub.Ref)
+		parentKey := op
+		if sub.Parent != "" {
+			parentKey = s.k.op(store.Ref{Unit: sub.Ref.Unit, Path: sub.Parent})
+		}
+		cur.keys = append(cur.keys, op, s.k.unit(sub.Ref.Unit), parentKey)
+		fields := newOpFields(sub)
+		cur.args = append(cur.args, sub.Ref.Unit, sub.Ref.Path, sub.Parent, sub.Name,
+			int(sub.Lane), sub.Opts.Priority, sub.Inbox, len(fields))
+		cur.args = append(cur.args, fields...)
+		curItems = append(curItems, i)
+		if len(cur.keys)+3 > maxKeysPerCall {
+			flushCall()
+		}
+	}
+	flushCall()
+	if len(calls) == 0 {
+		return outs, errs
+	}
+	results, callErrs := s.runAll(ctx, calls)
+	for c, idx := range items {
+		if callErrs[c] != nil {
+			for _, i := range idx {
+				errs[i] = fmt.Errorf("redisstore: submit %s: %w", subs[i].Ref, callErrs[c])
+			}
+			continue
+		}
+		res, _ := results[c].([]any)
+		for j, i := range idx {
+			outs[i], errs[i] = submitOutcome(&subs[i], res, j)
+		}
+	}
+	return outs, errs
+}
+
+func submitOutcome(sub *store.Submission, res []any, j int) (store.Outcome, error) {
+	if j >= len(res) {
+		return 0, fmt.Errorf("redisstore: submit %s: short reply from the script", sub.Ref)
+	}
+	r, _ := res[j].([]any)
+	code := int64(0)
+	if len(r) > 0 {
+		code, _ = r[0].(int64)
+	}
+	switch code {
+	case 1, 2, 3:
+		return store.Outcome(code), nil
+	case -1:
+		name := ""
+		if len(r) > 1 {
+			name, _ = r[1].(string)
+		}
+		return 0, fmt.Errorf("%w: %s is %q, not %q", store.ErrConflict, sub.Ref, name, sub.Name)
+	case -2:
+		return 0, fmt.Errorf("%w: parent %s/%s of %s", store.ErrNotFound, sub.Ref.Unit, sub.Parent, sub.Ref)
+	case -3:
+		return 0, fmt.Errorf("redisstore: submit %s: %w in the way (it or its parent)", sub.Ref, ErrMalformed)
+	}
+	return 0, fmt.Errorf("redisstore: submit %s: unexpected reply %v", sub.Ref, r)
+}
+
+// ---------------------------------------------------------------------------
+// Reserve
+
+// Reserve implements store.Store. With wait > 0 it runs the reserve script,
+// and while that finds nothing, blocks on the lane's signal list (which
+// every script that makes work ready pushes to) until the wait ends or the
+// lane's next delayed retry comes due, then tries again.
+func (s *Store) Reserve(ctx context.Context, lane store.Lane, worker string, max int, lease, wait time.Duration) ([]store.Delivery, error) {
+	if !lane.Valid() {
+		return nil, fmt.Errorf("reserve: %w: unknown lane %d", store.ErrInvalid, lane)
+	}
+	if max <= 0 {
+		return nil, nil
+	}
+	var deadline time.Time
+	for {
+		if s.closed.Load() {
+			return nil, store.ErrClosed
+		}
+		now := s.cfg.Now()
+		ds, due, err := s.reserveOnce(ctx, lane, worker, max, lease, now)
+		if err != nil {
+			if s.closed.Load() {
+				return nil, store.ErrClosed
+			}
+			return nil, fmt.Errorf("redisstore: reserve %s: %w", lane, err)
+		}
+		if len(ds) > 0 || wait <= 0 {
+			return ds, nil
+		}
+		// Waiting is measured on the real clock: cfg.Now may be a test clock.
+		if deadline.IsZero() {
+			deadline = time.Now().Add(wait)
+		}
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			return nil, nil
+		}
+		// A delayed retry may come due before anything is submitted.
+		if !due.IsZero() {
+			if d := due.Sub(now); d < remaining {
+				remaining = d
+			}
+			if remaining < time.Millisecond {
+				remaining = time.Millisecond
+			}
+		}
+		if _, err := s.block(ctx, s.k.signal[lane], 1, remaining); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (s *Store) reserveOnce(ctx context.Context, lane store.Lane, worker string, max int, lease time.Duration, now time.Time) ([]store.Delivery, time.Time, error) {
+	args := append(s.header(now.UnixMilli(), 5), int(lane), worker, max, lease.Milliseconds(), promoteMax)
+	v, err := s.run(ctx, call{script: s.sc.reserve, keys: s.k.globals, args: args})
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	res, _ := v.([]any)
+	if len(res) == 0 || (len(res)-1)%deliveryLen != 0 {
+		return nil, time.Time{}, fmt.Errorf("unexpected reply of %d values", len(res))
+	}
+	var due time.Time
+	if d, ok := res[0].(string); ok {
+		if ms, err := strconv.ParseFloat(d, 64); err == nil {
+			due = time.UnixMilli(int64(ms))
+		}
+	}
+	ds := make([]store.Delivery, 0, (len(res)-1)/deliveryLen)
+	for i := 1; i < len(res); i += deliveryLen {
+		d, err := parseDelivery(res[i:i+deliveryLen], lane)
+		if err != nil {
+			return nil, due, err
+		}
+		ds = append(ds, d)
+	}
+	return ds, due, nil
+}
+
+// deliveryLen is how many values the reserve script returns per delivery.
+const deliveryLen = 8
+
+func parseDelivery(f []any, lane store.Lane) (store.Delivery, error) {
+	id, _ := f[0].(string)
+	ref, ok := splitID(id)
+	if !ok {
+		return store.Delivery{}, fmt.Errorf("%w: queue member %q", ErrMalformed, id)
+	}
+	d := store.Delivery{Ref: ref, Lane: lane, Parent: parentOf(ref.Path), Depth: depthOf(ref.Path)}
+	d.Name, _ = f[1].(string)
+	if a, _ := f[2].(string); a != "" {
+		d.Args = []byte(a)
+	}
+	if p, ok := f[3].(string); ok {
+		d.Parent = p
+	}
+	if h, ok := f[4].(string); ok {
+		n, err := strconv.Atoi(h)
+		if err != nil {
+			return d, fmt.Errorf("%w: %s: depth %q", ErrMalformed, ref, h)
+		}
+		d.Depth = n
+	}
+	att, _ := f[5].(int64)
+	d.Attempt = int(att)
+	d.TimeoutMs, _ = f[6].(int64)
+	lease, _ := f[7].(int64)
+	d.LeaseID = uint64(lease)
+	return d, nil
+}
+
+// ---------------------------------------------------------------------------
+// Renew, Complete, Release
+
+type leaseItem struct {
+	ref   store.Ref
+	lease uint64
+}
+
+func leaseItems(leases map[store.Ref]uint64) []leaseItem {
+	out := make([]leaseItem, 0, len(leases))
+	for r, id := range leases {
+		out = append(out, leaseItem{r, id})
+	}
+	return out
+}
+
+// leaseCalls builds the calls of a Renew or Release: one op key per item
+// in KEYS, (unit, path, lease) per item in ARGV after head.
+func (s *Store) leaseCalls(script *redis.Script, items []leaseItem, head func() []any) ([]call, [][]int) {
+	var calls []call
+	var idx [][]int
+	per := maxKeysPerCall - numGlobals
+	for start := 0; start < len(items); start += per {
+		end := min(start+per, len(items))
+		c := call{script: script, keys: s.k.withGlobals(end - start), args: head()}
+		var ix []int
+		for i := start; i < end; i++ {
+			it := items[i]
+			c.keys = append(c.keys, s.k.op(it.ref))
+			c.args = append(c.args, it.ref.Unit, it.ref.Path, strconv.FormatUint(it.lease, 10))
+			ix = append(ix, i)
+		}
+		calls = append(calls, c)
+		idx = append(idx, ix)
+	}
+	return calls, idx
+}
+
+// Renew implements store.Store.
+func (s *Store) Renew(ctx context.Context, worker string, leases map[store.Ref]uint64, lease time.Duration) ([]store.Ref, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	if len(leases) == 0 {
+		return nil, nil
+	}
+	items := leaseItems(leases)
+	now := s.nowMs()
+	calls, idx := s.leaseCalls(s.sc.renew, items, func() []any {
+		return append(s.header(now, 2+3*len(items)), worker, lease.Milliseconds())
+	})
+	results, errs := s.runAll(ctx, calls)
+	var lost []store.Ref
+	for c := range calls {
+		if errs[c] != nil {
+			return nil, fmt.Errorf("redisstore: renew for %q: %w", worker, errs[c])
+		}
+		res, _ := results[c].([]any)
+		for _, v := range res {
+			j, _ := v.(int64)
+			if j < 1 || int(j) > len(idx[c]) {
+				return nil, fmt.Errorf("redisstore: renew for %q: unexpected reply %v", worker, res)
+			}
+			lost = append(lost, items[idx[c][j-1]].ref)
+		}
+	}
+	return lost, nil
+}
+
+// Release implements store.Store.
+func (s *Store) Release(ctx context.Context, worker string, leases map[store.Ref]uint64) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	if len(leases) == 0 {
+		return nil
+	}
+	items := leaseItems(leases)
+	now := s.nowMs()
+	calls, _ := s.leaseCalls(s.sc.release, items, func() []any {
+		return append(s.header(now, 1+3*len(items)), worker)
+	})
+	_, errs := s.runAll(ctx, calls)
+	for _, err := range errs {
+		if err != nil {
+			return fmt.Errorf("redisstore: release for %q: %w", worker, err)
+		}
+	}
+	return nil
+}
+
+// retryDelays computes, in Go (Lua has no good random source), the backoff
+// of each failing attempt that will be retried. It reads the attempts and
+// options of the failing operations in one pipeline; a lease that changes
+// meanwhile makes the completion stale, so the read is never acted on
+// wrongly.
+func (s *Store) retryDelays(ctx context.Context, refs []store.Ref, noRetry []bool) ([]int64, error) {
+	delays := make([]int64, len(refs))
+	pipe := s.rdb.Pipeline()
+	cmds := make([]*redis.SliceCmd, len(refs))
+	queued := false
+	for i, r := range refs {
+		if noRetry[i] {
+			continue
+		}
+		cmds[i] = pipe.HMGet(ctx, s.k.op(r), "t", "R", "B", "M")
+		queued = true
+	}
+	if !queued {
+		return delays, nil
+	}
+	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		var rerr redis.Error
+		if !errors.As(err, &rerr) { // a malformed record only makes its item stale
+			return nil, err
+		}
+	}
+	for i, cmd := range cmds {
+		if cmd == nil || cmd.Err() != nil {
+			continue
+		}
+		v := cmd.Val()
+		num := func(j int) int64 {
+			str, _ := v[j].(string)
+			n, _ := strconv.ParseInt(str, 10, 64)
+			return n
+		}
+		attempts := int(num(0))
+		o := store.Options{Retries: int(num(1)), BackoffMs: num(2), BackoffMaxMs: num(3)}
+		if attempts <= o.Retries {
+			delays[i] = store.Backoff(o, attempts).Milliseconds()
+		}
+	}
+	return delays, nil
+}
+
+var noDetails = store.ErrorInfo{Type: "blazing.errors.RemoteError", Message: "failed without error details"}
+
+// Complete implements store.Store.
+func (s *Store) Complete(ctx context.Context, worker string, comps []store.Completion) ([]store.CompleteOutcome, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	outs := make([]store.CompleteOutcome, len(comps))
+	if len(comps) == 0 {
+		return outs, nil
+	}
+	var failRefs []store.Ref
+	var failNoRetry []bool
+	var failIdx []int
+	for i := range comps {
+		if !comps[i].OK {
+			failRefs = append(failRefs, comps[i].Ref)
+			failNoRetry = append(failNoRetry, comps[i].NoRetry)
+			failIdx = append(failIdx, i)
+		}
+	}
+	delays := make([]int64, len(comps))
+	if len(failRefs) > 0 {
+		d, err := s.retryDelays(ctx, failRefs, failNoRetry)
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: complete for %q: read retry options: %w", worker, err)
+		}
+		for j, i := range failIdx {
+			delays[i] = d[j]
+		}
+	}
+
+	now := s.nowMs()
+	const perItem = 2
+	per := (maxKeysPerCall - numGlobals) / perItem
+	var calls []call
+	var idx [][]int
+	for start := 0; start < len(comps); start += per {
+		end := min(start+per, len(comps))
+		c := call{script: s.sc.complete, keys: s.k.withGlobals(perItem * (end - start)),
+			args: append(s.header(now, 2+7*(end-start)), worker, end-start)}
+		var ix []int
+		for i := start; i < end; i++ {
+			cp := &comps[i]
+			c.keys = append(c.keys, s.k.op(cp.Ref), s.k.unit(cp.Ref.Unit))
+			okFlag, payload := "1", cp.Result
+			if !cp.OK {
+				okFlag = "0"
+				info := cp.Error
+				if info == nil {
+					info = &noDetails
+				}
+				var err error
+				if payload, err = encodeError(info); err != nil {
+					return nil, fmt.Errorf("redisstore: complete %s: %w", cp.Ref, err)
+				}
+			}
+			noRetry := "0"
+			if cp.NoRetry {
+				noRetry = "1"
+			}
+			c.args = append(c.args, cp.Ref.Unit, cp.Ref.Path, strconv.FormatUint(cp.LeaseID, 10),
+				okFlag, payload, noRetry, delays[i])
+			ix = append(ix, i)
+		}
+		calls = append(calls, c)
+		idx = append(idx, ix)
+	}
+	results, errs := s.runAll(ctx, calls)
+	for c := range calls {
+		if errs[c] != nil {
+			return nil, fmt.Errorf("redisstore: complete for %q: %w", worker, errs[c])
+		}
+		res, _ := results[c].([]any)
+		if len(res) != len(idx[c]) {
+			return nil, fmt.Errorf("redisstore: complete for %q: unexpected reply %v", worker, res)
+		}
+		for j, i := range idx[c] {
+			code, _ := res[j].(int64)
+			outs[i] = store.CompleteOutcome(code)
+		}
+	}
+	return outs, nil
+}
+
+// ---------------------------------------------------------------------------
+// Cancel, Fail, Watch, Requeue
+
+// Cancel implements store.Store.
+func (s *Store) Cancel(ctx context.Context, unit, path, reason string) (int, error) {
+	if s.closed.Load() {
+		return 0, store.ErrClosed
+	}
+	if reason == "" {
+		reason = "cancelled"
+	}
+	keys := append(s.k.withGlobals(1), s.k.unit(unit))
+	args := append(s.header(s.nowMs(), 3), unit, path, reason)
+	v, err := s.run(ctx, call{script: s.sc.cancel, keys: keys, args: args})
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: cancel %s/%s: %w", unit, path, err)
+	}
+	n, _ := v.(int64)
+	switch n {
+	case -1:
+		return 0, fmt.Errorf("cancel %s: %w", unit, store.ErrNotFound)
+	case -2:
+		return 0, fmt.Errorf("cancel %s/%s: %w", unit, path, store.ErrNotFound)
+	}
+	return int(n), nil
+}
+
+// Fail implements store.Store.
+func (s *Store) Fail(ctx context.Context, ref store.Ref, leaseID uint64, info store.ErrorInfo) (store.CompleteOutcome, error) {
+	if s.closed.Load() {
+		return 0, store.ErrClosed
+	}
+	delays, err := s.retryDelays(ctx, []store.Ref{ref}, []bool{false})
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: fail %s: read retry options: %w", ref, err)
+	}
+	enc, err := encodeError(&info)
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: fail %s: %w", ref, err)
+	}
+	keys := append(s.k.withGlobals(2), s.k.op(ref), s.k.unit(ref.Unit))
+	args := append(s.header(s.nowMs(), 5), ref.Unit, ref.Path, strconv.FormatUint(leaseID, 10), enc, delays[0])
+	v, err := s.run(ctx, call{script: s.sc.fail, keys: keys, args: args})
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: fail %s: %w", ref, err)
+	}
+	code, _ := v.(int64)
+	return store.CompleteOutcome(code), nil
+}
+
+// Watch implements store.Store.
+func (s *Store) Watch(ctx context.Context, ref store.Ref, inbox string) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	keys := append(s.k.withGlobals(1), s.k.op(ref))
+	args := append(s.header(s.nowMs(), 3), ref.Unit, ref.Path, inbox)
+	v, err := s.run(ctx, call{script: s.sc.watch, keys: keys, args: args})
+	if err != nil {
+		return fmt.Errorf("redisstore: watch %s: %w", ref, err)
+	}
+	switch n, _ := v.(int64); n {
+	case -1:
+		return fmt.Errorf("watch %s: %w", ref, store.ErrNotFound)
+	case -3:
+		return fmt.Errorf("redisstore: watch %s: %w", ref, ErrMalformed)
+	}
+	return nil
+}
+
+// Requeue implements store.Store.
+func (s *Store) Requeue(ctx context.Context, unit string) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	root := store.Ref{Unit: unit, Path: store.RootPath}
+	keys := append(s.k.withGlobals(2), s.k.unit(unit), s.k.op(root))
+	args := append(s.header(s.nowMs(), 1), unit)
+	v, err := s.run(ctx, call{script: s.sc.requeue, keys: keys, args: args})
+	if err != nil {
+		return fmt.Errorf("redisstore: requeue %s: %w", unit, err)
+	}
+	r, _ := v.([]any)
+	code := int64(0)
+	if len(r) > 0 {
+		code, _ = r[0].(int64)
+	}
+	switch code {
+	case 1:
+		return nil
+	case -1:
+		return fmt.Errorf("requeue %s: %w", unit, store.ErrNotFound)
+	case -2:
+		st := int64(0)
+		if len(r) > 1 {
+			st, _ = r[1].(int64)
+		}
+		return fmt.Errorf("requeue %s: %w: the run is %s, not failed or cancelled", unit, store.ErrInvalid, store.Status(st))
+	case -3:
+		return fmt.Errorf("redisstore: requeue %s: %w", unit, ErrMalformed)
+	}
+	return fmt.Errorf("redisstore: requeue %s: unexpected reply %v", unit, v)
+}
+
+// ---------------------------------------------------------------------------
+// Reading
+
+// Get implements store.Store.
+func (s *Store) Get(ctx context.Context, ref store.Ref) (store.Operation, error) {
+	if s.closed.Load() {
+		return store.Operation{}, store.ErrClosed
+	}
+	m, err := s.rdb.HGetAll(ctx, s.k.op(ref)).Result()
+	if err != nil {
+		return store.Operation{}, fmt.Errorf("redisstore: get %s: %w", ref, err)
+	}
+	if len(m) == 0 {
+		return store.Operation{}, fmt.Errorf("get %s: %w", ref, store.ErrNotFound)
+	}
+	op, err := parseOp(ref, m)
+	if err != nil {
+		return store.Operation{}, fmt.Errorf("redisstore: get %s: %w", ref, err)
+	}
+	return op, nil
+}
+
+// parseOp reads an operation hash (see keys.go for the fields).
+func parseOp(ref store.Ref, m map[string]string) (store.Operation, error) {
+	op := store.Operation{Ref: ref, Parent: parentOf(ref.Path), Depth: depthOf(ref.Path)}
+	num := func(field string) (int64, error) {
+		v, ok := m[field]
+		if !ok {
+			return 0, nil
+		}
+		n, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return 0, fmt.Errorf("%w: field %q is %q", ErrMalformed, field, v)
+		}
+		return n, nil
+	}
+	ms := func(field string) (time.Time, error) {
+		n, err := num(field)
+		if err != nil || n == 0 {
+			return time.Time{}, err
+		}
+		return time.UnixMilli(n).UTC(), nil
+	}
+	st, err := num("s")
+	if err != nil {
+		return op, err
+	}
+	if op.Status = store.Status(st); st < int64(store.StatusPending) || st > int64(store.StatusCancelled) {
+		return op, fmt.Errorf("%w: status %q", ErrMalformed, m["s"])
+	}
+	lane, err := num("l")
+	if err != nil {
+		return op, err
+	}
+	if op.Lane = store.Lane(lane); lane < 0 || !op.Lane.Valid() {
+		return op, fmt.Errorf("%w: lane %q", ErrMalformed, m["l"])
+	}
+	if op.Name = m["n"]; op.Name == "" {
+		return op, fmt.Errorf("%w: no name", ErrMalformed)
+	}
+	if a, ok := m["a"]; ok {
+		op.Args = []byte(a)
+	}
+	if r, ok := m["r"]; ok {
+		op.Result = []byte(r)
+	}
+	if e, ok := m["e"]; ok {
+		if op.Error, err = decodeErrorField(e); err != nil {
+			return op, fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
+	}
+	if p, ok := m["p"]; ok {
+		op.Parent = p
+	}
+	if _, ok := m["h"]; ok {
+		d, err := num("h")
+		if err != nil {
+			return op, err
+		}
+		op.Depth = int(d)
+	}
+	att, err := num("t")
+	if err != nil {
+		return op, err
+	}
+	op.Attempts = int(att)
+	op.Worker = m["k"]
+	if op.CreatedAt, err = ms("c"); err != nil {
+		return op, err
+	}
+	if op.StartedAt, err = ms("b"); err != nil {
+		return op, err
+	}
+	if op.FinishedAt, err = ms("f"); err != nil {
+		return op, err
+	}
+	return op, nil
+}
+
+// Stats implements store.Store.
+func (s *Store) Stats(ctx context.Context) ([store.NumLanes]store.LaneStats, error) {
+	var out [store.NumLanes]store.LaneStats
+	if s.closed.Load() {
+		return out, store.ErrClosed
+	}
+	now := s.cfg.Now()
+	v, err := s.run(ctx, call{script: s.sc.stats, keys: s.k.globals, args: []any{s.k.prefix, statsBands}})
+	if err != nil {
+		return out, fmt.Errorf("redisstore: stats: %w", err)
+	}
+	lanes, _ := v.([]any)
+	if len(lanes) != store.NumLanes {
+		return out, fmt.Errorf("redisstore: stats: unexpected reply %v", v)
+	}
+	for l := range out {
+		f, _ := lanes[l].([]any)
+		if len(f) != 4 {
+			return out, fmt.Errorf("redisstore: stats: unexpected reply %v", v)
+		}
+		ready, _ := f[0].(int64)
+		delayed, _ := f[1].(int64)
+		running, _ := f[2].(int64)
+		oldest, _ := f[3].(int64)
+		out[l].Depth = int(ready + delayed)
+		out[l].Running = int(running)
+		if oldest >= 0 && ready > 0 {
+			out[l].OldestAge = max(now.Sub(time.UnixMilli(oldest)), 0)
+		}
+	}
+	return out, nil
+}
+
+// Failed implements store.Store. limit <= 0 lists them all.
+func (s *Store) Failed(ctx context.Context, offset, limit int) ([]store.Operation, error) {
+	if s.closed.Load() {
+		return nil, store.ErrClosed
+	}
+	offset = max(offset, 0)
+	// Entries whose records are gone (expired before Reclaim trimmed them)
+	// are skipped, so the list is read in pages until enough are found.
+	page := 100
+	if limit > 0 {
+		page = min(max(offset+limit, 16), 1000)
+	}
+	var out []store.Operation
+	skip := offset
+	for start := int64(0); ; start += int64(page) {
+		units, err := s.rdb.ZRevRange(ctx, s.k.dead, start, start+int64(page)-1).Result()
+		if err != nil {
+			return nil, fmt.Errorf("redisstore: failed: %w", err)
+		}
+		if len(units) == 0 {
+			return out, nil
+		}
+		pipe := s.rdb.Pipeline()
+		cmds := make([]*redis.MapStringStringCmd, len(units))
+		for i, u := range units {
+			cmds[i] = pipe.HGetAll(ctx, s.k.op(store.Ref{Unit: u, Path: store.RootPath}))
+		}
+		_, _ = pipe.Exec(ctx) // read per command
+		for i, cmd := range cmds {
+			m, err := cmd.Result()
+			if err != nil || len(m) == 0 {
+				continue
+			}
+			op, err := parseOp(store.Ref{Unit: units[i], Path: store.RootPath}, m)
+			if err != nil || op.Status != store.StatusFailed {
+				continue
+			}
+			if skip > 0 {
+				skip--
+				continue
+			}
+			out = append(out, op)
+			if limit > 0 && len(out) >= limit {
+				return out, nil
+			}
+		}
+		if len(units) < page {
+			return out, nil
+		}
+	}
+}
+
+// ---------------------------------------------------------------------------
+// Inboxes
+
+// OpenInbox implements store.Store.
+func (s *Store) OpenInbox(ctx context.Context, name string) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	if name == "" {
+		return fmt.Errorf("open inbox: %w: empty name", store.ErrInvalid)
+	}
+	_, err := s.run(ctx, call{script: s.sc.openInbox, keys: []string{s.k.inbox(name), s.k.notes(name)},
+		args: []any{s.cfg.InboxTTL.Milliseconds()}})
+	if err != nil {
+		return fmt.Errorf("redisstore: open inbox %q: %w", name, err)
+	}
+	return nil
+}
+
+// CloseInbox implements store.Store.
+func (s *Store) CloseInbox(ctx context.Context, name string) error {
+	if s.closed.Load() {
+		return store.ErrClosed
+	}
+	_, err := s.run(ctx, call{script: s.sc.closeInbox, keys: []string{s.k.inbox(name), s.k.notes(name)},
+		args: []any{closeMarkerTTL.Milliseconds()}})
+	if err != nil {
+		return fmt.Errorf("redisstore: close inbox %q: %w", name, err)
+	}
+	return nil
+}
+
+// Pop implements store.Store. With wait > 0 it takes what is there, and if
+// there is nothing, blocks in BLMPOP on the inbox's list, which returns the
+// notes that arrive (up to max) at once.
+func (s *Store) Pop(ctx context.Context, name string, max int, wait time.Duration) ([]store.Note, error) {
+	var deadline time.Time
+	dec := newNoteDecoder()
+	for {
+		if s.closed.Load() {
+			return nil, store.ErrClosed
+		}
+		v, err := s.run(ctx, call{script: s.sc.pop, keys: []string{s.k.inbox(name), s.k.notes(name)},
+			args: []any{max, s.cfg.InboxTTL.Milliseconds()}})
+		if err != nil {
+			if s.closed.Load() {
+				return nil, store.ErrClosed
+			}
+			return nil, fmt.Errorf("redisstore: pop %q: %w", name, err)
+		}
+		if n, ok := v.(int64); ok && n == -1 {
+			return nil, fmt.Errorf("pop %q: %w", name, store.ErrUnknownInbox)
+		}
+		raw, _ := v.([]any)
+		vals := make([]string, len(raw))
+		for i, r := range raw {
+			vals[i], _ = r.(string)
+		}
+		if notes := decodeNotes(dec, vals); len(notes) > 0 || wait <= 0 {
+			return notes, nil
+		}
+		if deadline.IsZero() {
+			deadline = time.Now().Add(wait)
+		}
+		remaining := time.Until(deadline)
+		if remaining <= 0 {
+			return nil, nil
+		}
+		count := max
+		if count <= 0 {
+			count = popAllCount
+		}
+		got, err := s.block(ctx, s.k.notes(name), count, remaining)
+		if err != nil {
+			return nil, err
+		}
+		if notes := decodeNotes(dec, got); len(notes) > 0 {
+			return notes, nil
+		}
+		// Woken with nothing (the wait ran out, or the inbox was closed):
+		// the next round says which.
+	}
+}
+
+// decodeNotes decodes popped notes. Empty strings are CloseInbox's wake-up
+// markers; a note that cannot be decoded (written by hand) is dropped: it
+// has been taken off the list and no retry could read it.
+func decodeNotes(dec *noteDecoder, vals []string) []store.Note {
+	var out []store.Note
+	for _, v := range vals {
+		if v == "" {
+			continue
+		}
+		n, err := dec.decode(v)
+		if err != nil {
+			continue
+		}
+		out = append(out, n)
+	}
+	return out
+}
+
+// ---------------------------------------------------------------------------
+// Maintenance
+
+// Reclaim implements store.Store. One call moves at most a thousand
+// operations per lane and kind; a caller that gets a large count may call
+// again at once.
+func (s *Store) Reclaim(ctx context.Context, now time.Time) (int, error) {
+	if s.closed.Load() {
+		return 0, store.ErrClosed
+	}
+	args := append(s.header(now.UnixMilli(), 3), store.MaxLapses, store.WorkerLostType, reclaimMax)
+	v, err := s.run(ctx, call{script: s.sc.reclaim, keys: s.k.globals, args: args})
+	if err != nil {
+		return 0, fmt.Errorf("redisstore: reclaim: %w", err)
+	}
+	n, _ := v.(int64)
+	return int(n), nil
+}
+
+// NextDue implements store.DueReporter. It gives up (false) if Redis does
+// not answer within a short time, as it has no context.
+func (s *Store) NextDue() (time.Time, bool) {
+	if s.closed.Load() {
+		return time.Time{}, false
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), nextDueTimeout)
+	defer cancel()
+	pipe := s.rdb.Pipeline()
+	var cmds [store.NumLanes]*redis.ZSliceCmd
+	for l := range cmds {
+		cmds[l] = pipe.ZRangeWithScores(ctx, s.k.delayed[l], 0, 0)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return time.Time{}, false
+	}
+	var due time.Time
+	for _, cmd := range cmds {
+		if z := cmd.Val(); len(z) > 0 {
+			if d := time.UnixMilli(int64(z[0].Score)); due.IsZero() || d.Before(due) {
+				due = d
+			}
+		}
+	}
+	return due, !due.IsZero()
+}
+
+// Close implements store.Store: blocked calls return ErrClosed, and the
+// client is closed if Open created it.
+func (s *Store) Close() error {
+	if !s.closed.CompareAndSwap(false, true) {
+		return nil
+	}
+	s.mu.Lock()
+	wakes := make([]string, 0, len(s.waiters))
+	for w := range s.waiters {
+		wakes = append(wakes, w)
+	}
+	s.mu.Unlock()
+	if len(wakes) > 0 {
+		s.poke(wakes...)
+	}
+	if s.owned {
+		if err := s.rdb.Close(); err != nil {
+			return fmt.Errorf("redisstore: close client: %w", err)
+		}
+	}
+	return nil
+}
