@@ -7,6 +7,7 @@ executions exactly and tell which were interrupted by a kill.
 
 from __future__ import annotations
 
+import asyncio
 import os
 
 from blazing import Blazing
@@ -52,8 +53,11 @@ def make_app(**options: object) -> Blazing:
 
     @app.step
     async def inc(x: int) -> int:
-        """An async step for load tests."""
+        """An async step for load tests; BLAZING_TEST_STEP_MS of simulated I/O."""
         journal("start")
+        work_ms = float(os.environ.get("BLAZING_TEST_STEP_MS", "0"))
+        if work_ms:
+            await asyncio.sleep(work_ms / 1000)  # the workload itself, not synchronization
         journal("end")
         return x + 1
 
