@@ -6,7 +6,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from blazing import BlazingError, SyncBlazing
+from blazing import SyncBlazing
 
 
 def register(app):
@@ -84,9 +84,9 @@ def test_context_manager():
         assert isinstance(app, SyncBlazing)
         register(app)
         assert app.process_number(5) == 20
-    # Leaving the block stopped the app: it refuses new work instead of hanging.
-    with pytest.raises(BlazingError):
-        app.process_number(5)
+    assert app._runtime.started is False  # leaving the block stopped it
+    with app:  # and it can be entered again
+        assert app.process_number(6) == 22
 
 
 def test_workflow_exception_reaches_the_caller(sync_app):

@@ -154,6 +154,13 @@ class _AppCore:
         """The dead-letter list: failed runs, most recent first."""
         return self._ensure_started().failed_runs(limit, offset)
 
+    def get_run(self, unit_id: str) -> RemoteRun:
+        """A :class:`RemoteRun` handle on an existing run, e.g. one requeued or
+        submitted by another process."""
+        rt = self._ensure_started()
+        name = rt.status_record(unit_id).name
+        return rt.watch_run(unit_id, name)
+
     def requeue(self, unit_id: str) -> None:
         """Put a failed or cancelled run back to work; its succeeded steps are replayed."""
         self._ensure_started().requeue(unit_id)

@@ -82,12 +82,13 @@ class Runtime:
     # ----------------------------------------------------------- lifecycle
 
     def start(self) -> None:
-        """Start the loop thread, services, engine and event thread. Idempotent."""
+        """Start the loop thread, services, engine and event thread. Idempotent;
+        a stopped runtime starts afresh (services are created again)."""
         with self._state_lock:
             if self.started:
                 return
             if self.stopping:
-                raise EngineClosedError("this app was stopped; create a new app to run again")
+                raise EngineClosedError("the app is stopping; start it again once stop() returns")
             ready = threading.Event()
             failure: list[BaseException] = []
             self._loop_thread = threading.Thread(
@@ -158,7 +159,6 @@ class Runtime:
             raise BlazingError("stop() cannot be called from inside a workflow or step")
         with self._state_lock:
             if not self.started or self.stopping:
-                self.stopping = True
                 return
             self.stopping = True
         if pause:
@@ -181,6 +181,15 @@ class Runtime:
         tokens, self._tokens = self._tokens, {}
         for cb in tokens.values():
             cb(LOCAL_ERROR, EngineClosedError("the app stopped before this run finished"), None)
+        with self._state_lock:
+            self.session = self.loop = self.pool = None
+            self._loop_tid = -1
+            self._pending = []
+            self._flush_scheduled = False
+            self.running.clear()
+            self.cancelled.clear()
+            self._active = 0
+            self.started = self.stopping = False
 
     def drain_and_stop(self, timeout: float) -> None:
         """Stop as a worker process does on SIGTERM (see :meth:`stop`)."""
@@ -437,6 +446,15 @@ class Runtime:
                               errors[0][1])
         return RemoteRun(self, unit, defn.name, slot)
 
+    def watch_run(self, unit: str, name: str) -> RemoteRun:
+        """A handle on an existing run (by unit id), resolved when it finishes."""
+        slot = ResultSlot()
+        token = self.new_token(slot.set)
+        errors = self.send_now([[CMD_WATCH, unit, "0", token]])
+        if errors:
+            raise NativeError(f"no run {unit}: {errors[0][2]}", errors[0][1])
+        return RemoteRun(self, unit, name, slot)
+
     def cancel(self, unit: str, path: str, reason: str) -> int:
         """Cancel a unit (path "") or a call and everything under it."""
         session = self._require_session()
@@ -445,6 +463,10 @@ class Runtime:
         if errors:
             raise NativeError(errors[0][2], errors[0][1])
         return 0 if before >= 3 else 1
+
+    def status_record(self, unit: str, path: str = "0") -> OperationRecord:
+        """The full record of an operation."""
+        return OperationRecord.from_frame(self._require_session().get(unit, path))
 
     def status(self, unit: str, path: str = "0") -> str:
         """Status name of an operation."""

@@ -29,6 +29,10 @@ def journal(kind: str) -> None:
         os.close(fd)
 
 
+class DurableError(Exception):
+    """A user exception that both workers and clients can import."""
+
+
 def make_app(**options: object) -> Blazing:
     """The app with all its steps and workflows (workers and test clients share it)."""
     app = Blazing(**options)  # Redis from BLAZING_REDIS_URL unless given
@@ -81,6 +85,24 @@ def make_app(**options: object) -> Blazing:
     async def three_noops(x: int) -> int:
         """Three chained no-op steps (benchmarks)."""
         return await noop(await noop(await noop(x)))
+
+    @app.step
+    async def fail_importable(msg: str) -> None:
+        """Raises an exception type the client can import."""
+        raise DurableError(msg)
+
+    @app.step
+    async def fail_unimportable(msg: str) -> None:
+        """Raises an exception type that exists only inside this call."""
+        class Vanishing(Exception):
+            pass
+
+        raise Vanishing(msg)
+
+    @app.step(timeout=0.3)
+    async def too_slow() -> None:
+        """Outlives its timeout (the sleep is the slow work under test)."""
+        await asyncio.sleep(30)
 
     return app
 
