@@ -1,4 +1,4 @@
-# Blazing Flow. Targets: setup run test bench lint lib clean distclean.
+# Blazing Flow. Targets: setup run test bench bench-redis lint lib clean distclean.
 # Everything Python runs in .venv; a stamp file keeps repeated `make` runs fast.
 
 PYTHON ?= python3
@@ -12,7 +12,7 @@ GO_SRC := go.mod go.sum $(shell find core cgo -type f 2>/dev/null)
 GO_FILES = $(shell find . -name '*.go' -not -path './.*' -not -path './build/*')
 GOFMT    = $(shell $(GO) env GOROOT)/bin/gofmt
 
-.PHONY: setup run test bench lint lib clean distclean
+.PHONY: setup run test bench bench-redis lint lib clean distclean
 .DEFAULT_GOAL := setup
 
 setup: $(STAMP) $(LIB)
@@ -40,6 +40,9 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/embedded.py
+
+bench-redis: setup
+	$(PY) benchmarks/redis_throughput.py
 
 lint: setup
 	@unformatted="$$($(GOFMT) -l $(GO_FILES) </dev/null)"; \

@@ -142,7 +142,7 @@ def test_random_kills_lose_nothing(fleet, client, tmp_path):
     assert len(killed) >= 3, "the load outlasted several kills"
 
 
-def test_redis_restart_mid_load(tmp_path, ns, coord):
+def test_redis_restart_mid_load(redis_server, tmp_path, ns, coord):  # noqa: ARG001 - skips without redis-server
     from tests.support.redis_server import RedisServer
 
     with RedisServer(appendonly=True) as redis:
