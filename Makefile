@@ -8,7 +8,7 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 LIB    := python/blazing/libblazing.so
 # What libblazing.so is built from (keep in step with GO_INPUTS in build_support/golib.py).
-GO_SRC := go.mod go.sum $(shell find core cgo -type f 2>/dev/null)
+GO_SRC := go.mod go.sum $(shell find core cgo cmd -type f 2>/dev/null)
 GO_FILES = $(shell find . -name '*.go' -not -path './.*' -not -path './build/*')
 GOFMT    = $(shell $(GO) env GOROOT)/bin/gofmt
 
@@ -51,7 +51,7 @@ lint: setup
 	$(PY) -m ruff check setup.py build_support $(wildcard python tests benchmarks examples)
 
 clean:
-	rm -rf build dist python/*.egg-info $(LIB) python/blazing/libblazing.h .pytest_cache .ruff_cache
+	rm -rf build dist python/*.egg-info $(LIB) python/blazing/bin python/blazing/libblazing.h .pytest_cache .ruff_cache
 	find . -name __pycache__ -not -path './.venv/*' -prune -exec rm -rf {} +
 
 distclean: clean

@@ -51,10 +51,11 @@ class build_go(Command):
             raise ExecError(str(e)) from None
 
     def get_outputs(self):
-        return [self._built_lib()]
+        return [self._built_lib(), golib.foreman_path(self._built_lib())]
 
     def get_output_mapping(self):  # used by strict editable installs
-        return {self._built_lib(): golib.SOURCE_LIB}
+        return {self._built_lib(): golib.SOURCE_LIB,
+                golib.foreman_path(self._built_lib()): golib.foreman_path(golib.SOURCE_LIB)}
 
     def get_source_files(self):
         return []

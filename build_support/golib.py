@@ -22,7 +22,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 LIB_NAME = "libblazing.so"
 SOURCE_LIB = os.path.join(ROOT, "python", "blazing", LIB_NAME)
 # Everything libblazing.so is built from (keep in step with GO_SRC in the Makefile).
-GO_INPUTS = ("go.mod", "go.sum", "core", "cgo")
+GO_INPUTS = ("go.mod", "go.sum", "core", "cgo", "cmd")
+# The foreman daemon, shipped next to the library (python -m blazing.foreman runs it).
+FOREMAN_REL = os.path.join("bin", "blazing-foreman")
 MIN_GO = (1, 22)
 GO_BUILD = ("build", "-buildmode=c-shared", "-trimpath", "-buildvcs=false")
 
@@ -80,10 +82,16 @@ def newest_input_mtime() -> float:
     return newest
 
 
+def foreman_path(lib_target: str) -> str:
+    """Where the foreman binary goes for a library built at ``lib_target``."""
+    return os.path.join(os.path.dirname(os.path.abspath(lib_target)), FOREMAN_REL)
+
+
 def up_to_date(target: str) -> bool:
-    """Cheap check: the library exists and is newer than every Go input."""
+    """Cheap check: the library and the foreman exist and are newer than every Go input."""
     try:
-        return os.stat(target).st_mtime >= newest_input_mtime()
+        newest = newest_input_mtime()
+        return all(os.stat(t).st_mtime >= newest for t in (target, foreman_path(target)))
     except FileNotFoundError:
         return False
 
@@ -114,6 +122,16 @@ def build(target: str = SOURCE_LIB, force: bool = False, log: Callable[[str], No
                 "compiler (gcc or clang; set CC to choose one) besides Go."
             ) from e
         os.replace(out, target)
+        foreman = foreman_path(target)
+        os.makedirs(os.path.dirname(foreman), exist_ok=True)
+        tmp_bin = os.path.join(tmp, "blazing-foreman")
+        log(f"{version}: go build -o {os.path.relpath(foreman)} ./cmd/foreman")
+        try:
+            subprocess.run([go, "build", "-trimpath", "-buildvcs=false", "-o", tmp_bin,
+                            "./cmd/foreman"], cwd=ROOT, env=env, check=True)
+        except (OSError, subprocess.CalledProcessError) as e:
+            raise GoBuildError(f"building the foreman failed ({e})") from e
+        os.replace(tmp_bin, foreman)
     return True
 
 

@@ -210,6 +210,8 @@ func (s *Session) Query(ctx context.Context, frame []byte) ([]byte, error) {
 			return nil, fmt.Errorf("list failed runs: %w", err)
 		}
 		return s.finish(w, w.Operations(ops)), nil
+	case frames.QueryCounters:
+		return s.finish(w, w.Counters(s.eng.Counters())), nil
 	default: // frames.QueryRequeue; DecodeQuery refuses other kinds
 		if err := s.eng.Store().Requeue(ctx, q.Unit); err != nil {
 			return nil, err

@@ -78,6 +78,7 @@ type heldOp struct {
 	lane    store.Lane
 	lease   uint64
 	attempt int
+	since   time.Time
 	timer   *time.Timer
 }
 
@@ -108,6 +109,7 @@ type Engine struct {
 	outSubs   []pendingSub  // submissions waiting for the store to come back
 	outComps  []pendingComp // completions likewise
 	outWake   chan struct{}
+	counts    counters
 	dueTimer  *time.Timer // Private mode: fires when the next retry is due
 	dueAt     time.Time
 	tokens    map[store.Ref][]uint64
@@ -334,6 +336,8 @@ func (e *Engine) Complete(ctx context.Context, comps []Completion) ([]store.Comp
 	}
 	e.mu.Lock()
 	keep := make([]store.Completion, 0, len(comps))
+	took := make([]time.Duration, 0, len(comps))
+	now := time.Now()
 	for _, c := range comps {
 		h, ok := e.held[c.Ref]
 		if !ok || h.attempt != c.Attempt {
@@ -341,12 +345,14 @@ func (e *Engine) Complete(ctx context.Context, comps []Completion) ([]store.Comp
 		}
 		c.LeaseID = h.lease
 		keep = append(keep, c.Completion)
+		took = append(took, now.Sub(h.since))
 	}
 	e.mu.Unlock()
 	outs, err := e.st.Complete(ctx, e.cfg.Inbox, keep)
 	if err != nil && !transient(err) {
 		return nil, fmt.Errorf("complete %d operations: %w", len(keep), err)
 	}
+	e.counts.finished(keep, outs, took)
 	e.mu.Lock()
 	if err != nil {
 		e.queueComps(keep, time.Now()) // delivered by the outbox loop
@@ -565,13 +571,14 @@ func (e *Engine) reserveOnce(ctx context.Context, lane store.Lane, wait time.Dur
 				continue
 			}
 		}
-		h := heldOp{lane: lane, lease: d.LeaseID, attempt: d.Attempt}
+		h := heldOp{lane: lane, lease: d.LeaseID, attempt: d.Attempt, since: time.Now()}
 		if d.TimeoutMs > 0 {
 			h.timer = e.timeoutAfter(d)
 		}
 		e.held[d.Ref] = h
 		e.push(Event{Kind: EventDeliver, Delivery: d})
 		n++
+		e.counts.started(1)
 	}
 	if e.missed[lane] && e.reserving[lane] == 0 && e.capacity[lane] > e.inflight[lane] {
 		e.missed[lane] = false

@@ -477,6 +477,9 @@ func DecodeRef(frame []byte) (store.Ref, error) {
 const (
 	QueryFailed  = 1 // [1, offset, limit] -> [operation, ...]
 	QueryRequeue = 2 // [2, unit] -> nil
+	// QueryCounters: [3] -> [started, succeeded, failed, retried, sum_secs,
+	// [bucket counts...]] of this process's engine.
+	QueryCounters = 3
 )
 
 // Query is a decoded query frame.
@@ -522,6 +525,10 @@ func DecodeQuery(frame []byte) (Query, error) {
 			return q, malformed("offset %d or limit %d out of range", off, lim)
 		}
 		q.Offset, q.Limit = int(off), int(lim)
+	case QueryCounters:
+		if n != 1 {
+			return q, malformed("counters query takes no fields, got %d", n-1)
+		}
 	case QueryRequeue:
 		if n != 2 {
 			return q, malformed("requeue query needs 2 fields, got %d", n)
@@ -631,6 +638,20 @@ func (w *Writer) Operations(ops []store.Operation) []byte {
 	_ = w.enc.EncodeArrayLen(len(ops))
 	for _, op := range ops {
 		w.Operation(op)
+	}
+	return w.Bytes()
+}
+
+// Counters writes an engine's counters (see QueryCounters).
+func (w *Writer) Counters(c engine.Counters) []byte {
+	_ = w.enc.EncodeArrayLen(6)
+	for _, v := range []uint64{c.Started, c.Succeeded, c.Failed, c.Retried} {
+		_ = w.enc.EncodeUint(v)
+	}
+	_ = w.enc.EncodeFloat64(c.SumSecs)
+	_ = w.enc.EncodeArrayLen(len(c.Buckets))
+	for _, b := range c.Buckets {
+		_ = w.enc.EncodeUint(b)
 	}
 	return w.Bytes()
 }

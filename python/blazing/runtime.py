@@ -212,6 +212,11 @@ class Runtime:
         self._tokens[tok] = cb
         return tok
 
+    @property
+    def active(self) -> int:
+        """Operations running in this process now."""
+        return self._active
+
     def activity(self, delta: int) -> None:
         """Count operations running here, so stop() can wait for them."""
         with self._idle:
@@ -477,6 +482,12 @@ class Runtime:
         """The dead letters: failed runs, most recent first."""
         rows = self._require_session().query([1, offset, limit])
         return [OperationRecord.from_frame(r) for r in rows]
+
+    def counters(self) -> dict[str, Any]:
+        """What this process ran: started/succeeded/failed/retried, duration histogram."""
+        started, ok, failed, retried, total, buckets = self._require_session().query([3])
+        return {"started": started, "succeeded": ok, "failed": failed, "retried": retried,
+                "duration_sum": total, "duration_buckets": buckets}
 
     def requeue(self, unit: str) -> None:
         """Run a failed or cancelled run again; steps that succeeded are not re-run."""

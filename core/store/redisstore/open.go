@@ -218,3 +218,16 @@ func redactURL(raw string) string {
 	}
 	return out
 }
+
+// Client builds a Redis client from a URL as Open does, for programs (the
+// foreman) that also need Redis beyond the store. Errors hide the password.
+func Client(rawURL string) (redis.UniversalClient, error) {
+	c, err := newClient(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("redis client for %s: %w", redactURL(rawURL), scrub(err, rawURL))
+	}
+	return c, nil
+}
+
+// Redact hides the password of a URL, for logs and messages.
+func Redact(rawURL string) string { return redactURL(rawURL) }

@@ -11,7 +11,9 @@ another worker takes it without waiting for the lease to lapse.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import importlib
+import json
 import logging
 import os
 import signal
@@ -46,6 +48,25 @@ def load_app(spec: str) -> Any:
         raise ConfigurationError(
             f"{spec} is a {type(app).__name__}, not a Blazing or SyncBlazing app")
     return app
+
+
+async def beat_loop(runtime: Any, every: float, stop: threading.Event) -> None:
+    """Print a heartbeat line for the foreman from the runtime's own loop.
+
+    It runs on the event loop that runs the work, so a worker whose loop is
+    stuck stops beating and the foreman replaces it.
+    """
+    while True:
+        c = runtime.counters()
+        current = next(iter(runtime.running), None)
+        beat = {"state": "draining" if stop.is_set() else "serving",
+                "running": runtime.active, "succeeded": c["succeeded"], "failed": c["failed"],
+                "retried": c["retried"], "started": c["started"],
+                "current": "/".join(current) if current else "",
+                "dur_sum": c["duration_sum"], "dur_buckets": c["duration_buckets"]}
+        sys.stdout.write("BLAZING-BEAT " + json.dumps(beat) + "\n")
+        sys.stdout.flush()
+        await asyncio.sleep(every)  # the beat period itself
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -111,8 +132,14 @@ def main(argv: list[str] | None = None) -> int:
     log.info("worker: serving %s (%s, %d at once) on %s", args.app, args.type, n,
              redact(settings.redis_url))
     print(f"blazing.worker ready pid={os.getpid()} type={args.type}", flush=True)
+    beats = None
+    if os.environ.get("BLAZING_WORKER_BEATS") == "1":
+        beats = asyncio.run_coroutine_threadsafe(
+            beat_loop(app._runtime, min(settings.heartbeat_seconds, 2.0), stop), app._runtime.loop)
     while not stop.wait(3600):
         pass
+    if beats is not None:
+        beats.cancel()
     app._runtime.drain_and_stop(drain)
     log.info("worker: stopped")
     return 0

@@ -1,0 +1,112 @@
+// Command foreman supervises the worker processes of one machine: it starts
+// them, restarts them, replaces those that stop heartbeating, drains them on
+// SIGTERM, registers itself and them in Redis, serves Prometheus metrics, and
+// every optimization interval asks the optimizer for a new async/blocking mix.
+//
+// Start it with `python -m blazing.foreman` (same flags), which passes its
+// own interpreter for the workers.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/blazingflow/blazing/core/store/redisstore"
+)
+
+// Exit codes.
+const (
+	exitOK        = 0
+	exitFailure   = 1
+	exitUsage     = 2
+	exitCrashLoop = 4
+	exitRedis     = 5
+)
+
+func main() {
+	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
+}
+
+func run(args []string, getenv func(string) string, stderr io.Writer) int {
+	cfg, err := parseConfig(args, getenv, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "foreman: %v\n", err)
+		return exitUsage
+	}
+	log := slog.New(slog.NewTextHandler(stderr, nil)).With("foreman", os.Getpid())
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+
+	shown := redisstore.Redact(cfg.RedisURL)
+	rdb, err := redisstore.Client(cfg.RedisURL)
+	if err != nil {
+		fmt.Fprintf(stderr, "foreman: %v\n", err)
+		return exitUsage
+	}
+	defer rdb.Close()
+	octx, cancel := context.WithTimeout(ctx, redisstore.OpenTimeout)
+	st, err := redisstore.New(octx, redisstore.Config{Client: rdb, Namespace: cfg.Namespace})
+	cancel()
+	if err != nil {
+		fmt.Fprintf(stderr, "foreman: Redis at %s: %v\n", shown, err)
+		return exitRedis
+	}
+	defer st.Close()
+
+	col := newCollector()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(col, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	if cfg.MetricsAddr != "" {
+		stopMetrics, err := serveMetrics(ctx, cfg.MetricsAddr, reg, log)
+		if err != nil {
+			fmt.Fprintf(stderr, "foreman: %v\n", err)
+			return exitUsage
+		}
+		defer stopMetrics()
+	}
+
+	sup := NewSupervisor(&cfg, log)
+	targets := make(chan Mix)
+	snaps := make(chan chan Snapshot)
+	supDone := make(chan error, 1)
+	supCtx, supCancel := context.WithCancel(context.Background())
+	defer supCancel()
+	go func() { supDone <- sup.Run(supCtx, targets, snaps) }()
+	log.Info("foreman started", "redis", shown, "namespace", cfg.Namespace, "app", cfg.App,
+		"async", cfg.AsyncWorkers, "blocking", cfg.BlockingWorkers, "auto_optimize", cfg.AutoOptimize)
+
+	w := &watcher{cfg: &cfg, log: log, st: st, reg: newRegistry(rdb, cfg.Namespace, 3*beatEvery),
+		col: col, snaps: snaps, targets: targets, supDone: supDone}
+	err = w.loop(ctx)
+	if !errors.Is(err, errCrashLoop) {
+		supCancel() // drain the workers
+		err = errors.Join(err, <-supDone)
+	}
+	lctx, lcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	w.reg.leave(lctx)
+	lcancel()
+	switch {
+	case errors.Is(err, errCrashLoop):
+		fmt.Fprintf(stderr, "foreman: %v\n", err)
+		return exitCrashLoop
+	case err != nil:
+		fmt.Fprintf(stderr, "foreman: %v\n", err)
+		return exitFailure
+	}
+	log.Info("foreman stopped")
+	return exitOK
+}

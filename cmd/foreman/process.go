@@ -1,0 +1,153 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// Lane names as the worker and the metrics know them.
+const (
+	laneAsync    = "async"
+	laneBlocking = "blocking"
+)
+
+// Beat is what a worker reports on each heartbeat line (its stdout line
+// "BLAZING-BEAT {json}"). It comes from the worker's event loop, so a worker
+// whose loop is stuck stops beating even if its process lives.
+type Beat struct {
+	State      string   `json:"state"`
+	Running    int      `json:"running"`
+	Started    uint64   `json:"started"`
+	Succeeded  uint64   `json:"succeeded"`
+	Failed     uint64   `json:"failed"`
+	Retried    uint64   `json:"retried"`
+	Current    string   `json:"current"`
+	DurSum     float64  `json:"dur_sum"`
+	DurBuckets []uint64 `json:"dur_buckets"`
+}
+
+// process is one worker process and what the foreman knows of it.
+type process struct {
+	id      string
+	lane    string
+	cmd     *exec.Cmd
+	started time.Time
+
+	mu       sync.Mutex
+	lastBeat time.Time
+	beat     Beat
+	tail     []string // last stderr lines, for crash reports
+	draining bool
+}
+
+const beatPrefix = "BLAZING-BEAT "
+
+// startProcess execs `python -m blazing.worker` for a lane. The child gets
+// SIGKILL if the foreman dies, so no worker outlives it.
+func startProcess(ctx context.Context, cfg *Config, id, lane string, exited chan<- exitEvent) (*process, error) {
+	conc := cfg.AsyncConcurrency
+	if lane == laneBlocking {
+		conc = cfg.BlockingConcurrency
+	}
+	cmd := exec.Command(cfg.Python, "-m", "blazing.worker", "--app", cfg.App, "--type", lane,
+		"--concurrency", strconv.Itoa(conc),
+		"--drain-timeout", strconv.FormatFloat(cfg.DrainTimeout.Seconds(), 'f', -1, 64))
+	cmd.Env = append(os.Environ(),
+		"BLAZING_REDIS_URL="+cfg.RedisURL,
+		"BLAZING_NAMESPACE="+cfg.Namespace,
+		"BLAZING_WORKER_ID="+id,
+		"BLAZING_WORKER_BEATS=1",
+	)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: stdout pipe: %w", id, err)
+	}
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		return nil, fmt.Errorf("worker %s: stderr pipe: %w", id, err)
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, fmt.Errorf("start worker %s (%s -m blazing.worker): %w", id, cfg.Python, err)
+	}
+	p := &process{id: id, lane: lane, cmd: cmd, started: time.Now(), lastBeat: time.Now()}
+	var pipes sync.WaitGroup
+	pipes.Add(2)
+	go func() { defer pipes.Done(); p.readStdout(stdout) }()
+	go func() { defer pipes.Done(); p.readStderr(stderr) }()
+	go func() {
+		pipes.Wait() // both pipes end when the process (and its children) exit
+		err := cmd.Wait()
+		select {
+		case exited <- exitEvent{p: p, err: err}:
+		case <-ctx.Done():
+		}
+	}()
+	return p, nil
+}
+
+func (p *process) readStdout(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, beatPrefix) {
+			continue
+		}
+		var b Beat
+		if err := json.Unmarshal([]byte(line[len(beatPrefix):]), &b); err != nil {
+			continue // a malformed beat is no beat
+		}
+		p.mu.Lock()
+		p.beat, p.lastBeat = b, time.Now()
+		p.mu.Unlock()
+	}
+}
+
+func (p *process) readStderr(r io.Reader) {
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		line := sc.Text()
+		fmt.Fprintf(os.Stderr, "worker %s: %s\n", p.id, line)
+		p.mu.Lock()
+		p.tail = append(p.tail, line)
+		if len(p.tail) > 20 {
+			p.tail = p.tail[len(p.tail)-20:]
+		}
+		p.mu.Unlock()
+	}
+}
+
+// status reads what the last beat said.
+func (p *process) status() (Beat, time.Time) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.beat, p.lastBeat
+}
+
+func (p *process) lastLines() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.tail, "\n")
+}
+
+// signal sends sig to the worker's process group.
+func (p *process) signal(sig syscall.Signal) {
+	if p.cmd.Process != nil {
+		_ = syscall.Kill(-p.cmd.Process.Pid, sig)
+	}
+}
+
+type exitEvent struct {
+	p   *process
+	err error
+}

@@ -1,0 +1,87 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+	"time"
+
+	"github.com/blazingflow/blazing/core/store"
+)
+
+// beatEvery is how often the foreman reads the queues, refreshes its
+// registration and its metrics.
+const beatEvery = 2 * time.Second
+
+// watcher is the foreman's main loop: it observes the store and the
+// supervisor, keeps the registration and metrics fresh, and feeds the
+// optimizer.
+type watcher struct {
+	cfg     *Config
+	log     *slog.Logger
+	st      store.Store
+	reg     *registry
+	col     *collector
+	snaps   chan chan Snapshot
+	targets chan Mix
+	supDone chan error
+
+	redisDown time.Time // since when Redis has been failing, zero if fine
+}
+
+// loop runs until ctx ends (nil) or the supervisor stops on its own (its
+// error, e.g. a crash loop).
+func (w *watcher) loop(ctx context.Context) error {
+	tick := time.NewTicker(beatEvery)
+	defer tick.Stop()
+	for {
+		if err := w.observe(ctx); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-w.supDone:
+			w.supDone <- err // main waits on it too
+			return err
+		case <-tick.C:
+		}
+	}
+}
+
+// observe takes one look at everything and publishes it.
+func (w *watcher) observe(ctx context.Context) error {
+	reply := make(chan Snapshot, 1)
+	select {
+	case w.snaps <- reply:
+	case err := <-w.supDone:
+		w.supDone <- err
+		return err
+	case <-ctx.Done():
+		return nil
+	}
+	snap := <-reply
+	obs := Observed{Snapshot: snap}
+	rctx, cancel := context.WithTimeout(ctx, beatEvery)
+	defer cancel()
+	lanes, err := w.st.Stats(rctx)
+	if err == nil {
+		obs.Lanes = lanes
+		obs.Foremen, err = w.reg.beat(rctx, snap)
+	}
+	w.reportRedis(err)
+	w.col.update(obs)
+	return nil
+}
+
+// reportRedis logs when Redis goes away and when it comes back, once each;
+// the go-redis client reconnects by itself with backoff.
+func (w *watcher) reportRedis(err error) {
+	switch {
+	case err != nil && w.redisDown.IsZero():
+		w.redisDown = time.Now()
+		w.log.Error("Redis unreachable; workers keep what they hold and retry", "err", err)
+	case err == nil && !w.redisDown.IsZero():
+		w.log.Info("Redis reachable again", "after", time.Since(w.redisDown).Round(time.Second))
+		w.redisDown = time.Time{}
+	}
+}
