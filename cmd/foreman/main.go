@@ -67,7 +67,24 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	}
 	defer st.Close()
 
+	snaps := make(chan chan Snapshot)
 	col := newCollector()
+	col.fresh = func() (Snapshot, bool) {
+		reply := make(chan Snapshot, 1)
+		t := time.NewTimer(time.Second)
+		defer t.Stop()
+		select {
+		case snaps <- reply:
+		case <-t.C:
+			return Snapshot{}, false
+		}
+		select {
+		case s := <-reply:
+			return s, true
+		case <-t.C:
+			return Snapshot{}, false
+		}
+	}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(col, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.MetricsAddr != "" {
@@ -81,7 +98,6 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 
 	sup := NewSupervisor(&cfg, log)
 	targets := make(chan Mix)
-	snaps := make(chan chan Snapshot)
 	supDone := make(chan error, 1)
 	supCtx, supCancel := context.WithCancel(context.Background())
 	defer supCancel()

@@ -30,6 +30,9 @@ type Observed struct {
 // Operation counters are summed over live workers plus what workers that have
 // exited had reported, so they never go backwards.
 type collector struct {
+	// fresh, if set, asks the supervisor for its current state at scrape
+	// time, so worker counts and restarts are never a beat behind.
+	fresh     func() (Snapshot, bool)
 	mu        sync.Mutex
 	obs       Observed
 	gone      engine.Counters // of exited workers
@@ -111,6 +114,15 @@ func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 
 // Collect implements prometheus.Collector.
 func (c *collector) Collect(ch chan<- prometheus.Metric) {
+	if c.fresh != nil {
+		if snap, ok := c.fresh(); ok {
+			c.mu.Lock()
+			o := c.obs
+			o.Snapshot = snap
+			c.mu.Unlock()
+			c.update(o)
+		}
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	gauge := func(d *prometheus.Desc, v float64, labels ...string) {

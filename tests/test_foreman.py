@@ -1,0 +1,166 @@
+"""The foreman daemon with real worker processes on a real redis-server."""
+
+from __future__ import annotations
+
+import os
+import queue
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+import uuid
+
+import pytest
+
+from tests.apps.durable import make_app
+from tests.support.redis_server import free_port
+from tests.support.workers import ROOT
+
+pytestmark = pytest.mark.timeout(120)
+SECRET = "foreman-secret"
+
+
+class Foreman:
+    """A foreman process whose log lines can be awaited."""
+
+    def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "blazing.foreman", *args], cwd=ROOT,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "BLAZING_SECRET": SECRET, **(env or {})},
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.log: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.log.append(line)
+            self.lines.put(line)
+
+    def expect(self, pattern: str, timeout: float = 30) -> re.Match[str]:
+        """Wait for a log line matching ``pattern`` (bounded)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise AssertionError(f"no line matching {pattern!r} in:\n{''.join(self.log)}")
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                continue
+            if m := re.search(pattern, line):
+                return m
+
+    def close(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(30)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie is dead for our purposes.
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(") ")[1][0] != "Z"
+
+
+def metrics(port: int) -> dict[str, float]:
+    """Scrape /metrics and parse the blazing_ samples (name{labels} -> value)."""
+    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+    out = {}
+    for line in text.splitlines():
+        if line.startswith("#") or not line.strip():
+            continue
+        m = re.fullmatch(r"([a-zA-Z_:][a-zA-Z0-9_:]*(?:\{[^}]*\})?) (\S+)", line)
+        assert m, f"unparsable metrics line {line!r}"
+        if m[1].startswith("blazing_"):
+            out[m[1]] = float(m[2])
+    return out
+
+
+def test_help_and_bad_flags():
+    out = subprocess.run([sys.executable, "-m", "blazing.foreman", "--help"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0
+    for flag in ("--redis-url", "--app", "--async-workers", "--blocking-workers", "--min-async",
+                 "--max-blocking", "--auto-optimize", "--no-auto-optimize",
+                 "--optimization-interval", "--metrics-addr", "--drain-timeout"):
+        assert flag in out.stderr
+    assert "BLAZING_FOREMAN_ASYNC_WORKERS" in out.stderr
+    for args, msg in ((["--bogus"], "not defined: -bogus"),
+                      (["--redis-url", "redis://x", "--app", "a:b", "--async-workers", "x"],
+                       "non-negative integer"),
+                      (["--app", "a:b"], "--redis-url"),
+                      (["--redis-url", "redis://x", "--app", "nocolon"], "module:attribute")):
+        out = subprocess.run([sys.executable, "-m", "blazing.foreman", *args], cwd=ROOT,
+                             capture_output=True, text=True, timeout=30,
+                             env={**os.environ, "BLAZING_REDIS_URL": ""})
+        assert out.returncode == 2, (args, out.stderr)
+        assert msg in out.stderr
+
+
+def test_supervises_restarts_and_drains(redis_server):
+    ns = "fm" + uuid.uuid4().hex[:8]
+    port = free_port()
+    fm = Foreman("--redis-url", redis_server.url, "--namespace", ns,
+                 "--app", "tests.apps.durable:app", "--metrics-addr", f"127.0.0.1:{port}",
+                 "--heartbeat-timeout", "5", "--drain-timeout", "5")
+    client = make_app(redis_url=redis_server.url, namespace=ns, local_workers=False,
+                      secret=SECRET)
+    try:
+        pids = {int(fm.expect(r"started worker.*lane=async pid=(\d+)")[1]),
+                int(fm.expect(r"started worker.*lane=blocking pid=(\d+)")[1])}
+        assert client.five_steps(0).result_sync(timeout=60) == 15
+
+        victim = min(pids)
+        os.kill(victim, signal.SIGKILL)
+        fm.expect(r"worker exited")
+        pids.add(int(fm.expect(r"started worker.* pid=(\d+)")[1]))
+        assert client.five_steps(1).result_sync(timeout=60) == 16
+
+        m = metrics(port)
+        assert m["blazing_worker_restarts_total"] >= 1
+        assert 'blazing_queue_depth{lane="async"}' in m
+        assert 'blazing_queue_oldest_age_seconds{lane="blocking"}' in m
+        assert any(k.startswith("blazing_workers{") for k in m)
+        assert "blazing_operation_duration_seconds_count" in m
+        workers = redis_server.cli("hgetall", f"{{{ns}}}:workers:" + redis_server.cli(
+            "zrange", f"{{{ns}}}:foremen", "0", "0"))
+        assert "async" in workers and "blocking" in workers
+
+        fm.proc.send_signal(signal.SIGTERM)
+        assert fm.proc.wait(30) == 0
+        assert not [p for p in pids if alive(p)], "no worker outlives the foreman"
+    finally:
+        client.stop_sync()
+        fm.close()
+
+
+def test_crash_loop_stops_with_a_clear_error(redis_server):
+    fm = Foreman("--redis-url", redis_server.url, "--namespace", "fmcrash",
+                 "--app", "tests.apps.no_such_module:app", "--crash-loop-restarts", "3",
+                 "--metrics-addr", "")
+    try:
+        assert fm.proc.wait(60) == 4
+        log = "".join(fm.log)
+        assert "crash loop" in log and "no_such_module" in log
+    finally:
+        fm.close()
+
+
+def test_unreachable_redis_is_a_clear_error():
+    url = f"redis://user:sekret@127.0.0.1:{free_port()}/0"
+    fm = Foreman("--redis-url", url, "--app", "tests.apps.durable:app", "--metrics-addr", "")
+    try:
+        assert fm.proc.wait(30) == 5
+        log = "".join(fm.log)
+        assert "127.0.0.1" in log and "sekret" not in log
+    finally:
+        fm.close()
