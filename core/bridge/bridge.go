@@ -42,6 +42,9 @@ type Config struct {
 type Session struct {
 	eng     *engine.Engine
 	writers sync.Pool
+	// private: the store is in this process, so commands run on the calling
+	// thread; otherwise they are handed to the engine's command loop.
+	private bool
 }
 
 // ErrConfig wraps configuration errors.
@@ -104,7 +107,7 @@ func Open(ctx context.Context, frame []byte) (*Session, error) {
 		_ = st.Close()
 		return nil, err
 	}
-	return &Session{eng: eng}, nil
+	return &Session{eng: eng, private: private}, nil
 }
 
 func (s *Session) writer() *frames.Writer {
@@ -136,13 +139,22 @@ func (s *Session) Batch(ctx context.Context, frame []byte) ([]byte, error) {
 	fail := func(idx int, err error) {
 		cerrs = append(cerrs, frames.CommandError{Index: idx, Code: frames.Code(err), Message: err.Error()})
 	}
-	if b.Pause != nil {
-		s.eng.SetPaused(*b.Pause)
-	}
 	for i, c := range b.Capacities {
 		if err := s.eng.AddCapacity(c.Lane, c.Delta); err != nil {
 			fail(b.CapacityIdx[i], err)
 		}
+	}
+	if !s.private {
+		// Across the network: never make the caller's event loop wait on a
+		// round trip. Refusals come back as failed results.
+		if err := s.eng.Enqueue(commands(b)); err != nil {
+			return nil, err
+		}
+		w := s.writer()
+		return s.finish(w, w.Reply(cerrs, s.eng.Drain())), nil
+	}
+	if b.Pause != nil {
+		s.eng.SetPaused(*b.Pause)
 	}
 	if _, err := s.eng.Complete(ctx, b.Completes); err != nil {
 		return nil, err
@@ -169,6 +181,18 @@ func (s *Session) Batch(ctx context.Context, frame []byte) ([]byte, error) {
 	}
 	w := s.writer()
 	return s.finish(w, w.Reply(cerrs, s.eng.Drain())), nil
+}
+
+// commands converts a decoded batch for the engine's command loop.
+func commands(b *frames.Batch) engine.Commands {
+	c := engine.Commands{Pause: b.Pause, Completes: b.Completes, Submits: b.Submits}
+	for _, w := range b.Watches {
+		c.Watches = append(c.Watches, engine.WatchCmd{Ref: w.Ref, Token: w.Token})
+	}
+	for _, k := range b.Cancels {
+		c.Cancels = append(c.Cancels, engine.CancelCmd{Unit: k.Unit, Path: k.Path, Reason: k.Reason})
+	}
+	return c
 }
 
 // Wait blocks up to timeout for events. It replies like Batch, with no
@@ -235,6 +259,12 @@ func (s *Session) Stats(ctx context.Context) ([]byte, error) {
 	}
 	w := s.writer()
 	return s.finish(w, w.Stats(st, capacity, inflight)), nil
+}
+
+// Remote reports whether the session's store is across the network (Redis).
+func (s *Session) Remote() bool {
+	_, ok := s.eng.Store().(*redisstore.Store)
+	return ok
 }
 
 // Close stops the engine.

@@ -110,10 +110,16 @@ type Engine struct {
 	outComps  []pendingComp // completions likewise
 	outWake   chan struct{}
 	counts    counters
-	dueTimer  *time.Timer // Private mode: fires when the next retry is due
-	dueAt     time.Time
-	tokens    map[store.Ref][]uint64
-	early     map[store.Ref]uint64 // leases cancelled before their delivery was seen
+	// Commands waiting for the command loop (shared stores only).
+	cmdQueue   Commands
+	cmdWake    chan struct{}
+	cmdQuit    chan struct{}
+	cmdDone    chan struct{}
+	cmdClosing bool
+	dueTimer   *time.Timer // Private mode: fires when the next retry is due
+	dueAt      time.Time
+	tokens     map[store.Ref][]uint64
+	early      map[store.Ref]uint64 // leases cancelled before their delivery was seen
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -155,9 +161,18 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		tokens:   make(map[store.Ref][]uint64),
 		early:    make(map[store.Ref]uint64),
 		outWake:  make(chan struct{}, 1),
+		cmdWake:  make(chan struct{}, 1),
+		cmdQuit:  make(chan struct{}),
+		cmdDone:  make(chan struct{}),
 	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
-	if !cfg.Private {
+	if cfg.Private {
+		close(e.cmdDone)
+	} else {
+		go func() {
+			defer close(e.cmdDone)
+			e.commandLoop(e.ctx)
+		}()
 		e.spawn(e.listen)
 		for l := store.Lane(0); l < store.NumLanes; l++ {
 			e.spawn(func(ctx context.Context) { e.dispatch(ctx, l) })
@@ -646,10 +661,18 @@ func (e *Engine) Wait(ctx context.Context, timeout time.Duration) ([]Event, erro
 // workers can take it at once, and closes the inbox (and the store if owned).
 func (e *Engine) Close() error {
 	e.mu.Lock()
-	if e.closed {
+	if e.closed || e.cmdClosing {
 		e.mu.Unlock()
+		<-e.cmdDone
 		return nil
 	}
+	// Run what the process already handed over (its last completions above
+	// all) before closing; nothing new is taken meanwhile.
+	e.cmdClosing = true
+	e.mu.Unlock()
+	close(e.cmdQuit)
+	<-e.cmdDone
+	e.mu.Lock()
 	e.closed = true
 	leases := make(map[store.Ref]uint64, len(e.held))
 	for ref, h := range e.held {
