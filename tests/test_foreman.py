@@ -164,3 +164,54 @@ def test_unreachable_redis_is_a_clear_error():
         assert "127.0.0.1" in log and "sekret" not in log
     finally:
         fm.close()
+
+
+def decisions(redis_server, ns: str) -> list[dict[str, str]]:
+    """The decision stream, oldest first, as dicts."""
+    out = subprocess.run(["redis-cli", "-p", str(redis_server.port), "--raw", "xrange",
+                          f"{{{ns}}}:decisions", "-", "+"], capture_output=True, text=True,
+                         timeout=30, check=True).stdout
+    entries: list[dict[str, str]] = []
+    words: list[str] = []
+    for line in out.splitlines() + ["0-0"]:
+        if re.fullmatch(r"\d+-\d+", line):  # an entry id starts the next entry
+            if words:
+                entries.append(dict(zip(words[::2], words[1::2], strict=True)))
+            words = []
+        else:
+            words.append(line)
+    return entries
+
+
+def test_optimizer_moves_the_mix_with_the_load(redis_server):
+    ns = "fmopt" + uuid.uuid4().hex[:6]
+    fm = Foreman("--redis-url", redis_server.url, "--namespace", ns,
+                 "--app", "tests.apps.durable:app", "--metrics-addr", "",
+                 "--async-workers", "2", "--blocking-workers", "2",
+                 "--min-async", "1", "--max-async", "3", "--min-blocking", "1",
+                 "--max-blocking", "3", "--async-concurrency", "2",
+                 "--blocking-concurrency", "1", "--optimization-interval", "0.5")
+    client = make_app(redis_url=redis_server.url, namespace=ns, local_workers=False,
+                      secret=SECRET)
+    try:
+        fm.expect(r"started worker.*lane=blocking")
+        # A CPU-heavy burst: the blocking lane backs up, workers move to it.
+        cpu = [client.burn(40) for _ in range(160)]
+        fm.expect(r"optimizer moves workers.*to=\"1 async \+ 3 blocking\"", timeout=60)
+        assert all(h.result_sync(timeout=120) > 0 for h in cpu)
+        # Then an I/O-heavy burst: the async lane backs up, workers move back.
+        io = [client.wait_io(100) for _ in range(400)]
+        fm.expect(r"optimizer moves workers.*to=\"\d async \+ \d blocking\"", timeout=60)
+        assert [h.result_sync(timeout=120) for h in io] == [100] * 400
+
+        moves = [(int(d["before_async"]), int(d["after_async"]))
+                 for d in decisions(redis_server, ns) if d.get("applied") == "true"]
+        toward_blocking = [i for i, (b, a) in enumerate(moves) if a < b]
+        toward_async = [i for i, (b, a) in enumerate(moves) if a > b]
+        assert toward_blocking and toward_async, moves
+        assert toward_blocking[0] < toward_async[-1], "blocking first, then async"
+        for d in decisions(redis_server, ns)[:3]:
+            assert {"time", "action", "reason", "async_urgency", "blocking_depth"} <= set(d)
+    finally:
+        client.stop_sync()
+        fm.close()

@@ -105,8 +105,15 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	log.Info("foreman started", "redis", shown, "namespace", cfg.Namespace, "app", cfg.App,
 		"async", cfg.AsyncWorkers, "blocking", cfg.BlockingWorkers, "auto_optimize", cfg.AutoOptimize)
 
+	tn, err := newTuner(&cfg, rdb)
+	if err != nil {
+		fmt.Fprintf(stderr, "foreman: %v\n", err)
+		supCancel()
+		<-supDone
+		return exitUsage
+	}
 	w := &watcher{cfg: &cfg, log: log, st: st, reg: newRegistry(rdb, cfg.Namespace, 3*beatEvery),
-		col: col, snaps: snaps, targets: targets, supDone: supDone}
+		col: col, snaps: snaps, targets: targets, supDone: supDone, tuner: tn}
 	err = w.loop(ctx)
 	if !errors.Is(err, errCrashLoop) {
 		supCancel() // drain the workers

@@ -5,8 +5,16 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/blazingflow/blazing/core/optimizer"
 	"github.com/blazingflow/blazing/core/store"
 )
+
+func optimizerLane(l string) optimizer.Lane {
+	if l == laneBlocking {
+		return optimizer.Blocking
+	}
+	return optimizer.Async
+}
 
 // beatEvery is how often the foreman reads the queues, refreshes its
 // registration and its metrics.
@@ -24,6 +32,8 @@ type watcher struct {
 	snaps   chan chan Snapshot
 	targets chan Mix
 	supDone chan error
+	tuner   *tuner
+	nextOpt time.Time
 
 	redisDown time.Time // since when Redis has been failing, zero if fine
 }
@@ -31,7 +41,7 @@ type watcher struct {
 // loop runs until ctx ends (nil) or the supervisor stops on its own (its
 // error, e.g. a crash loop).
 func (w *watcher) loop(ctx context.Context) error {
-	tick := time.NewTicker(beatEvery)
+	tick := time.NewTicker(min(beatEvery, w.cfg.OptimizationInterval))
 	defer tick.Stop()
 	for {
 		if err := w.observe(ctx); err != nil {
@@ -67,6 +77,23 @@ func (w *watcher) observe(ctx context.Context) error {
 	if err == nil {
 		obs.Lanes = lanes
 		obs.Foremen, err = w.reg.beat(rctx, snap)
+	}
+	if now := time.Now(); err == nil && w.tuner != nil && !now.Before(w.nextOpt) {
+		w.nextOpt = now.Add(w.cfg.OptimizationInterval)
+		d, mix, apply, terr := w.tuner.tick(rctx, now, lanes, snap)
+		err = terr
+		urgency := map[string]float64{}
+		for _, l := range []string{laneAsync, laneBlocking} {
+			urgency[l] = d.Lane(optimizerLane(l)).Urgency
+		}
+		w.col.decision(string(d.Action), urgency)
+		if apply {
+			w.log.Info("optimizer moves workers", "from", d.Before.String(), "to", d.After.String(), "reason", d.Reason, "detail", d.Detail)
+			select {
+			case w.targets <- mix:
+			case <-ctx.Done():
+			}
+		}
 	}
 	w.reportRedis(err)
 	w.col.update(obs)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 
 from blazing import Blazing
 from blazing.context import current
@@ -98,6 +99,21 @@ def make_app(**options: object) -> Blazing:
             pass
 
         raise Vanishing(msg)
+
+    @app.step
+    def burn(ms: int) -> int:
+        """CPU-bound work: a busy loop of ``ms`` milliseconds (the load itself)."""
+        end = time.perf_counter() + ms / 1000
+        n = 0
+        while time.perf_counter() < end:
+            n += 1
+        return n
+
+    @app.step
+    async def wait_io(ms: int) -> int:
+        """I/O-bound work: ``ms`` milliseconds of waiting (the load itself)."""
+        await asyncio.sleep(ms / 1000)
+        return ms
 
     @app.step(timeout=0.3)
     async def too_slow() -> None:
