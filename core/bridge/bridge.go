@@ -36,6 +36,14 @@ type Config struct {
 	Async            int    `msgpack:"async"`
 	Blocking         int    `msgpack:"blocking"`
 	RetentionS       int64  `msgpack:"retention_s"`
+	// AutoOptimize runs the embedded optimizer every OptimizationIntervalMs
+	// over AsyncWorkers workers of AsyncConcurrency slots and
+	// BlockingWorkers threads (memory store only; off when absent).
+	AutoOptimize           bool  `msgpack:"auto_optimize"`
+	OptimizationIntervalMs int64 `msgpack:"optimization_interval_ms"`
+	AsyncWorkers           int   `msgpack:"async_workers"`
+	BlockingWorkers        int   `msgpack:"blocking_workers"`
+	AsyncConcurrency       int   `msgpack:"async_concurrency"`
 }
 
 // Session is one open engine as seen from the other side of the boundary.
@@ -93,6 +101,19 @@ func Open(ctx context.Context, frame []byte) (*Session, error) {
 	default:
 		return nil, fmt.Errorf("%w: unknown store %q (known: memory, redis)", ErrConfig, cfg.Store)
 	}
+	var opt engine.Optimize
+	if cfg.AutoOptimize && private {
+		if cfg.OptimizationIntervalMs <= 0 {
+			_ = st.Close()
+			return nil, fmt.Errorf("%w: auto_optimize needs a positive optimization_interval_ms", ErrConfig)
+		}
+		opt = engine.Optimize{
+			Interval:         time.Duration(cfg.OptimizationIntervalMs) * time.Millisecond,
+			AsyncWorkers:     cfg.AsyncWorkers,
+			BlockingWorkers:  cfg.BlockingWorkers,
+			AsyncConcurrency: cfg.AsyncConcurrency,
+		}
+	}
 	eng, err := engine.New(ctx, engine.Config{
 		Store:        st,
 		Inbox:        cfg.Inbox,
@@ -102,6 +123,7 @@ func Open(ctx context.Context, frame []byte) (*Session, error) {
 		Capacity:     [store.NumLanes]int{cfg.Async, cfg.Blocking},
 		OwnsStore:    true,
 		Private:      private,
+		Optimize:     opt,
 	})
 	if err != nil {
 		_ = st.Close()
@@ -236,6 +258,8 @@ func (s *Session) Query(ctx context.Context, frame []byte) ([]byte, error) {
 		return s.finish(w, w.Operations(ops)), nil
 	case frames.QueryCounters:
 		return s.finish(w, w.Counters(s.eng.Counters())), nil
+	case frames.QueryDecisions:
+		return s.finish(w, w.Decisions(s.eng.Decisions())), nil
 	default: // frames.QueryRequeue; DecodeQuery refuses other kinds
 		if err := s.eng.Store().Requeue(ctx, q.Unit); err != nil {
 			return nil, err

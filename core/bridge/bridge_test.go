@@ -540,3 +540,52 @@ func TestConcurrentBatches(t *testing.T) {
 	}
 	require.Len(t, results, workers*cycles)
 }
+
+func TestEmbeddedOptimizerMovesSlotsAndRecordsDecisions(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, map[string]any{"inbox": "opt", "async": 2, "blocking": 1, "auto_optimize": true,
+		"optimization_interval_ms": 20, "async_workers": 2, "blocking_workers": 1, "async_concurrency": 1})
+	var cmds [][]any
+	for i := range 5 {
+		// A blocking-lane run nobody completes: the lane stays behind.
+		cmds = append(cmds, []any{frames.CmdSubmit, fmt.Sprint("u", i), "0", "", 0, "cpu", 1, nil, 0, 0, 0, 0, 0, 0})
+	}
+	out, err := s.Batch(ctx, pack(t, cmds))
+	require.NoError(t, err)
+	require.Empty(t, decodeReply(t, out).Errors)
+	deadline := time.Now().Add(5 * time.Second)
+	var mix []any
+	for mix == nil {
+		require.True(t, time.Now().Before(deadline), "no mix event")
+		out, err := s.Wait(ctx, time.Until(deadline))
+		require.NoError(t, err)
+		for _, ev := range decodeReply(t, out).Events {
+			if ev[0] == int8(engine.EventMix) {
+				mix = ev
+			}
+		}
+	}
+	require.Equal(t, []any{int8(engine.EventMix), int8(1), int8(2), int8(-1), int8(1)}, mix)
+
+	out, err = s.Query(ctx, pack(t, []any{frames.QueryDecisions}))
+	require.NoError(t, err)
+	var ds []map[string]any
+	require.NoError(t, msgpack.Unmarshal(out, &ds))
+	last := ds[len(ds)-1]
+	require.Equal(t, "move", last["action"])
+	require.Equal(t, "blocking", last["to"])
+	require.Equal(t, map[string]any{"async": int8(1), "blocking": int8(2)}, last["after"])
+	require.Contains(t, last["blocking"], "urgency")
+}
+
+func TestEmbeddedOptimizerOffOrBad(t *testing.T) {
+	ctx := context.Background()
+	s := open(t, map[string]any{"inbox": "off", "async": 1})
+	out, err := s.Query(ctx, pack(t, []any{frames.QueryDecisions}))
+	require.NoError(t, err)
+	var ds []any
+	require.NoError(t, msgpack.Unmarshal(out, &ds))
+	require.Empty(t, ds)
+	_, err = bridge.Open(ctx, pack(t, map[string]any{"inbox": "bad", "auto_optimize": true, "async_workers": 1}))
+	require.ErrorIs(t, err, bridge.ErrConfig)
+}

@@ -19,6 +19,11 @@ type Counters struct {
 	// the last element counts the rest.
 	Buckets []uint64
 	SumSecs float64
+	// Done and RunSecs count, per lane, the attempts that finished here
+	// (succeeded, failed or retrying) and their summed run time, for the
+	// embedded optimizer (see tuner.go).
+	Done    [store.NumLanes]uint64
+	RunSecs [store.NumLanes]float64
 }
 
 type counters struct {
@@ -32,8 +37,8 @@ func (k *counters) started(n int) {
 	k.mu.Unlock()
 }
 
-// finished records the outcome and duration of completed attempts.
-func (k *counters) finished(comps []store.Completion, outs []store.CompleteOutcome, took []time.Duration) {
+// finished records the outcome, duration and lane of completed attempts.
+func (k *counters) finished(comps []store.Completion, outs []store.CompleteOutcome, took []time.Duration, lanes []store.Lane) {
 	k.mu.Lock()
 	defer k.mu.Unlock()
 	if k.c.Buckets == nil {
@@ -53,6 +58,12 @@ func (k *counters) finished(comps []store.Completion, outs []store.CompleteOutco
 			k.c.Succeeded++
 		default:
 			k.c.Failed++
+		}
+		if i < len(lanes) && lanes[i].Valid() {
+			k.c.Done[lanes[i]]++
+			if i < len(took) {
+				k.c.RunSecs[lanes[i]] += took[i].Seconds()
+			}
 		}
 		if i < len(took) {
 			secs := took[i].Seconds()

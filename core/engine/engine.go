@@ -37,6 +37,9 @@ type Config struct {
 	// submissions and race its callers for the work) the engine pumps after
 	// each change and arms one timer for the next delayed retry.
 	Private bool
+	// Optimize runs the embedded optimizer (see tuner.go). It only runs
+	// when Private and Optimize.Interval > 0.
+	Optimize Optimize
 }
 
 // EventKind says what an Event asks of the process.
@@ -49,6 +52,10 @@ const (
 	EventResult EventKind = 2
 	// EventCancel: stop running this operation; do not complete it.
 	EventCancel EventKind = 3
+	// EventMix: the embedded optimizer changed the mix of workers; the
+	// lanes' capacities have changed by Mix's deltas already, and the
+	// process resizes its blocking thread pool by Mix.BlockingDelta.
+	EventMix EventKind = 4
 )
 
 // Event is one thing for the process to act on.
@@ -57,6 +64,7 @@ type Event struct {
 	Delivery store.Delivery // EventDeliver
 	Token    uint64         // EventResult
 	Note     store.Note     // EventResult, EventCancel
+	Mix      MixChange      // EventMix
 }
 
 // Submit is a store submission plus the local waiter to tell when it ends.
@@ -120,6 +128,7 @@ type Engine struct {
 	dueAt      time.Time
 	tokens     map[store.Ref][]uint64
 	early      map[store.Ref]uint64 // leases cancelled before their delivery was seen
+	tuner      *tuner               // Private mode with Optimize set; nil otherwise
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -165,7 +174,18 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		cmdQuit:  make(chan struct{}),
 		cmdDone:  make(chan struct{}),
 	}
+	if cfg.Private && cfg.Optimize.Interval > 0 {
+		t, err := newTuner(cfg.Optimize)
+		if err != nil {
+			_ = cfg.Store.CloseInbox(ctx, cfg.Inbox)
+			return nil, err
+		}
+		e.tuner = t
+	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	if e.tuner != nil {
+		e.spawn(e.tune)
+	}
 	if cfg.Private {
 		close(e.cmdDone)
 	} else {
@@ -352,6 +372,7 @@ func (e *Engine) Complete(ctx context.Context, comps []Completion) ([]store.Comp
 	e.mu.Lock()
 	keep := make([]store.Completion, 0, len(comps))
 	took := make([]time.Duration, 0, len(comps))
+	lanes := make([]store.Lane, 0, len(comps))
 	now := time.Now()
 	for _, c := range comps {
 		h, ok := e.held[c.Ref]
@@ -361,13 +382,14 @@ func (e *Engine) Complete(ctx context.Context, comps []Completion) ([]store.Comp
 		c.LeaseID = h.lease
 		keep = append(keep, c.Completion)
 		took = append(took, now.Sub(h.since))
+		lanes = append(lanes, h.lane)
 	}
 	e.mu.Unlock()
 	outs, err := e.st.Complete(ctx, e.cfg.Inbox, keep)
 	if err != nil && !transient(err) {
 		return nil, fmt.Errorf("complete %d operations: %w", len(keep), err)
 	}
-	e.counts.finished(keep, outs, took)
+	e.counts.finished(keep, outs, took, lanes)
 	e.mu.Lock()
 	if err != nil {
 		e.queueComps(keep, time.Now()) // delivered by the outbox loop

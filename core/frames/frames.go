@@ -33,6 +33,7 @@ import (
 	"github.com/vmihailenco/msgpack/v5/msgpcode"
 
 	"github.com/blazingflow/blazing/core/engine"
+	"github.com/blazingflow/blazing/core/optimizer"
 	"github.com/blazingflow/blazing/core/store"
 )
 
@@ -480,6 +481,9 @@ const (
 	// QueryCounters: [3] -> [started, succeeded, failed, retried, sum_secs,
 	// [bucket counts...]] of this process's engine.
 	QueryCounters = 3
+	// QueryDecisions: [4] -> [{decision}, ...], the embedded optimizer's
+	// latest decisions, oldest first (see Writer.Decisions).
+	QueryDecisions = 4
 )
 
 // Query is a decoded query frame.
@@ -525,9 +529,9 @@ func DecodeQuery(frame []byte) (Query, error) {
 			return q, malformed("offset %d or limit %d out of range", off, lim)
 		}
 		q.Offset, q.Limit = int(off), int(lim)
-	case QueryCounters:
+	case QueryCounters, QueryDecisions:
 		if n != 1 {
-			return q, malformed("counters query takes no fields, got %d", n-1)
+			return q, malformed("query kind %d takes no fields, got %d", kind, n-1)
 		}
 	case QueryRequeue:
 		if n != 2 {
@@ -627,6 +631,14 @@ func (w *Writer) Events(evs []engine.Event) {
 			_ = w.enc.EncodeString(ev.Note.Ref.Unit)
 			_ = w.enc.EncodeString(ev.Note.Ref.Path)
 			w.errorInfo(ev.Note.Error)
+		case engine.EventMix:
+			m := ev.Mix
+			_ = w.enc.EncodeArrayLen(5)
+			_ = w.enc.EncodeInt(int64(engine.EventMix))
+			_ = w.enc.EncodeInt(int64(m.Async))
+			_ = w.enc.EncodeInt(int64(m.Blocking))
+			_ = w.enc.EncodeInt(int64(m.AsyncDelta))
+			_ = w.enc.EncodeInt(int64(m.BlockingDelta))
 		default:
 			_ = w.enc.EncodeNil()
 		}
@@ -652,6 +664,41 @@ func (w *Writer) Counters(c engine.Counters) []byte {
 	_ = w.enc.EncodeArrayLen(len(c.Buckets))
 	for _, b := range c.Buckets {
 		_ = w.enc.EncodeUint(b)
+	}
+	return w.Bytes()
+}
+
+// decisionRecord is how Decisions writes one decision: an optimizer.Decision
+// with its time in Unix seconds, so the other side needs no timestamp type.
+type decisionRecord struct {
+	Time      float64              `msgpack:"time"`
+	Action    optimizer.Action     `msgpack:"action"`
+	From      optimizer.Lane       `msgpack:"from"`
+	To        optimizer.Lane       `msgpack:"to"`
+	Count     int                  `msgpack:"count"`
+	Reason    optimizer.Reason     `msgpack:"reason"`
+	Detail    string               `msgpack:"detail"`
+	Before    optimizer.Mix        `msgpack:"before"`
+	After     optimizer.Mix        `msgpack:"after"`
+	Confirmed int                  `msgpack:"confirmed"`
+	Async     optimizer.LaneReport `msgpack:"async"`
+	Blocking  optimizer.LaneReport `msgpack:"blocking"`
+}
+
+// Decisions writes optimizer decisions (see QueryDecisions) as maps: time
+// (Unix seconds), action, from, to, count, reason, detail, before and after
+// ({async, blocking} workers), confirmed, and the async and blocking lane
+// reports (workers, slots, depth, oldest_age_s, running, arrival_rate,
+// completion_rate, service_s, utilisation, drain_s, urgency).
+func (w *Writer) Decisions(ds []optimizer.Decision) []byte {
+	_ = w.enc.EncodeArrayLen(len(ds))
+	for _, d := range ds {
+		_ = w.enc.Encode(decisionRecord{
+			Time:   float64(d.Time.UnixNano()) / 1e9,
+			Action: d.Action, From: d.From, To: d.To, Count: d.Count,
+			Reason: d.Reason, Detail: d.Detail, Before: d.Before, After: d.After,
+			Confirmed: d.Confirmed, Async: d.Async, Blocking: d.Blocking,
+		})
 	}
 	return w.Bytes()
 }

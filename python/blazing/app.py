@@ -150,6 +150,16 @@ class _AppCore:
         """Queue depth, oldest age, running and slots per lane."""
         return self._ensure_started().stats()
 
+    def optimizer_decisions(self) -> list[dict[str, Any]]:
+        """The latest decisions (at most 256, oldest first) of the optimizer that
+        moves this process's async slots and blocking threads between lanes in
+        embedded mode (``worker_config['auto_optimize']``). Each is a dict: time
+        (Unix s), action, from, to, count, reason, detail, before and after
+        (``{'async': n, 'blocking': n}`` workers), confirmed, and the ``async``
+        and ``blocking`` lanes as scored (depth, urgency, ...). Empty with Redis,
+        where the foreman decides and records in ``{namespace}:decisions``."""
+        return self._ensure_started().optimizer_decisions()
+
     def failed_runs(self, limit: int = 50, offset: int = 0) -> list[OperationRecord]:
         """The dead-letter list: failed runs, most recent first."""
         return self._ensure_started().failed_runs(limit, offset)

@@ -45,7 +45,7 @@ log = logging.getLogger("blazing.runtime")
 
 # Command and event codes: see core/frames/frames.go.
 CMD_SUBMIT, CMD_COMPLETE, CMD_CAPACITY, CMD_CANCEL, CMD_WATCH, CMD_PAUSE = 1, 2, 3, 4, 5, 6
-EV_DELIVER, EV_RESULT, EV_CANCEL = 1, 2, 3
+EV_DELIVER, EV_RESULT, EV_CANCEL, EV_MIX = 1, 2, 3, 4
 
 ResultCallback = Callable[[int, Any, Any], None]
 
@@ -299,6 +299,14 @@ class Runtime:
                     for_loop.append(ev)
             elif kind == EV_CANCEL:
                 for_loop.append(ev)
+            elif kind == EV_MIX:
+                # The embedded optimizer moved workers between lanes; the
+                # engine has changed the slots, the threads follow.
+                _, async_workers, blocking_workers, _, blocking_delta = ev
+                log.info("optimizer: now %d async + %d blocking workers",
+                         async_workers, blocking_workers)
+                if self.pool is not None and blocking_delta:
+                    self.pool.resize(blocking_delta)
         if for_loop:
             if on_loop:
                 self._loop_events(for_loop)
@@ -488,6 +496,10 @@ class Runtime:
         started, ok, failed, retried, total, buckets = self._require_session().query([3])
         return {"started": started, "succeeded": ok, "failed": failed, "retried": retried,
                 "duration_sum": total, "duration_buckets": buckets}
+
+    def optimizer_decisions(self) -> list[dict[str, Any]]:
+        """The embedded optimizer's latest decisions (at most 256), oldest first."""
+        return list(self._require_session().query([4]))
 
     def requeue(self, unit: str) -> None:
         """Run a failed or cancelled run again; steps that succeeded are not re-run."""

@@ -125,6 +125,13 @@ class Settings:
                        connect_timeout_ms=int(self.connect_timeout * 1000))
         else:
             cfg["store"] = "memory"
+            # Embedded mode: the engine runs the optimizer over this process's
+            # async slots and blocking threads (with Redis, the foreman does).
+            cfg.update(auto_optimize=self.auto_optimize and self.local_workers,
+                       optimization_interval_ms=max(1, int(self.optimization_interval * 1000)),
+                       async_workers=self.async_workers,
+                       blocking_workers=self.blocking_workers,
+                       async_concurrency=self.async_concurrency)
         return cfg
 
 
