@@ -161,6 +161,7 @@ func bz_open(in *C.char, n C.int, out *C.char, capacity C.int, outn *C.int) (h C
 		rc = reply(nil, err, out, capacity, outn, nil)
 		return C.longlong(rc)
 	}
+	defer watchNetwork(s)
 	id := nextHandle.Add(1)
 	handlesMu.Lock()
 	handles[id] = s
@@ -176,6 +177,7 @@ func frameCall(h C.longlong, in *C.char, n C.int, out *C.char, capacity C.int, o
 	if err != nil {
 		return writeErr(rcBadHandle, err.Error(), out, capacity, outn)
 	}
+	defer watchNetwork(s)
 	frame, err := input(in, n)
 	if err != nil {
 		return reply(nil, err, out, capacity, outn, big)
@@ -199,6 +201,7 @@ func bz_wait(h C.longlong, timeoutMs C.int, out *C.char, capacity C.int, outn *C
 	if err != nil {
 		return writeErr(rcBadHandle, err.Error(), out, capacity, outn)
 	}
+	defer watchNetwork(s)
 	if timeoutMs < 0 {
 		timeoutMs = 0
 	}
@@ -232,6 +235,7 @@ func bz_stats(h C.longlong, out *C.char, capacity C.int, outn *C.int, big **C.ch
 	if err != nil {
 		return writeErr(rcBadHandle, err.Error(), out, capacity, outn)
 	}
+	defer watchNetwork(s)
 	b, err := s.Stats(context.Background())
 	return reply(b, err, out, capacity, outn, big)
 }
@@ -246,6 +250,7 @@ func bz_close(h C.longlong, out *C.char, capacity C.int, outn *C.int) (rc C.int)
 	if s == nil {
 		return writeErr(rcBadHandle, fmt.Sprintf("no open engine with handle %d", int64(h)), out, capacity, outn)
 	}
+	defer watchNetwork(s)
 	return reply(nil, s.Close(), out, capacity, outn, nil)
 }
 
@@ -255,5 +260,39 @@ func bz_free(p *C.char) {
 		C.free(unsafe.Pointer(p))
 	}
 }
+
+// watchNetwork runs on the way out of every export that used a session:
+// for a session on a networked store it makes sure that, once this thread is
+// back in C, some thread still watches the network.
+//
+// Otherwise there may be none. A store call blocked on a socket is woken by
+// the M parked in netpoll (findRunnable). When the woken goroutine is an
+// export's, it is locked to its C thread (cgocallbackg), so that M hands its
+// P over (startlockedm) and parks in stopm instead of polling again. The
+// export then returns to C still holding the P (reentersyscall), and the
+// scheduler takes that P for a running one: handoffp's "last running P and
+// nobody polling: start an M" no longer fires, and sysmon's retake leaves a
+// P in a syscall alone for 10 ms while another P is idle. With every Python
+// thread outside Go, a reply that then arrives (the note a finished call
+// pushes to this process's inbox, read by the listener's BLMPOP) sits unread
+// until sysmon's fallback netpoll, up to 10 ms later.
+//
+// wakep starts a spinning M if a P is idle and no M spins; finding no work,
+// it blocks in netpoll unless another M already does. No polling loop and no
+// goroutine. It does nothing when no P is idle, and then needs not: with no
+// idle P, sysmon retakes a P held in C without the 10 ms grace. Sessions on
+// the memory store skip it: they have no socket to watch, and the wake-up
+// would cost each of their calls a few microseconds.
+func watchNetwork(s *bridge.Session) {
+	if s.Remote() {
+		wakep()
+	}
+}
+
+// wakep is the scheduler's runtime.wakep, which the runtime keeps linkable
+// (go.dev/issue/67401).
+//
+//go:linkname wakep runtime.wakep
+func wakep()
 
 func main() {}

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/blazingflow/blazing/core/store"
@@ -118,6 +119,8 @@ type Engine struct {
 	outComps  []pendingComp // completions likewise
 	outWake   chan struct{}
 	counts    counters
+	// inboxTrouble: reading the inbox failed; on the next success, rewatch.
+	inboxTrouble atomic.Bool
 	// Commands waiting for the command loop (shared stores only).
 	cmdQueue   Commands
 	cmdWake    chan struct{}
@@ -508,11 +511,45 @@ func (e *Engine) armDue() {
 	})
 }
 
+// rewatch asks again to be told about everything local waiters await. After
+// a store outage a note may have been popped by a call whose reply was lost
+// with the connection; watching again delivers the note of anything that
+// finished meanwhile (a second copy finds no waiter and is dropped).
+func (e *Engine) rewatch(ctx context.Context) {
+	e.mu.Lock()
+	refs := make([]store.Ref, 0, len(e.tokens))
+	for ref := range e.tokens {
+		refs = append(refs, ref)
+	}
+	e.mu.Unlock()
+	for _, ref := range refs {
+		if err := e.st.Watch(ctx, ref, e.cfg.Inbox); transient(err) {
+			e.inboxTrouble.Store(true) // not back after all: try again later
+			return
+		}
+	}
+}
+
 // takeNotes moves inbox notes into events.
 func (e *Engine) takeNotes(ctx context.Context, wait time.Duration) error {
 	notes, err := e.st.Pop(ctx, e.cfg.Inbox, 0, wait)
+	if errors.Is(err, store.ErrUnknownInbox) {
+		// The store lost this process's inbox (expired, or not restored
+		// after a restart): open it again, and have every awaited operation
+		// tell it again, since notes sent meanwhile were dropped.
+		if oerr := e.st.OpenInbox(ctx, e.cfg.Inbox); oerr == nil {
+			e.inboxTrouble.Store(true)
+			notes, err = e.st.Pop(ctx, e.cfg.Inbox, 0, 0)
+		}
+	}
 	if err != nil {
+		if transient(err) {
+			e.inboxTrouble.Store(true)
+		}
 		return fmt.Errorf("read inbox %q: %w", e.cfg.Inbox, err)
+	}
+	if e.inboxTrouble.CompareAndSwap(true, false) {
+		e.rewatch(ctx)
 	}
 	if len(notes) == 0 {
 		return nil

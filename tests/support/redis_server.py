@@ -78,8 +78,8 @@ class RedisServer:
     def cli(self, *args: str) -> str:
         """Run redis-cli against the server and return its output."""
         out = subprocess.run(["redis-cli", "-p", str(self.port), *args], capture_output=True,
-                             text=True, timeout=30, check=True)
-        return out.stdout.strip()
+                             timeout=30, check=True)
+        return out.stdout.decode("utf-8", "replace").strip()
 
     def close(self) -> None:
         """Stop and remove the data directory."""

@@ -121,6 +121,13 @@ def main(argv: list[str] | None = None) -> int:
                  signal.Signals(signum).name, drain)
         stop.set()
 
+    # A process-directed signal may land on any thread (the Go runtime has
+    # several); CPython then only sets a flag, and a main thread asleep in a
+    # lock wait would not see it. The wakeup fd makes whichever thread takes
+    # the signal also wake the main thread, which waits in read() on it.
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
     try:
@@ -136,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     if os.environ.get("BLAZING_WORKER_BEATS") == "1":
         beats = asyncio.run_coroutine_threadsafe(
             beat_loop(app._runtime, min(settings.heartbeat_seconds, 2.0), stop), app._runtime.loop)
-    while not stop.wait(3600):
-        pass
+    while not stop.is_set():
+        os.read(wake_r, 64)  # returns when a signal arrives; its handler has run
     if beats is not None:
         beats.cancel()
     app._runtime.drain_and_stop(drain)
