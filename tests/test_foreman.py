@@ -215,3 +215,25 @@ def test_optimizer_moves_the_mix_with_the_load(redis_server):
     finally:
         client.stop_sync()
         fm.close()
+
+
+def test_silent_worker_is_killed_and_replaced(redis_server):
+    ns = "fmhung" + uuid.uuid4().hex[:6]
+    fm = Foreman("--redis-url", redis_server.url, "--namespace", ns,
+                 "--app", "tests.apps.durable:app", "--metrics-addr", "",
+                 "--blocking-workers", "0", "--min-blocking", "0", "--heartbeat-timeout", "2",
+                 env={"BLAZING_HEARTBEAT_SECONDS": "0.5", "BLAZING_LEASE_SECONDS": "2"})
+    client = make_app(redis_url=redis_server.url, namespace=ns, local_workers=False,
+                      secret=SECRET)
+    try:
+        stuck_pid = int(fm.expect(r"started worker.*lane=async pid=(\d+)")[1])
+        handle = client.hog()  # blocks that worker's event loop: its beats stop
+        m = fm.expect(r"stopped heartbeating; killing it.*worker=(\S+)", timeout=60)
+        assert m[1].startswith("async-")
+        fm.expect(r"started worker.*lane=async pid=(\d+)")
+        assert not alive(stuck_pid)
+        # The replacement takes the step over once its lease lapses.
+        assert handle.result_sync(timeout=60) == "unstuck"
+    finally:
+        client.stop_sync()
+        fm.close()

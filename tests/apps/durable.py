@@ -115,6 +115,15 @@ def make_app(**options: object) -> Blazing:
         await asyncio.sleep(ms / 1000)
         return ms
 
+    @app.step
+    async def hog() -> str:
+        """On its first attempt, blocks its worker's event loop for good (the
+        failure under test: a worker alive but stuck); later attempts return."""
+        ex = current.get()
+        if ex is not None and ex.attempt == 1:
+            time.sleep(3600)
+        return "unstuck"
+
     @app.step(timeout=0.3)
     async def too_slow() -> None:
         """Outlives its timeout (the sleep is the slow work under test)."""
