@@ -237,3 +237,54 @@ def test_silent_worker_is_killed_and_replaced(redis_server):
     finally:
         client.stop_sync()
         fm.close()
+
+
+def test_two_foremen_see_each_other_and_share_work(redis_server):
+    ns = "fmtwo" + uuid.uuid4().hex[:6]
+    ports = [free_port(), free_port()]
+    fms = [Foreman("--redis-url", redis_server.url, "--namespace", ns,
+                   "--app", "tests.apps.durable:app", "--metrics-addr", f"127.0.0.1:{p}",
+                   "--blocking-workers", "0", "--min-blocking", "0") for p in ports]
+    client = make_app(redis_url=redis_server.url, namespace=ns, local_workers=False,
+                      secret=SECRET)
+    try:
+        for fm in fms:
+            fm.expect(r"started worker.*lane=async")
+        handles = [client.three_incs(i) for i in range(200)]
+        assert [h.result_sync(timeout=60) for h in handles] == [i + 3 for i in range(200)]
+        # Each foreman registers every 2 s; the second scrape sees both.
+        deadline = time.monotonic() + 20
+        while metrics(ports[0])["blazing_foremen"] < 2:
+            assert time.monotonic() < deadline, "the foremen never saw each other"
+            time.sleep(0.5)  # registration is a 2 s beat in another process: re-read it
+        assert metrics(ports[1])["blazing_foremen"] == 2
+        assert len(redis_server.cli("zrange", f"{{{ns}}}:foremen", "0", "-1").split()) == 2
+        # Their workers took the work from the one shared queue.
+        started = [metrics(p)["blazing_operations_started_total"] for p in ports]
+        assert sum(started) > 0
+    finally:
+        client.stop_sync()
+        for fm in fms:
+            fm.proc.send_signal(signal.SIGTERM)
+        for fm in fms:
+            assert fm.proc.wait(30) == 0
+            fm.close()
+
+
+def test_redis_vanishing_is_reported_and_survived(tmp_path):
+    from tests.support.redis_server import RedisServer
+
+    with RedisServer() as redis:
+        fm = Foreman("--redis-url", redis.url, "--namespace", "fmgone",
+                     "--app", "tests.apps.durable:app", "--metrics-addr", "",
+                     "--blocking-workers", "0", "--min-blocking", "0")
+        try:
+            fm.expect(r"started worker.*lane=async")
+            redis.stop()
+            fm.expect(r"Redis unreachable", timeout=30)
+            redis.start()
+            fm.expect(r"Redis reachable again", timeout=30)
+            fm.proc.send_signal(signal.SIGTERM)
+            assert fm.proc.wait(60) == 0
+        finally:
+            fm.close()
