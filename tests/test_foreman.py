@@ -254,10 +254,9 @@ def test_two_foremen_see_each_other_and_share_work(redis_server):
         assert [h.result_sync(timeout=60) for h in handles] == [i + 3 for i in range(200)]
         # Each foreman registers every 2 s; the second scrape sees both.
         deadline = time.monotonic() + 20
-        while metrics(ports[0])["blazing_foremen"] < 2:
+        while min(metrics(p)["blazing_foremen"] for p in ports) < 2:
             assert time.monotonic() < deadline, "the foremen never saw each other"
             time.sleep(0.5)  # registration is a 2 s beat in another process: re-read it
-        assert metrics(ports[1])["blazing_foremen"] == 2
         assert len(redis_server.cli("zrange", f"{{{ns}}}:foremen", "0", "-1").split()) == 2
         # Their workers took the work from the one shared queue.
         started = [metrics(p)["blazing_operations_started_total"] for p in ports]
