@@ -94,11 +94,15 @@ def test_help_and_bad_flags():
                  "--optimization-interval", "--metrics-addr", "--drain-timeout"):
         assert flag in out.stderr
     assert "BLAZING_FOREMAN_ASYNC_WORKERS" in out.stderr
+    too_many = 4 * (os.cpu_count() or 1) + 1  # past the four-per-CPU bound anywhere
     for args, msg in ((["--bogus"], "not defined: -bogus"),
                       (["--redis-url", "redis://x", "--app", "a:b", "--async-workers", "x"],
                        "non-negative integer"),
                       (["--app", "a:b"], "--redis-url"),
-                      (["--redis-url", "redis://x", "--app", "nocolon"], "module:attribute")):
+                      (["--redis-url", "redis://x", "--app", "nocolon"], "module:attribute"),
+                      (["--redis-url", "redis://x", "--app", "a:b",
+                        "--async-workers", str(too_many), "--max-async", str(too_many)],
+                       "more than this machine can run")):
         out = subprocess.run([sys.executable, "-m", "blazing.foreman", *args], cwd=ROOT,
                              capture_output=True, text=True, timeout=30,
                              env={**os.environ, "BLAZING_REDIS_URL": ""})

@@ -16,12 +16,14 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"runtime"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
+	"github.com/blazingflow/blazing/core/optimizer"
 	"github.com/blazingflow/blazing/core/store/redisstore"
 )
 
@@ -38,12 +40,34 @@ func main() {
 	os.Exit(run(os.Args[1:], os.Getenv, os.Stderr))
 }
 
+// checkMachineBound refuses a total of workers this machine cannot carry:
+// at most four per CPU, and no more than ¾ of the memory at
+// optimizer.DefaultPerWorkerBytes each (see optimizer.BoundTotal).
+func checkMachineBound(cfg *Config) error {
+	var si syscall.Sysinfo_t
+	var mem uint64
+	if syscall.Sysinfo(&si) == nil {
+		mem = uint64(si.Totalram) * uint64(si.Unit)
+	}
+	total := cfg.AsyncWorkers + cfg.BlockingWorkers
+	cpus := runtime.NumCPU()
+	if bound := optimizer.BoundTotal(cpus, mem, optimizer.DefaultPerWorkerBytes, total); total > bound {
+		return fmt.Errorf("%w: --async-workers + --blocking-workers = %d, more than this machine can run (%d: at most 4 per CPU on %d CPUs, and 3/4 of %d MiB at %d MiB per worker)",
+			errUsage, total, bound, cpus, mem>>20, optimizer.DefaultPerWorkerBytes>>20)
+	}
+	return nil
+}
+
 func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	cfg, err := parseConfig(args, getenv, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return exitOK
 	}
 	if err != nil {
+		fmt.Fprintf(stderr, "foreman: %v\n", err)
+		return exitUsage
+	}
+	if err := checkMachineBound(&cfg); err != nil {
 		fmt.Fprintf(stderr, "foreman: %v\n", err)
 		return exitUsage
 	}
