@@ -142,9 +142,6 @@ def test_random_kills_lose_nothing(fleet, client, tmp_path):
     assert len(killed) >= 3, "the load outlasted several kills"
 
 
-@pytest.mark.xfail(strict=False, reason=(
-    "known flaky (about 1 run in 4): after an AOF restart under load a few workflows "
-    "never get their last step's result and wait forever; see the issue 3 note"))
 def test_redis_restart_mid_load(redis_server, tmp_path, ns, coord):  # noqa: ARG001 - skips without redis-server
     from tests.support.redis_server import RedisServer
 

@@ -53,6 +53,15 @@ func Open(ctx context.Context, rawURL string, cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// noRetries turns off go-redis's own retry of a command after a network
+// error. The store's reads are destructive (a Pop deletes the notes it
+// returns, BLMPOP pops): if the server ran one and the reply was lost, a
+// silent retry returns nothing and the notes are gone. Surfacing the error
+// instead lets the engine treat it as an outage: it re-watches what it
+// awaits, retries submissions and completions (idempotent) from its outbox,
+// and lets lapsed leases bring back lost reservations.
+const noRetries = -1
+
 func newClient(rawURL string) (redis.UniversalClient, error) {
 	scheme, rest, ok := strings.Cut(rawURL, "://")
 	if !ok {
@@ -64,6 +73,7 @@ func newClient(rawURL string) (redis.UniversalClient, error) {
 		if err != nil {
 			return nil, err
 		}
+		opt.MaxRetries = noRetries
 		return redis.NewClient(opt), nil
 	case "redis+sentinel", "rediss+sentinel":
 		u, err := parseMultiHost(rest, 26379)
@@ -80,6 +90,7 @@ func newClient(rawURL string) (redis.UniversalClient, error) {
 			Password:         u.password,
 			SentinelUsername: u.query.Get("sentinel_username"),
 			SentinelPassword: u.query.Get("sentinel_password"),
+			MaxRetries:       noRetries,
 		}
 		if len(u.path) > 2 {
 			return nil, fmt.Errorf("path has %d parts: want /master[/db]", len(u.path))
@@ -101,7 +112,7 @@ func newClient(rawURL string) (redis.UniversalClient, error) {
 		if len(u.path) > 0 {
 			return nil, errors.New("a cluster URL has no path (Redis Cluster has only database 0)")
 		}
-		opt := &redis.ClusterOptions{Addrs: u.hosts, Username: u.user, Password: u.password}
+		opt := &redis.ClusterOptions{Addrs: u.hosts, Username: u.user, Password: u.password, MaxRetries: noRetries}
 		if strings.HasPrefix(scheme, "rediss") {
 			opt.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
 		}
