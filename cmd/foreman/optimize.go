@@ -24,12 +24,9 @@ type tuner struct {
 	key   string
 	slots [2]int
 	auto  bool
-	// Totals of this machine's workers at the previous tick, per lane, to
-	// turn the workers' running counts into per-interval counts.
-	prevDone  [2]uint64
-	prevRun   [2]float64
-	lastDepth [2]int
-	prevSeen  bool
+	// meter turns this machine's workers' running totals into per-interval
+	// counts.
+	meter optimizer.Meter
 }
 
 func newTuner(c *Config, rdb redis.UniversalClient) (*tuner, error) {
@@ -37,12 +34,7 @@ func newTuner(c *Config, rdb redis.UniversalClient) (*tuner, error) {
 	oc.MinAsync, oc.MaxAsync = c.MinAsync, c.MaxAsync
 	oc.MinBlocking, oc.MaxBlocking = c.MinBlocking, c.MaxBlocking
 	total := c.AsyncWorkers + c.BlockingWorkers
-	oc = oc.WithTotal(total, total) // the mix moves; the machine's total stays
-	// Time constants follow the interval, so a short interval (tests, busy
-	// sites) reacts as a long one does, in proportion.
-	oc.Cooldown = 2 * c.OptimizationInterval
-	oc.Smoothing = c.OptimizationInterval * 3 / 2
-	oc.Horizon = 6 * c.OptimizationInterval
+	oc = oc.WithTotal(total, total).ScaleToInterval(c.OptimizationInterval) // the mix moves; the machine's total stays
 	if err := oc.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: optimizer bounds: %v", errUsage, err)
 	}
@@ -63,24 +55,15 @@ func (t *tuner) tick(ctx context.Context, now time.Time, lanes [store.NumLanes]s
 		done[i] += w.Beat.Succeeded + w.Beat.Failed + w.Beat.Retried
 		run[i] += w.Beat.DurSum
 	}
-	obs := optimizer.Observation{Time: now}
-	for i, lo := range []*optimizer.LaneObservation{&obs.Async, &obs.Blocking} {
-		lo.Workers = []int{snap.Target.Async, snap.Target.Blocking}[i]
-		lo.Slots = t.slots[i]
-		lo.Depth = lanes[i].Depth
-		lo.OldestAge = lanes[i].OldestAge
-		lo.Running = lanes[i].Running
-		if t.prevSeen && done[i] >= t.prevDone[i] {
-			lo.Completed = int64(done[i] - t.prevDone[i])
-			lo.RunTime = time.Duration((run[i] - t.prevRun[i]) * float64(time.Second))
+	var totals [2]optimizer.LaneTotals
+	for i := range totals {
+		totals[i] = optimizer.LaneTotals{
+			Workers: []int{snap.Target.Async, snap.Target.Blocking}[i], Slots: t.slots[i],
+			Depth: lanes[i].Depth, Running: lanes[i].Running, OldestAge: lanes[i].OldestAge,
+			Done: done[i], RunSecs: run[i],
 		}
-		// Arrivals are not counted anywhere yet: what finished plus what
-		// the queue grew by is what arrived, to within the other machines'
-		// share of the work.
-		lo.Arrived = max(lo.Completed+int64(lo.Depth-t.prevDepth(i)), 0)
 	}
-	t.prevDone, t.prevRun, t.prevSeen = done, run, true
-	t.lastDepth = [2]int{lanes[0].Depth, lanes[1].Depth}
+	obs := t.meter.Observe(now, totals[0], totals[1])
 	d, next := optimizer.Decide(t.cfg, t.st, obs)
 	t.st = next
 	fields := d.Fields()
@@ -98,5 +81,3 @@ func (t *tuner) tick(ctx context.Context, now time.Time, lanes [store.NumLanes]s
 	}
 	return d, Mix{}, false, err
 }
-
-func (t *tuner) prevDepth(i int) int { return t.lastDepth[i] }

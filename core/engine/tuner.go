@@ -48,10 +48,7 @@ func OptimizerConfig(o Optimize) optimizer.Config {
 	oc = oc.WithTotal(total, total)
 	oc.MaxAsync = min(oc.MaxAsync, 2*o.AsyncWorkers)
 	oc.MaxBlocking = min(oc.MaxBlocking, 2*o.BlockingWorkers)
-	oc.Cooldown = 2 * o.Interval
-	oc.Smoothing = o.Interval * 3 / 2
-	oc.Horizon = 6 * o.Interval
-	return oc
+	return oc.ScaleToInterval(o.Interval)
 }
 
 // tuner is the optimizer's state in an engine; its fields are guarded by mu
@@ -65,10 +62,7 @@ type tuner struct {
 	st        optimizer.State
 	mix       optimizer.Mix
 	decisions []optimizer.Decision // oldest first, at most MaxDecisions
-	prevDone  [store.NumLanes]uint64
-	prevRun   [store.NumLanes]float64
-	prevDepth [store.NumLanes]int
-	seen      bool
+	meter     optimizer.Meter
 }
 
 func newTuner(o Optimize) (*tuner, error) {
@@ -110,23 +104,15 @@ func (e *Engine) tuneOnce(ctx context.Context, now time.Time) {
 	c := e.Counters()
 	t := e.tuner
 	t.mu.Lock()
-	obs := optimizer.Observation{Time: now}
-	for l, lo := range []*optimizer.LaneObservation{&obs.Async, &obs.Blocking} {
-		lo.Workers = []int{t.mix.Async, t.mix.Blocking}[l]
-		lo.Slots = t.slots[l]
-		lo.Depth = lanes[l].Depth
-		lo.OldestAge = lanes[l].OldestAge
-		lo.Running = lanes[l].Running
-		if t.seen {
-			lo.Completed = int64(c.Done[l] - t.prevDone[l])
-			lo.RunTime = time.Duration((c.RunSecs[l] - t.prevRun[l]) * float64(time.Second))
-			// Arrivals are not counted: what finished plus what the queue
-			// grew by is what arrived.
-			lo.Arrived = max(lo.Completed+int64(lo.Depth-t.prevDepth[l]), 0)
+	var totals [store.NumLanes]optimizer.LaneTotals
+	for l := range totals {
+		totals[l] = optimizer.LaneTotals{
+			Workers: []int{t.mix.Async, t.mix.Blocking}[l], Slots: t.slots[l],
+			Depth: lanes[l].Depth, Running: lanes[l].Running, OldestAge: lanes[l].OldestAge,
+			Done: c.Done[l], RunSecs: c.RunSecs[l],
 		}
-		t.prevDone[l], t.prevRun[l], t.prevDepth[l] = c.Done[l], c.RunSecs[l], lanes[l].Depth
 	}
-	t.seen = true
+	obs := t.meter.Observe(now, totals[store.LaneAsync], totals[store.LaneBlocking])
 	d, next := optimizer.Decide(t.cfg, t.st, obs)
 	t.st = next
 	if len(t.decisions) == MaxDecisions {
