@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"os"
 	"strconv"
 	"strings"
 	"time"
@@ -180,6 +179,3 @@ func (c *Config) validate() error {
 	}
 	return nil
 }
-
-// envGetter is os.Getenv; tests pass their own.
-var envGetter = os.Getenv

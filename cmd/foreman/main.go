@@ -112,7 +112,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(col, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.MetricsAddr != "" {
-		stopMetrics, err := serveMetrics(ctx, cfg.MetricsAddr, reg, log)
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, reg, log)
 		if err != nil {
 			fmt.Fprintf(stderr, "foreman: %v\n", err)
 			return exitUsage

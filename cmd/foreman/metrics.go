@@ -180,9 +180,9 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstHistogram(c.duration, count, total.SumSecs, buckets)
 }
 
-// serveMetrics serves /metrics until ctx ends. It returns once listening, or
-// with the error that kept it from listening.
-func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, log *slog.Logger) (func(), error) {
+// serveMetrics serves /metrics until the returned stop is called. It returns
+// once listening, or with the error that kept it from listening.
+func serveMetrics(addr string, reg *prometheus.Registry, log *slog.Logger) (func(), error) {
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("metrics: listen on %s: %w", addr, err)
@@ -204,6 +204,5 @@ func serveMetrics(ctx context.Context, addr string, reg *prometheus.Registry, lo
 		_ = srv.Shutdown(sctx)
 		<-done
 	}
-	go func() { <-ctx.Done() }()
 	return stop, nil
 }

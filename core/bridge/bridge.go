@@ -286,10 +286,7 @@ func (s *Session) Stats(ctx context.Context) ([]byte, error) {
 }
 
 // Remote reports whether the session's store is across the network (Redis).
-func (s *Session) Remote() bool {
-	_, ok := s.eng.Store().(*redisstore.Store)
-	return ok
-}
+func (s *Session) Remote() bool { return !s.private }
 
 // Close stops the engine.
 func (s *Session) Close() error { return s.eng.Close() }
