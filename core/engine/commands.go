@@ -95,7 +95,7 @@ func (e *Engine) runQueued(ctx context.Context) {
 }
 
 // run executes one merged batch: completions first (they free slots), then
-// submissions, watches and cancellations, then a pump for new work.
+// submissions, watches and cancellations.
 func (e *Engine) run(ctx context.Context, c Commands) {
 	if c.Pause != nil {
 		e.SetPaused(*c.Pause)
@@ -123,7 +123,9 @@ func (e *Engine) run(ctx context.Context, c Commands) {
 		e.push(failed...)
 		e.mu.Unlock()
 	}
-	_ = e.Pump(ctx) // the background loops catch up if the store is away
+	// No Pump here: the listener and the dispatchers already wait on the
+	// inbox and the lanes (a completion wakes its lane's dispatcher), and
+	// pumping too would cost two to three round trips per batch.
 }
 
 // failedResult is the event that tells a waiter its submission or watch

@@ -501,3 +501,36 @@ func TestParentAndDepthRoundTrip(t *testing.T) {
 		require.Equal(t, store.StatusCancelled, op.Status, p)
 	}
 }
+
+// A Reserve that follows one which found the lane empty blocks at once
+// (skipping its script); work submitted before it blocks still wakes it,
+// and a retry another worker schedules meanwhile is not missed.
+func TestReserveAfterEmptyStillWakes(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace()
+	s := newStore(t, redisstore.Config{Namespace: ns})
+	ds, err := s.Reserve(ctx, store.LaneAsync, "w", 4, time.Minute, 0)
+	require.NoError(t, err)
+	require.Empty(t, ds, "nothing submitted yet: the lane is found empty")
+	mustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "late", Path: "0"}, Name: "flow"})
+	begin := time.Now()
+	ds, err = s.Reserve(ctx, store.LaneAsync, "w", 4, time.Minute, 10*time.Second)
+	require.NoError(t, err)
+	require.Len(t, ds, 1, "the submission's signal token wakes the skipping Reserve")
+	require.Less(t, time.Since(begin), 5*time.Second)
+
+	// The lane is empty again (1 < 4 delivered); a failure schedules a retry.
+	other := newStore(t, redisstore.Config{Namespace: ns}) // another worker process
+	mustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "retry", Path: "0"}, Name: "flow",
+		Opts: store.Options{Retries: 1, BackoffMs: 300, BackoffMaxMs: 300}})
+	got, err := other.Reserve(ctx, store.LaneAsync, "w2", 1, time.Minute, 0)
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	_, err = other.Complete(ctx, "w2", []store.Completion{{Ref: got[0].Ref, LeaseID: got[0].LeaseID, Error: &store.ErrorInfo{Type: "E"}}})
+	require.NoError(t, err)
+	begin = time.Now()
+	ds, err = s.Reserve(ctx, store.LaneAsync, "w", 4, time.Minute, 10*time.Second)
+	require.NoError(t, err)
+	require.Len(t, ds, 1, "the retry comes due and is reserved")
+	require.Less(t, time.Since(begin), 5*time.Second, "well before the 10 s wait ends")
+}

@@ -111,6 +111,15 @@ type Store struct {
 	mu      sync.Mutex
 	wakeSeq uint64
 	waiters map[string]struct{} // wake lists of blocked calls
+
+	// Round trips a blocking call may skip (see Reserve and Pop): per lane,
+	// the lane's queue was found empty by this store's last reserve script
+	// (emptyDue: its next delayed retry, unix ms, or 0); per inbox, when
+	// the pop script last checked it exists and refreshed its lifetime.
+	skipMu    sync.Mutex
+	emptyLane [store.NumLanes]bool
+	emptyDue  [store.NumLanes]int64
+	inboxSeen map[string]time.Time
 }
 
 var (
@@ -151,12 +160,13 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("redisstore: instance id: %w", err)
 	}
 	s := &Store{
-		cfg:     cfg,
-		rdb:     cfg.Client,
-		k:       newKeys(cfg.Namespace),
-		sc:      sc,
-		id:      hex.EncodeToString(idb[:]),
-		waiters: make(map[string]struct{}),
+		cfg:       cfg,
+		rdb:       cfg.Client,
+		k:         newKeys(cfg.Namespace),
+		sc:        sc,
+		id:        hex.EncodeToString(idb[:]),
+		waiters:   make(map[string]struct{}),
+		inboxSeen: make(map[string]time.Time),
 	}
 	if err := s.checkVersion(ctx); err != nil {
 		return nil, err
@@ -365,20 +375,40 @@ func (s *Store) Reserve(ctx context.Context, lane store.Lane, worker string, max
 		return nil, nil
 	}
 	var deadline time.Time
+	// If this store's last reserve script left the lane's queue empty, any
+	// work made ready since has pushed a signal token, so a waiting call may
+	// block at once: one round trip fewer per delivery for an idle worker.
+	skip, dueMs := false, int64(0)
+	if wait > 0 {
+		skip, dueMs = s.takeEmpty(lane)
+	}
 	for {
 		if s.closed.Load() {
 			return nil, store.ErrClosed
 		}
 		now := s.cfg.Now()
-		ds, due, err := s.reserveOnce(ctx, lane, worker, max, lease, now)
-		if err != nil {
-			if s.closed.Load() {
-				return nil, store.ErrClosed
+		var ds []store.Delivery
+		var due time.Time
+		if skip {
+			skip = false
+			if dueMs > 0 {
+				due = time.UnixMilli(dueMs)
 			}
-			return nil, fmt.Errorf("redisstore: reserve %s: %w", lane, err)
-		}
-		if len(ds) > 0 || wait <= 0 {
-			return ds, nil
+		} else {
+			var err error
+			ds, due, err = s.reserveOnce(ctx, lane, worker, max, lease, now)
+			if err != nil {
+				if s.closed.Load() {
+					return nil, store.ErrClosed
+				}
+				return nil, fmt.Errorf("redisstore: reserve %s: %w", lane, err)
+			}
+			if len(ds) < max {
+				s.setEmpty(lane, due)
+			}
+			if len(ds) > 0 || wait <= 0 {
+				return ds, nil
+			}
 		}
 		// Waiting is measured on the real clock: cfg.Now may be a test clock.
 		if deadline.IsZero() {
@@ -401,6 +431,35 @@ func (s *Store) Reserve(ctx context.Context, lane store.Lane, worker string, max
 			return nil, err
 		}
 	}
+}
+
+// setEmpty records that a reserve script found the lane's queue empty (it
+// returned fewer deliveries than asked; the script then dropped the lane's
+// signal tokens), with the lane's next delayed retry.
+func (s *Store) setEmpty(lane store.Lane, due time.Time) {
+	var ms int64
+	if !due.IsZero() {
+		ms = due.UnixMilli()
+	}
+	s.skipMu.Lock()
+	s.emptyLane[lane], s.emptyDue[lane] = true, ms
+	s.skipMu.Unlock()
+}
+
+// forgetEmpty makes every lane's next waiting Reserve run its script first.
+func (s *Store) forgetEmpty() {
+	s.skipMu.Lock()
+	s.emptyLane = [store.NumLanes]bool{}
+	s.skipMu.Unlock()
+}
+
+// takeEmpty reports (and forgets) whether the lane was last found empty.
+func (s *Store) takeEmpty(lane store.Lane) (bool, int64) {
+	s.skipMu.Lock()
+	defer s.skipMu.Unlock()
+	ok, due := s.emptyLane[lane], s.emptyDue[lane]
+	s.emptyLane[lane] = false
+	return ok, due
 }
 
 func (s *Store) reserveOnce(ctx context.Context, lane store.Lane, worker string, max int, lease time.Duration, now time.Time) ([]store.Delivery, time.Time, error) {
@@ -621,6 +680,9 @@ func (s *Store) Complete(ctx context.Context, worker string, comps []store.Compl
 	}
 	delays := make([]int64, len(comps))
 	if len(failRefs) > 0 {
+		// A retry may be scheduled sooner than the due time a skipping
+		// Reserve would wait for: make the next Reserve run its script.
+		s.forgetEmpty()
 		d, err := s.retryDelays(ctx, failRefs, failNoRetry)
 		if err != nil {
 			return nil, fmt.Errorf("redisstore: complete for %q: read retry options: %w", worker, err)
@@ -992,6 +1054,7 @@ func (s *Store) OpenInbox(ctx context.Context, name string) error {
 
 // CloseInbox implements store.Store.
 func (s *Store) CloseInbox(ctx context.Context, name string) error {
+	s.forgetInbox(name)
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
@@ -1009,29 +1072,37 @@ func (s *Store) CloseInbox(ctx context.Context, name string) error {
 func (s *Store) Pop(ctx context.Context, name string, max int, wait time.Duration) ([]store.Note, error) {
 	var deadline time.Time
 	dec := newNoteDecoder()
+	// A waiting call on an inbox checked (and its lifetime refreshed) within
+	// inboxCheckEvery may block at once: one round trip fewer per result.
+	skip := wait > 0 && s.inboxFresh(name)
 	for {
 		if s.closed.Load() {
 			return nil, store.ErrClosed
 		}
-		v, err := s.run(ctx, call{script: s.sc.pop, keys: []string{s.k.inbox(name), s.k.notes(name)},
-			args: []any{max, s.cfg.InboxTTL.Milliseconds()}})
-		if err != nil {
-			if s.closed.Load() {
-				return nil, store.ErrClosed
+		if !skip {
+			v, err := s.run(ctx, call{script: s.sc.pop, keys: []string{s.k.inbox(name), s.k.notes(name)},
+				args: []any{max, s.cfg.InboxTTL.Milliseconds()}})
+			if err != nil {
+				if s.closed.Load() {
+					return nil, store.ErrClosed
+				}
+				return nil, fmt.Errorf("redisstore: pop %q: %w", name, err)
 			}
-			return nil, fmt.Errorf("redisstore: pop %q: %w", name, err)
+			if n, ok := v.(int64); ok && n == -1 {
+				s.forgetInbox(name)
+				return nil, fmt.Errorf("pop %q: %w", name, store.ErrUnknownInbox)
+			}
+			s.sawInbox(name)
+			raw, _ := v.([]any)
+			vals := make([]string, len(raw))
+			for i, r := range raw {
+				vals[i], _ = r.(string)
+			}
+			if notes := decodeNotes(dec, vals); len(notes) > 0 || wait <= 0 {
+				return notes, nil
+			}
 		}
-		if n, ok := v.(int64); ok && n == -1 {
-			return nil, fmt.Errorf("pop %q: %w", name, store.ErrUnknownInbox)
-		}
-		raw, _ := v.([]any)
-		vals := make([]string, len(raw))
-		for i, r := range raw {
-			vals[i], _ = r.(string)
-		}
-		if notes := decodeNotes(dec, vals); len(notes) > 0 || wait <= 0 {
-			return notes, nil
-		}
+		skip = false
 		if deadline.IsZero() {
 			deadline = time.Now().Add(wait)
 		}
@@ -1053,6 +1124,29 @@ func (s *Store) Pop(ctx context.Context, name string, max int, wait time.Duratio
 		// Woken with nothing (the wait ran out, or the inbox was closed):
 		// the next round says which.
 	}
+}
+
+// inboxCheckEvery bounds how long a Pop may go without the pop script, which
+// finds a lost inbox (ErrUnknownInbox) and refreshes its lifetime.
+const inboxCheckEvery = time.Second
+
+func (s *Store) inboxFresh(name string) bool {
+	s.skipMu.Lock()
+	defer s.skipMu.Unlock()
+	seen, ok := s.inboxSeen[name]
+	return ok && time.Since(seen) < inboxCheckEvery
+}
+
+func (s *Store) sawInbox(name string) {
+	s.skipMu.Lock()
+	s.inboxSeen[name] = time.Now()
+	s.skipMu.Unlock()
+}
+
+func (s *Store) forgetInbox(name string) {
+	s.skipMu.Lock()
+	delete(s.inboxSeen, name)
+	s.skipMu.Unlock()
 }
 
 // decodeNotes decodes popped notes. Empty strings are CloseInbox's wake-up

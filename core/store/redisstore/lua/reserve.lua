@@ -9,7 +9,7 @@
 -- ARGV[10]      lease length, ms
 -- ARGV[11]      max delayed retries to promote per lane
 --
--- Also drops the lane's stale signal tokens when it finds nothing ready.
+-- Also drops the lane's stale signal tokens when it leaves nothing ready.
 --
 -- Returns one flat array: the next due ms of the lane's delayed retries (or
 -- false), then 8 values per delivery: "<unit>:<path>", name, args,
@@ -42,10 +42,11 @@ if n > 0 then
     end
   end
 end
--- Nothing ready: the lane's signal tokens announce work already taken
+-- Nothing left ready: the lane's signal tokens announce work already taken
 -- (blocked callers take theirs when it is pushed), so they are dropped
--- rather than waking the caller's next wait for nothing.
-if #out == 1 and redis.call("ZCARD", READY[lane + 1]) == 0 then
+-- rather than waking a next wait for nothing. The store relies on this: a
+-- call that got fewer than max may next block on the signal list at once.
+if n < max and redis.call("ZCARD", READY[lane + 1]) == 0 then
   redis.call("DEL", SIGNAL[lane + 1])
 end
 local due = redis.call("ZRANGE", DELAYED[lane + 1], 0, 0, "WITHSCORES")
