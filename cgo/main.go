@@ -240,6 +240,16 @@ func bz_stats(h C.longlong, out *C.char, capacity C.int, outn *C.int, big **C.ch
 	return reply(b, err, out, capacity, outn, big)
 }
 
+//export bz_notify
+func bz_notify(h C.longlong, fd C.int, out *C.char, capacity C.int, outn *C.int) (rc C.int) {
+	defer guard(&rc, out, capacity, outn)
+	s, err := session(h)
+	if err != nil {
+		return writeErr(rcBadHandle, err.Error(), out, capacity, outn)
+	}
+	return reply(nil, s.SetNotify(int(fd)), out, capacity, outn, nil)
+}
+
 //export bz_close
 func bz_close(h C.longlong, out *C.char, capacity C.int, outn *C.int) (rc C.int) {
 	defer guard(&rc, out, capacity, outn)

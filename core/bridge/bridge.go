@@ -288,5 +288,9 @@ func (s *Session) Stats(ctx context.Context) ([]byte, error) {
 // Remote reports whether the session's store is across the network (Redis).
 func (s *Session) Remote() bool { return !s.private }
 
+// SetNotify has the engine write to the eventfd fd when events are queued
+// (-1: stop); see engine.SetNotify.
+func (s *Session) SetNotify(fd int) error { return s.eng.SetNotify(fd) }
+
 // Close stops the engine.
 func (s *Session) Close() error { return s.eng.Close() }

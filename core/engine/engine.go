@@ -105,6 +105,8 @@ type Engine struct {
 	syncCalls int
 	wakeLater bool
 	evWaiters int
+	notifyFD  int           // eventfd announcing events, or -1 (see notify.go)
+	notified  bool          // announced, not yet drained
 	capWake   chan struct{} // closed and replaced when a lane gains room
 	capacity  [store.NumLanes]int
 	inflight  [store.NumLanes]int // delivered or being reserved
@@ -167,6 +169,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		cfg:      cfg,
 		st:       cfg.Store,
 		evWake:   make(chan struct{}),
+		notifyFD: -1,
 		capWake:  make(chan struct{}),
 		capacity: cfg.Capacity,
 		held:     make(map[store.Ref]heldOp),
@@ -234,8 +237,10 @@ func (e *Engine) push(evs ...Event) {
 	e.wakeWaiters()
 }
 
-// wakeWaiters wakes Wait callers. Caller holds mu.
+// wakeWaiters wakes Wait callers and announces the events on the notify
+// fd. Caller holds mu.
 func (e *Engine) wakeWaiters() {
+	e.announce()
 	if e.evWaiters == 0 {
 		return
 	}
@@ -683,6 +688,7 @@ func (e *Engine) Drain() []Event {
 	defer e.mu.Unlock()
 	evs := e.events
 	e.events = nil
+	e.notified = false
 	return evs
 }
 
@@ -696,6 +702,7 @@ func (e *Engine) Wait(ctx context.Context, timeout time.Duration) ([]Event, erro
 		if len(e.events) > 0 {
 			evs := e.events
 			e.events = nil
+			e.notified = false
 			e.mu.Unlock()
 			return evs, nil
 		}
@@ -745,6 +752,7 @@ func (e *Engine) Close() error {
 		e.dueTimer.Stop()
 	}
 	e.evWaiters = 1 // whoever waits must see the close
+	e.notifyFD = -1 // its owner closes it once Close returns: never write to it again
 	e.wakeWaiters()
 	e.mu.Unlock()
 	e.cancel()

@@ -116,6 +116,8 @@ def _declare(lib: ctypes.CDLL) -> None:
     lib.bz_stats.restype = c_int
     lib.bz_close.argtypes = [c_ll, c_char_p, c_int, p_int]
     lib.bz_close.restype = c_int
+    lib.bz_notify.argtypes = [c_ll, c_int, c_char_p, c_int, p_int]
+    lib.bz_notify.restype = c_int
     lib.bz_free.argtypes = [ctypes.c_void_p]
     lib.bz_free.restype = None
 
@@ -232,6 +234,16 @@ class Session:
         b = _buffers()
         rc = lib.bz_stats(self._h, b.out, _BUF_SIZE, ctypes.byref(b.outn), ctypes.byref(b.big))
         return msgpack.unpackb(_take(lib, rc, b))
+
+    def set_notify(self, fd: int) -> None:
+        """Have the core write to eventfd ``fd`` when events are queued (-1: stop).
+
+        The caller keeps ``fd`` open until it turns this off or closes the session.
+        """
+        lib = self._lib_checked()
+        b = _buffers()
+        rc = lib.bz_notify(self._h, fd, b.out, _BUF_SIZE, ctypes.byref(b.outn))
+        _take(lib, rc, b)
 
     def close(self) -> None:
         """Stop the engine; blocked :meth:`wait` calls return."""

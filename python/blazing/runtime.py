@@ -65,6 +65,7 @@ class Runtime:
         self._loop_tid = -1
         self._loop_thread: threading.Thread | None = None
         self._events_thread: threading.Thread | None = None
+        self._notify_fd = -1  # eventfd the core announces events on (Redis mode)
         self._pending: list[list[Any]] = []
         self._flush_scheduled = False
         self._tokens: dict[int, ResultCallback] = {}
@@ -114,9 +115,17 @@ class Runtime:
                 "blocking": st.blocking_threads,
             })
             self.pool = BlockingPool(self, st.blocking_threads)
-            self._events_thread = threading.Thread(
-                target=self._events_main, name="blazing-events", daemon=True)
-            self._events_thread.start()
+            if st.redis_url:
+                # Events reach the loop through an eventfd it watches: a thread
+                # parked in the core and a hop to the loop would cost two
+                # wake-ups per delivery or result (see core/engine/notify.go).
+                self._notify_fd = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+                loop.add_reader(self._notify_fd, self._on_notify)
+                self.session.set_notify(self._notify_fd)
+            else:
+                self._events_thread = threading.Thread(
+                    target=self._events_main, name="blazing-events", daemon=True)
+                self._events_thread.start()
         except BaseException as exc:  # noqa: BLE001 - handed to start()
             failure.append(exc)
             ready.set()
@@ -127,7 +136,28 @@ class Runtime:
             loop.run_forever()
         finally:
             loop.run_until_complete(loop.shutdown_asyncgens())
+            if self._notify_fd >= 0:
+                # The session is closed by now, so the core writes to it no more.
+                loop.remove_reader(self._notify_fd)
+                os.close(self._notify_fd)
+                self._notify_fd = -1
             loop.close()
+
+    def _on_notify(self) -> None:
+        """The eventfd says events are queued: take them, on the loop thread."""
+        try:
+            os.eventfd_read(self._notify_fd)
+        except BlockingIOError:
+            pass  # already reset by an earlier wake-up that took these events
+        session = self.session
+        if session is None:
+            return
+        try:
+            events = session.wait(0)
+        except EngineClosedError:
+            return
+        if events:
+            self.handle_events(events)
 
     def _events_main(self) -> None:
         session = self.session
@@ -177,6 +207,7 @@ class Runtime:
             self._loop_thread.join(10)
         if self._events_thread is not None:
             self._events_thread.join(10)
+            self._events_thread = None
         # Nobody will answer these any more.
         tokens, self._tokens = self._tokens, {}
         for cb in tokens.values():
