@@ -80,6 +80,17 @@ func (s *Store) addWaiter() (string, func(), error) {
 	}, nil
 }
 
+// poke2 wakes a pipelined wait (waitReserve): one token ends its BLMPOP,
+// the second tells the script that follows it to reserve nothing.
+func (s *Store) poke2(wake string) {
+	ctx, cancel := context.WithTimeout(context.Background(), pokeTimeout)
+	defer cancel()
+	pipe := s.rdb.Pipeline()
+	pipe.RPush(ctx, wake, "1", "1")
+	pipe.PExpire(ctx, wake, wakeTTL)
+	_, _ = pipe.Exec(ctx)
+}
+
 // poke wakes the call blocked on wake. Errors are ignored: the call's
 // BLMPOP times out on its own a little later.
 func (s *Store) poke(wakes ...string) {

@@ -120,6 +120,12 @@ type Store struct {
 	emptyLane [store.NumLanes]bool
 	emptyDue  [store.NumLanes]int64
 	inboxSeen map[string]time.Time
+
+	// pipelineWaits: a waiting Reserve sends its wait and the reserve script
+	// in one pipeline (see waitReserve); only with the real clock, since
+	// the script then reads Redis' clock, corrected by clockOffsetMs.
+	pipelineWaits bool
+	clockOffsetMs int64
 }
 
 var (
@@ -148,6 +154,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	if cfg.InboxTTL <= 0 {
 		cfg.InboxTTL = DefaultInboxTTL
 	}
+	realClock := cfg.Now == nil
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -170,6 +177,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if err := s.checkVersion(ctx); err != nil {
 		return nil, err
+	}
+	if realClock {
+		s.measureClock(ctx)
 	}
 	// Loading up front makes the first pipelined EVALSHA find its script.
 	for _, script := range sc.all() {
@@ -427,10 +437,103 @@ func (s *Store) Reserve(ctx context.Context, lane store.Lane, worker string, max
 				remaining = time.Millisecond
 			}
 		}
-		if _, err := s.block(ctx, s.k.signal[lane], 1, remaining); err != nil {
+		if !s.pipelineWaits {
+			if _, err := s.block(ctx, s.k.signal[lane], 1, remaining); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		ds, due, err := s.waitReserve(ctx, lane, worker, max, lease, remaining)
+		if err != nil {
 			return nil, err
 		}
+		if len(ds) < max {
+			s.setEmpty(lane, due)
+		}
+		if len(ds) > 0 {
+			return ds, nil
+		}
+		skip, dueMs = true, 0 // the script has just run: wait again at once
+		if !due.IsZero() {
+			dueMs = due.UnixMilli()
+		}
 	}
+}
+
+// waitReserve waits up to d on the lane's signal list and then runs the
+// reserve script, both in one pipeline: Redis runs the script the moment
+// the wait ends, so a worker woken by new work gets it in the same reply,
+// a round trip sooner than by asking after the wake-up. The wait (BLMPOP
+// with a fractional timeout) also ends on the caller's wake list, pushed
+// on cancellation and Close; the script then sees the second token and
+// reserves nothing. The script runs after the wait, so it takes the time
+// from Redis' clock, corrected by the offset measured at New.
+func (s *Store) waitReserve(ctx context.Context, lane store.Lane, worker string, max int, lease, d time.Duration) ([]store.Delivery, time.Time, error) {
+	wake, done, err := s.addWaiter()
+	if err != nil {
+		return nil, time.Time{}, err
+	}
+	defer done()
+	stop := context.AfterFunc(ctx, func() { s.poke2(wake) })
+	defer stop()
+	if d > maxPipelinedWait {
+		d = maxPipelinedWait // the pipeline's reply must come within the read timeout
+	}
+	pipe := s.rdb.Pipeline()
+	pipe.Do(ctx, "BLMPOP", strconv.FormatFloat(d.Seconds(), 'f', 3, 64), 2, s.k.signal[lane], wake, "LEFT", "COUNT", 1)
+	args := append(s.header(s.nowMs(), 6), int(lane), worker, max, lease.Milliseconds(), promoteMax, s.clockOffsetMs)
+	keys := append(append(make([]string, 0, len(s.k.globals)+1), s.k.globals...), wake)
+	cmd := s.sc.reserve.EvalSha(ctx, pipe, keys, args...)
+	_, _ = pipe.Exec(ctx) // errors are read per command below
+	if s.closed.Load() {
+		return nil, time.Time{}, store.ErrClosed
+	}
+	v, err := cmd.Result()
+	if isNoScript(err) {
+		// Redis lost its scripts (a restart): load them; the caller's next
+		// round waits again.
+		_ = s.sc.reserve.Load(ctx, s.rdb).Err()
+		return nil, time.Time{}, nil
+	}
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil, time.Time{}, ctx.Err()
+		}
+		return nil, time.Time{}, fmt.Errorf("redisstore: reserve %s: %w", lane, err)
+	}
+	ds, due, err := s.parseReserve(v, lane)
+	if err != nil {
+		return nil, due, fmt.Errorf("redisstore: reserve %s: %w", lane, err)
+	}
+	if ctx.Err() != nil && len(ds) > 0 {
+		// Reserved just as the caller gave up: hand them back at once.
+		leases := make(map[store.Ref]uint64, len(ds))
+		for _, dl := range ds {
+			leases[dl.Ref] = dl.LeaseID
+		}
+		rctx, cancel := context.WithTimeout(context.Background(), pokeTimeout)
+		_ = s.Release(rctx, worker, leases)
+		cancel()
+		return nil, due, ctx.Err()
+	}
+	return ds, due, nil
+}
+
+// maxPipelinedWait bounds one pipelined wait: go-redis reads a pipeline's
+// replies within the client's read timeout (3 s by default).
+const maxPipelinedWait = time.Second
+
+// measureClock sets clockOffsetMs, Redis' clock minus this process's, and
+// turns pipelined waits on. Without TIME (ACLs), waits are not pipelined.
+func (s *Store) measureClock(ctx context.Context) {
+	before := time.Now()
+	t, err := s.rdb.Time(ctx).Result()
+	if err != nil {
+		return
+	}
+	mid := before.Add(time.Since(before) / 2)
+	s.clockOffsetMs = t.Sub(mid).Milliseconds()
+	s.pipelineWaits = true
 }
 
 // setEmpty records that a reserve script found the lane's queue empty (it
@@ -468,6 +571,11 @@ func (s *Store) reserveOnce(ctx context.Context, lane store.Lane, worker string,
 	if err != nil {
 		return nil, time.Time{}, err
 	}
+	return s.parseReserve(v, lane)
+}
+
+// parseReserve reads the reserve script's reply.
+func (s *Store) parseReserve(v any, lane store.Lane) ([]store.Delivery, time.Time, error) {
 	res, _ := v.([]any)
 	if len(res) == 0 || (len(res)-1)%deliveryLen != 0 {
 		return nil, time.Time{}, fmt.Errorf("unexpected reply of %d values", len(res))

@@ -8,6 +8,13 @@
 -- ARGV[9]       max operations
 -- ARGV[10]      lease length, ms
 -- ARGV[11]      max delayed retries to promote per lane
+-- KEYS[12]      optional: the wake list of the caller's blocked wait, when
+--               the store sends this script in one pipeline after that
+--               wait (BLMPOP). A token in it means the wait was cut short
+--               (cancellation, Close): then nothing is reserved.
+-- ARGV[12]      optional, with KEYS[12]: ms to subtract from Redis' clock
+--               (TIME) to get the store's clock; the script ran after a
+--               wait, so ARGV[2] is stale and NOW is taken from TIME.
 --
 -- Also drops the lane's stale signal tokens when it leaves nothing ready.
 --
@@ -15,6 +22,15 @@
 -- false), then 8 values per delivery: "<unit>:<path>", name, args,
 -- parent|false, depth|false, attempt, timeout ms, lease id. A malformed
 -- record popped from the queue is dropped from it and skipped.
+
+if KEYS[12] then
+  if redis.call("LLEN", KEYS[12]) > 0 then
+    redis.call("DEL", KEYS[12])
+    return {false}
+  end
+  local t = redis.call("TIME")
+  NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) - tonumber(ARGV[12])
+end
 
 local lane = tonumber(ARGV[7])
 local worker = ARGV[8]

@@ -1,0 +1,123 @@
+package redisstore_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/blazingflow/blazing/core/store"
+	"github.com/blazingflow/blazing/core/store/redisstore"
+)
+
+// The pipelined wait (BLMPOP, then the reserve script in the same round
+// trip) only runs with the real clock, so these tests use it.
+
+// blockedReserves counts clients blocked in BLMPOP on the server: how a
+// test knows a Reserve is waiting, without sleeping.
+func blockedReserves(t *testing.T) int {
+	t.Helper()
+	list, err := client(t).ClientList(context.Background()).Result()
+	require.NoError(t, err)
+	return strings.Count(list, "cmd=blmpop")
+}
+
+func waitBlocked(t *testing.T, n int) {
+	t.Helper()
+	require.Eventually(t, func() bool { return blockedReserves(t) >= n }, 5*time.Second, time.Millisecond,
+		"a Reserve should be blocked in BLMPOP")
+}
+
+type reserveResult struct {
+	ds  []store.Delivery
+	err error
+	at  time.Time
+}
+
+func reserveAsync(ctx context.Context, s *redisstore.Store, wait time.Duration) <-chan reserveResult {
+	out := make(chan reserveResult, 1)
+	go func() {
+		ds, err := s.Reserve(ctx, store.LaneAsync, "w", 4, time.Minute, wait)
+		out <- reserveResult{ds, err, time.Now()}
+	}()
+	return out
+}
+
+func TestPipelinedWaitGetsWorkInTheWakeUpReply(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace()
+	worker := newStore(t, redisstore.Config{Namespace: ns})
+	clientStore := newStore(t, redisstore.Config{Namespace: ns})
+	before := blockedReserves(t)
+	got := reserveAsync(ctx, worker, 10*time.Second)
+	waitBlocked(t, before+1)
+
+	submitted := time.Now()
+	mustSubmit(t, clientStore, store.Submission{Ref: store.Ref{Unit: "u", Path: "0"}, Name: "flow", Args: []byte("a")})
+	r := <-got
+	require.NoError(t, r.err)
+	require.Len(t, r.ds, 1)
+	require.Equal(t, "flow", r.ds[0].Name)
+	require.Less(t, r.at.Sub(submitted), 2*time.Second, "woken by the submission, not by the wait's end")
+
+	op, err := clientStore.Get(ctx, store.Ref{Unit: "u", Path: "0"})
+	require.NoError(t, err)
+	require.Equal(t, store.StatusRunning, op.Status)
+	// The script ran after the wait and took its time from Redis' clock,
+	// corrected to this process's: the start time is when it was woken.
+	require.WithinRange(t, op.StartedAt, submitted.Add(-50*time.Millisecond), r.at.Add(50*time.Millisecond))
+}
+
+func TestPipelinedWaitCancelledReservesNothing(t *testing.T) {
+	ns := namespace()
+	worker := newStore(t, redisstore.Config{Namespace: ns})
+	other := newStore(t, redisstore.Config{Namespace: ns})
+	ctx, cancel := context.WithCancel(context.Background())
+	before := blockedReserves(t)
+	got := reserveAsync(ctx, worker, 10*time.Second)
+	waitBlocked(t, before+1)
+	cancel()
+	r := <-got
+	require.ErrorIs(t, r.err, context.Canceled)
+	require.Empty(t, r.ds)
+
+	// Work submitted now goes to another worker: the cancelled wait's
+	// script did not take it, and nothing of it is still waiting.
+	mustSubmit(t, other, store.Submission{Ref: store.Ref{Unit: "v", Path: "0"}, Name: "flow"})
+	ds, err := other.Reserve(context.Background(), store.LaneAsync, "w2", 4, time.Minute, 0)
+	require.NoError(t, err)
+	require.Len(t, ds, 1)
+}
+
+func TestPipelinedWaitEndsOnClose(t *testing.T) {
+	ns := namespace()
+	worker := newStore(t, redisstore.Config{Namespace: ns})
+	before := blockedReserves(t)
+	got := reserveAsync(context.Background(), worker, 10*time.Second)
+	waitBlocked(t, before+1)
+	begin := time.Now()
+	require.NoError(t, worker.Close())
+	r := <-got
+	require.True(t, errors.Is(r.err, store.ErrClosed), "got %v", r.err)
+	require.Less(t, time.Since(begin), 2*time.Second)
+}
+
+// A wait longer than one pipelined round (1 s) keeps waiting, and a
+// submission after the first round still wakes it.
+func TestPipelinedWaitSpansRounds(t *testing.T) {
+	ns := namespace()
+	worker := newStore(t, redisstore.Config{Namespace: ns})
+	clientStore := newStore(t, redisstore.Config{Namespace: ns})
+	got := reserveAsync(context.Background(), worker, 10*time.Second)
+	// The scenario is time itself: let the first 1 s round run out.
+	start := time.Now()
+	require.Eventually(t, func() bool { return time.Since(start) > 1200*time.Millisecond }, 5*time.Second, 10*time.Millisecond)
+	mustSubmit(t, clientStore, store.Submission{Ref: store.Ref{Unit: "late", Path: "0"}, Name: "flow"})
+	r := <-got
+	require.NoError(t, r.err)
+	require.Len(t, r.ds, 1)
+	require.Less(t, r.at.Sub(start), 5*time.Second)
+}
