@@ -123,9 +123,12 @@ type Store struct {
 
 	// pipelineWaits: a waiting Reserve sends its wait and the reserve script
 	// in one pipeline (see waitReserve); only with the real clock, since
-	// the script then reads Redis' clock, corrected by clockOffsetMs.
-	pipelineWaits bool
-	clockOffsetMs int64
+	// the script then reads Redis' clock, corrected by clockOffsetMs
+	// (measured at New and again by Reclaim every clockCheckEvery).
+	pipelineWaits atomic.Bool
+	clockOffsetMs atomic.Int64
+	clockChecked  atomic.Int64 // unix ms
+	realClock     bool
 }
 
 var (
@@ -180,6 +183,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if realClock {
 		s.measureClock(ctx)
+		s.realClock = true
 	}
 	// Loading up front makes the first pipelined EVALSHA find its script.
 	for _, script := range sc.all() {
@@ -437,7 +441,7 @@ func (s *Store) Reserve(ctx context.Context, lane store.Lane, worker string, max
 				remaining = time.Millisecond
 			}
 		}
-		if !s.pipelineWaits {
+		if !s.pipelineWaits.Load() {
 			if _, err := s.block(ctx, s.k.signal[lane], 1, remaining); err != nil {
 				return nil, err
 			}
@@ -481,7 +485,7 @@ func (s *Store) waitReserve(ctx context.Context, lane store.Lane, worker string,
 	}
 	pipe := s.rdb.Pipeline()
 	pipe.Do(ctx, "BLMPOP", strconv.FormatFloat(d.Seconds(), 'f', 3, 64), 2, s.k.signal[lane], wake, "LEFT", "COUNT", 1)
-	args := append(s.header(s.nowMs(), 6), int(lane), worker, max, lease.Milliseconds(), promoteMax, s.clockOffsetMs)
+	args := append(s.header(s.nowMs(), 6), int(lane), worker, max, lease.Milliseconds(), promoteMax, s.clockOffsetMs.Load())
 	keys := append(append(make([]string, 0, len(s.k.globals)+1), s.k.globals...), wake)
 	cmd := s.sc.reserve.EvalSha(ctx, pipe, keys, args...)
 	_, _ = pipe.Exec(ctx) // errors are read per command below
@@ -523,17 +527,22 @@ func (s *Store) waitReserve(ctx context.Context, lane store.Lane, worker string,
 // replies within the client's read timeout (3 s by default).
 const maxPipelinedWait = time.Second
 
+// clockCheckEvery is how often Reclaim measures the clock offset again,
+// should either clock be stepped.
+const clockCheckEvery = time.Minute
+
 // measureClock sets clockOffsetMs, Redis' clock minus this process's, and
 // turns pipelined waits on. Without TIME (ACLs), waits are not pipelined.
 func (s *Store) measureClock(ctx context.Context) {
 	before := time.Now()
+	s.clockChecked.Store(before.UnixMilli())
 	t, err := s.rdb.Time(ctx).Result()
 	if err != nil {
 		return
 	}
 	mid := before.Add(time.Since(before) / 2)
-	s.clockOffsetMs = t.Sub(mid).Milliseconds()
-	s.pipelineWaits = true
+	s.clockOffsetMs.Store(t.Sub(mid).Milliseconds())
+	s.pipelineWaits.Store(true)
 }
 
 // setEmpty records that a reserve script found the lane's queue empty (it
@@ -1284,6 +1293,9 @@ func decodeNotes(dec *noteDecoder, vals []string) []store.Note {
 func (s *Store) Reclaim(ctx context.Context, now time.Time) (int, error) {
 	if s.closed.Load() {
 		return 0, store.ErrClosed
+	}
+	if s.realClock && time.Since(time.UnixMilli(s.clockChecked.Load())) > clockCheckEvery {
+		s.measureClock(ctx)
 	}
 	args := append(s.header(now.UnixMilli(), 3), store.MaxLapses, store.WorkerLostType, reclaimMax)
 	v, err := s.run(ctx, call{script: s.sc.reclaim, keys: s.k.globals, args: args})
