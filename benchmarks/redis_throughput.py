@@ -95,6 +95,7 @@ def one_run(redis: RedisServer, tmp: Path, n_drain: int, n_wf: int, n_lat: int,
         for h in hs:
             h.result_sync(timeout=600)
         out["wf_per_s"] = n_wf / (time.perf_counter() - t0)
+        del handles, hs  # done with them, as a client would be
 
         progress(f"  {out['wf_per_s']:,.0f} workflows/s; {n_lat} sequential round trips ...")
         lat = []
