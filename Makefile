@@ -1,4 +1,4 @@
-# Blazing Flow. Targets: setup run test bench bench-redis lint lib clean distclean.
+# Blazing Flow. Targets: setup run test bench bench-redis bench-peers lint lib clean distclean.
 # Everything Python runs in .venv; a stamp file keeps repeated `make` runs fast.
 
 PYTHON ?= python3
@@ -12,7 +12,7 @@ GO_SRC := go.mod go.sum $(shell find core cgo cmd -type f 2>/dev/null)
 GO_FILES = $(shell find . -name '*.go' -not -path './.*' -not -path './build/*')
 GOFMT    = $(shell $(GO) env GOROOT)/bin/gofmt
 
-.PHONY: setup run test bench bench-redis lint lib clean distclean
+.PHONY: setup run test bench bench-redis bench-peers lint lib clean distclean
 .DEFAULT_GOAL := setup
 
 setup: $(STAMP) $(LIB)
@@ -43,6 +43,9 @@ bench: setup
 
 bench-redis: setup
 	$(PY) benchmarks/redis_throughput.py
+
+bench-peers: setup
+	$(PY) benchmarks/peers/run.py
 
 lint: setup
 	@unformatted="$$($(GOFMT) -l $(GO_FILES) </dev/null)"; \

@@ -1,0 +1,131 @@
+"""Blazing Flow in the peers benchmark (runs with the project's own .venv).
+
+Settings: two `python -m blazing.worker --type async` processes (event-loop workers, the
+kind no-op and I/O steps are meant for) with their default concurrency; a client process
+with `local_workers=False`; results stored in Redis as always (every run is durable; there
+is no non-durable mode to pick). Default lease/heartbeat (30 s / 5 s).
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable
+
+from common import (
+    EXEC_KEY,
+    Killer,
+    RespClient,
+    Workers,
+    emit,
+    latency_figures,
+    loss_counts,
+    parse_args,
+    progress,
+    wait_done_or_stalled,
+    wait_loss_settled,
+)
+
+SYSTEM = "blazing"
+
+
+def worker_argv(concurrency: int | None) -> Callable[[int], list[str]]:
+    """Command line of one async worker process serving systems.blazing_tasks:app."""
+    argv = [sys.executable, "-m", "blazing.worker", "--app", "systems.blazing_tasks:app",
+            "--type", "async"]
+    if concurrency:
+        argv += ["--concurrency", str(concurrency)]
+    return lambda _index: argv
+
+
+def queued(redis: RespClient, ns: str) -> int:
+    """Operations waiting in the namespace's ready queues (sorted sets; what a worker takes)."""
+    total = 0
+    for key in redis.call("KEYS", f"{{{ns}}}:ready:*"):
+        total += redis.call("ZCARD", key)
+    return total
+
+
+def main() -> None:
+    args = parse_args()
+    ns = "peers" + uuid.uuid4().hex[:8]
+    os.environ["BLAZING_REDIS_URL"] = args.redis
+    os.environ["BLAZING_NAMESPACE"] = ns
+    # Workers and this client must agree on the payload-signing secret.
+    os.environ.setdefault("BLAZING_SECRET", "peers-benchmark")
+    from systems.blazing_tasks import app
+
+    redis = RespClient(args.redis)
+    # The loss workload runs one task at a time per worker process for every system, so
+    # that its 2,000 tasks take long enough for the kills to land mid-task.
+    concurrency = 1 if args.workload == "loss" else None
+    workers = Workers(worker_argv(concurrency), env={"BLAZING_REDIS_URL": args.redis,
+                                        "BLAZING_NAMESPACE": ns,
+                                        "BLAZING_SECRET": os.environ["BLAZING_SECRET"]})
+    n = args.n
+    try:
+        app._ensure_started()
+        if args.workload == "enqueue":
+            # A submission is handed to the engine's command loop and written to Redis
+            # in batches; the clock stops when all N are in Redis's ready list.
+            t0 = time.perf_counter()
+            for i in range(n):
+                app.noop(i)
+            while queued(redis, ns) < n:
+                time.sleep(0.0005)  # polling Redis from outside: nothing to wait on
+            emit(SYSTEM, args.variant, args.workload, per_s=n / (time.perf_counter() - t0))
+        elif args.workload == "drain":
+            sentinel = app.noop(-1)
+            handles = [app.noop(i) for i in range(n)]
+            while queued(redis, ns) < n + 1:
+                time.sleep(0.001)
+            workers.start()
+            sentinel.result_sync(timeout=120)
+            t0 = time.perf_counter()
+            for h in handles:
+                h.result_sync(timeout=600)
+            elapsed = time.perf_counter() - t0
+            missing = sum(1 for i, h in enumerate(handles) if h.result_sync(0) != i)
+            emit(SYSTEM, args.variant, args.workload, per_s=n / elapsed, missing=missing)
+        elif args.workload == "latency":
+            workers.start()
+            for i in range(20):  # both workers up and warm before the clock starts
+                app.noop(i).result_sync(timeout=120)
+            lat = []
+            for i in range(n):
+                t = time.perf_counter()
+                app.noop(i).result_sync(timeout=60)
+                lat.append(time.perf_counter() - t)
+            emit(SYSTEM, args.variant, args.workload, **latency_figures(lat))
+        elif args.workload == "pipelines":
+            workers.start()
+            for i in range(20):
+                app.three_steps(i).result_sync(timeout=120)
+            t0 = time.perf_counter()
+            handles = [app.three_steps(i) for i in range(n)]
+            for h in handles:
+                h.result_sync(timeout=600)
+            elapsed = time.perf_counter() - t0
+            missing = sum(1 for i, h in enumerate(handles) if h.result_sync(0) != i)
+            emit(SYSTEM, args.variant, args.workload, per_s=n / elapsed, missing=missing)
+        elif args.workload == "loss":
+            workers.start()
+            handles = [app.sleepy(i) for i in range(n)]
+            with Killer(workers) as killer:
+                wait_done_or_stalled(redis, n)
+            wait_loss_settled(redis, n)
+            counts = loss_counts(redis, n)
+            progress(f"blazing loss: {counts} after {killer.kills} kills; "
+                     f"{redis.hlen(EXEC_KEY)} of {n} tasks ran")
+            del handles
+            emit(SYSTEM, args.variant, args.workload, kills=killer.kills, **counts)
+    finally:
+        app.stop_sync()
+        workers.stop()
+        redis.close()
+
+
+if __name__ == "__main__":
+    main()
