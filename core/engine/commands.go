@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"time"
 
 	"github.com/blazingflow/blazing/core/store"
 )
@@ -109,14 +110,25 @@ func (e *Engine) run(ctx context.Context, c Commands) {
 			failed = append(failed, failedResult(c.Submits[i].Token, c.Submits[i].Ref, err))
 		}
 	}
+	now := time.Now()
 	for _, w := range c.Watches {
-		if err := e.Watch(ctx, w.Ref, w.Token); err != nil {
+		switch err := e.Watch(ctx, w.Ref, w.Token); {
+		case transient(err):
+			e.mu.Lock()
+			e.queueWatch(w, now) // the store is away: the outbox tries again
+			e.mu.Unlock()
+		case err != nil:
 			failed = append(failed, failedResult(w.Token, w.Ref, err))
 		}
 	}
 	for _, k := range c.Cancels {
-		// Cancelling what has gone (finished and expired) changes nothing.
-		_, _ = e.Cancel(ctx, k.Unit, k.Path, k.Reason)
+		// Cancelling what has gone (finished and expired) changes nothing;
+		// a cancellation the store could not take now is tried again.
+		if _, err := e.Cancel(ctx, k.Unit, k.Path, k.Reason); transient(err) {
+			e.mu.Lock()
+			e.queueCancel(k, now)
+			e.mu.Unlock()
+		}
 	}
 	if len(failed) > 0 {
 		e.mu.Lock()

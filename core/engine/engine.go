@@ -112,15 +112,17 @@ type Engine struct {
 	inflight  [store.NumLanes]int // delivered or being reserved
 	// reserving counts store Reserve calls in flight per lane; missed says a
 	// caller found no room meanwhile (see reserveOnce).
-	paused    bool // draining: reserve nothing new
-	reserving [store.NumLanes]int
-	claimed   [store.NumLanes]int // slots claimed by those calls
-	missed    [store.NumLanes]bool
-	held      map[store.Ref]heldOp
-	outSubs   []pendingSub  // submissions waiting for the store to come back
-	outComps  []pendingComp // completions likewise
-	outWake   chan struct{}
-	counts    counters
+	paused     bool // draining: reserve nothing new
+	reserving  [store.NumLanes]int
+	claimed    [store.NumLanes]int // slots claimed by those calls
+	missed     [store.NumLanes]bool
+	held       map[store.Ref]heldOp
+	outSubs    []pendingSub    // submissions waiting for the store to come back
+	outComps   []pendingComp   // completions likewise
+	outWatches []pendingWatch  // watches likewise
+	outCancels []pendingCancel // cancellations likewise
+	outWake    chan struct{}
+	counts     counters
 	// inboxTrouble: reading the inbox failed; on the next success, rewatch.
 	inboxTrouble atomic.Bool
 	// Commands waiting for the command loop (shared stores only).

@@ -9,10 +9,11 @@ import (
 	"github.com/blazingflow/blazing/core/store"
 )
 
-// OutboxTimeout is how long a submission or completion that could not reach
-// the store (network trouble, a restarting Redis) is retried before the
-// engine gives up on it: a submission then fails for its waiter; a
-// completion is dropped, and the operation runs again once its lease lapses.
+// OutboxTimeout is how long a submission, completion, watch or cancellation
+// that could not reach the store (network trouble, a restarting Redis) is
+// retried before the engine gives up on it: a submission or watch then fails
+// for its waiter; a completion is dropped, and the operation runs again once
+// its lease lapses; a cancellation is dropped.
 const OutboxTimeout = 5 * time.Minute
 
 type pendingSub struct {
@@ -23,6 +24,16 @@ type pendingSub struct {
 type pendingComp struct {
 	comp  store.Completion
 	since time.Time
+}
+
+type pendingWatch struct {
+	watch WatchCmd
+	since time.Time
+}
+
+type pendingCancel struct {
+	cancel CancelCmd
+	since  time.Time
 }
 
 // transient reports whether a store error may pass with time, as opposed to
@@ -56,6 +67,18 @@ func (e *Engine) queueComps(comps []store.Completion, now time.Time) {
 	e.wakeOutbox()
 }
 
+// queueWatch keeps a watch for the outbox loop. Caller holds mu.
+func (e *Engine) queueWatch(w WatchCmd, now time.Time) {
+	e.outWatches = append(e.outWatches, pendingWatch{w, now})
+	e.wakeOutbox()
+}
+
+// queueCancel keeps a cancellation for the outbox loop. Caller holds mu.
+func (e *Engine) queueCancel(c CancelCmd, now time.Time) {
+	e.outCancels = append(e.outCancels, pendingCancel{c, now})
+	e.wakeOutbox()
+}
+
 func (e *Engine) wakeOutbox() {
 	select {
 	case e.outWake <- struct{}{}:
@@ -76,13 +99,15 @@ func (e *Engine) deliverOutbox(ctx context.Context) {
 		for ctx.Err() == nil {
 			e.mu.Lock()
 			subs, comps := e.outSubs, e.outComps
-			e.outSubs, e.outComps = nil, nil
+			watches, cancels := e.outWatches, e.outCancels
+			e.outSubs, e.outComps, e.outWatches, e.outCancels = nil, nil, nil, nil
 			e.mu.Unlock()
-			if len(subs) == 0 && len(comps) == 0 {
+			if len(subs) == 0 && len(comps) == 0 && len(watches) == 0 && len(cancels) == 0 {
 				backoff = 50 * time.Millisecond
 				break
 			}
-			if e.retryOutbox(ctx, subs, comps) {
+			ok := e.retryOutbox(ctx, subs, comps)
+			if e.retryWatchesAndCancels(ctx, watches, cancels) && ok {
 				backoff = 50 * time.Millisecond
 				continue
 			}
@@ -143,4 +168,36 @@ func (e *Engine) retryOutbox(ctx context.Context, subs []pendingSub, comps []pen
 	e.outSubs = append(keepSubs, e.outSubs...)
 	e.outComps = append(keepComps, e.outComps...)
 	return len(keepSubs) == 0 && len(keepComps) == 0
+}
+
+// retryWatchesAndCancels tries each once, in order; it requeues what is
+// still transiently failing and reports whether everything went through.
+func (e *Engine) retryWatchesAndCancels(ctx context.Context, watches []pendingWatch, cancels []pendingCancel) bool {
+	now := time.Now()
+	var keepWatches []pendingWatch
+	var failed []Event
+	for _, w := range watches {
+		err := e.Watch(ctx, w.watch.Ref, w.watch.Token)
+		switch {
+		case err == nil:
+		case transient(err) && now.Sub(w.since) < OutboxTimeout:
+			keepWatches = append(keepWatches, w)
+		default:
+			failed = append(failed, failedResult(w.watch.Token, w.watch.Ref,
+				fmt.Errorf("gave up after %s: %w", now.Sub(w.since).Round(time.Second), err)))
+		}
+	}
+	var keepCancels []pendingCancel
+	for _, c := range cancels {
+		_, err := e.Cancel(ctx, c.cancel.Unit, c.cancel.Path, c.cancel.Reason)
+		if transient(err) && now.Sub(c.since) < OutboxTimeout {
+			keepCancels = append(keepCancels, c)
+		}
+	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.push(failed...)
+	e.outWatches = append(keepWatches, e.outWatches...)
+	e.outCancels = append(keepCancels, e.outCancels...)
+	return len(keepWatches) == 0 && len(keepCancels) == 0
 }
