@@ -15,7 +15,7 @@
    before repeat k+1 of any (rows rotated each repeat), so machine noise spreads evenly.
 3. Writes benchmarks/results/peers-latest.json (every run, the medians, the machine, the
    versions) and peers-latest.md (the table, and Blazing's ratio to each peer), prints the
-   markdown, and on a full run puts it into benchmarks/peers/README.md.
+   markdown, and on a full run puts it into benchmarks/peers/README.md and the README.
 """
 
 from __future__ import annotations
@@ -470,16 +470,17 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def update_readme(md: str) -> None:
-    """Replace the table between the README's markers (if it has them)."""
-    if not README.exists():
-        return
-    text = README.read_text()
-    if README_BEGIN not in text or README_END not in text:
-        progress(f"{README.name} has no table markers; not updated")
-        return
-    head, rest = text.split(README_BEGIN, 1)
-    _, tail = rest.split(README_END, 1)
-    README.write_text(f"{head}{README_BEGIN}\n{md}{README_END}{tail}")
+    """Replace the table between the markers of this README and the project's."""
+    for readme in (README, ROOT / "README.md"):
+        if not readme.exists():
+            continue
+        text = readme.read_text()
+        if README_BEGIN not in text or README_END not in text:
+            progress(f"{readme} has no table markers; not updated")
+            continue
+        head, rest = text.split(README_BEGIN, 1)
+        _, tail = rest.split(README_END, 1)
+        readme.write_text(f"{head}{README_BEGIN}\n{md}{README_END}{tail}")
 
 
 # --- main --------------------------------------------------------------------------------
