@@ -25,6 +25,7 @@ Workloads (W) and the figure each reports:
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import signal
@@ -33,9 +34,9 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlparse
 
 WORKLOADS = ("enqueue", "drain", "latency", "pipelines", "loss")
@@ -294,3 +295,41 @@ def wait_keys_exist(redis_client: Any, keys: Sequence[str | bytes], *, interval:
         if missing:
             time.sleep(interval)  # results are written by other processes: poll
     return len(pending)
+
+
+def measure_loss(system: str, args: argparse.Namespace, workers: Workers, redis_client: Any,
+                 after: Callable[[], dict[str, Any]] | None = None) -> None:
+    """The loss workload once its tasks are queued and the workers started: kill and
+    restart workers until the tasks are done or stalled, let stragglers settle, count
+    lost and duplicated executions, and emit them, with the figures `after()` adds
+    (e.g. Taskiq's still-pending messages). The loop's blocking waits are fine in an
+    async adapter's event-loop thread: its client is idle meanwhile."""
+    n = args.n
+    with Killer(workers) as killer:
+        wait_done_or_stalled(redis_client, n)
+    wait_loss_settled(redis_client, n)
+    counts = loss_counts(redis_client, n)
+    extra = after() if after is not None else {}
+    progress(f"{system}/{args.variant} loss: {counts} {extra} after {killer.kills} kills; "
+             f"{redis_client.hlen(EXEC_KEY)} of {n} tasks ran")
+    emit(system, args.variant, args.workload, kills=killer.kills, **counts, **extra)
+
+
+T = TypeVar("T")
+ENQUEUE_CHUNK = 1000  # an async producer's submissions in flight at once
+
+
+async def gather_chunked(calls: Iterable[Callable[[], Awaitable[T]]],
+                         chunk: int = ENQUEUE_CHUNK) -> list[T]:
+    """Await the calls `chunk` at a time (one producer, many requests in flight): how
+    the async clients (arq, Taskiq) submit in the enqueue and pipelines workloads."""
+    out: list[T] = []
+    batch: list[Callable[[], Awaitable[T]]] = []
+    for c in calls:
+        batch.append(c)
+        if len(batch) == chunk:
+            out += await asyncio.gather(*(b() for b in batch))
+            batch = []
+    if batch:
+        out += await asyncio.gather(*(b() for b in batch))
+    return out

@@ -3,7 +3,7 @@
 Two `python -m arq systems.arq_tasks.WorkerSettings` processes (asyncio, max_jobs 10 each;
 1 in the loss workload); results kept in Redis. The producer is one asyncio client
 (`arq.create_pool`) that submits with `enqueue_job`, awaited in gathered chunks of
-ENQUEUE_CHUNK. Latency waits with arq's own `Job.result(poll_delay=0.001)`; drain and
+common.ENQUEUE_CHUNK (1,000). Latency waits with arq's own `Job.result(poll_delay=0.001)`; drain and
 pipelines watch the result keys (`arq:result:<job id>`) with pipelined EXISTS, so waiting
 costs Redis little. Settings and their reasons: systems/arq_tasks.py.
 """
@@ -14,8 +14,7 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from typing import Any
 
 import redis
 from arq import create_pool
@@ -23,44 +22,23 @@ from arq.connections import ArqRedis, RedisSettings
 from arq.constants import result_key_prefix
 from arq.jobs import Job
 from common import (
-    EXEC_KEY,
-    Killer,
     Workers,
     emit,
+    gather_chunked,
     latency_figures,
-    loss_counts,
+    measure_loss,
     parse_args,
-    progress,
-    wait_done_or_stalled,
     wait_keys_exist,
-    wait_loss_settled,
 )
 
 SYSTEM = "arq"
-ENQUEUE_CHUNK = 1000  # enqueue_job calls in flight at once from the one producer
 WARMUP = 20  # round trips before latency/pipelines clocks start (workers up and warm)
-T = TypeVar("T")
 
 
 def worker_argv(_index: int) -> list[str]:
     """Command line of one arq worker process."""
     return [sys.executable, "-m", "arq", "systems.arq_tasks.WorkerSettings",
             "--custom-log-dict", "systems.arq_tasks.LOG_CONFIG"]
-
-
-async def gather_chunked(calls: Iterable[Callable[[], Awaitable[T]]],
-                         chunk: int = ENQUEUE_CHUNK) -> list[T]:
-    """Await the calls `chunk` at a time (one producer, many requests in flight)."""
-    out: list[T] = []
-    batch: list[Callable[[], Awaitable[T]]] = []
-    for c in calls:
-        batch.append(c)
-        if len(batch) == chunk:
-            out += await asyncio.gather(*(b() for b in batch))
-            batch = []
-    if batch:
-        out += await asyncio.gather(*(b() for b in batch))
-    return out
 
 
 async def enqueue(pool: ArqRedis, function: str, *args: Any, **kw: Any) -> Job:
@@ -142,14 +120,7 @@ async def run(args: Any, workers: Workers, sync: redis.Redis) -> None:
         elif args.workload == "loss":
             workers.start()
             await gather_chunked(lambda i=i: enqueue(pool, "sleepy", i) for i in range(n))
-            with Killer(workers) as killer:
-                # A blocking wait in the event loop's thread is fine: the pool is idle now.
-                wait_done_or_stalled(sync, n)
-            wait_loss_settled(sync, n)
-            counts = loss_counts(sync, n)
-            progress(f"arq loss: {counts} after {killer.kills} kills; "
-                     f"{sync.hlen(EXEC_KEY)} of {n} tasks ran")
-            emit(SYSTEM, args.variant, args.workload, kills=killer.kills, **counts)
+            measure_loss(SYSTEM, args, workers, sync)
     finally:
         await pool.aclose()
 

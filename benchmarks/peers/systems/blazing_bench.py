@@ -15,17 +15,12 @@ import uuid
 from collections.abc import Callable
 
 from common import (
-    EXEC_KEY,
-    Killer,
     RespClient,
     Workers,
     emit,
     latency_figures,
-    loss_counts,
+    measure_loss,
     parse_args,
-    progress,
-    wait_done_or_stalled,
-    wait_loss_settled,
 )
 
 SYSTEM = "blazing"
@@ -113,14 +108,8 @@ def main() -> None:
         elif args.workload == "loss":
             workers.start()
             handles = [app.sleepy(i) for i in range(n)]
-            with Killer(workers) as killer:
-                wait_done_or_stalled(redis, n)
-            wait_loss_settled(redis, n)
-            counts = loss_counts(redis, n)
-            progress(f"blazing loss: {counts} after {killer.kills} kills; "
-                     f"{redis.hlen(EXEC_KEY)} of {n} tasks ran")
+            measure_loss(SYSTEM, args, workers, redis)
             del handles
-            emit(SYSTEM, args.variant, args.workload, kills=killer.kills, **counts)
     finally:
         app.stop_sync()
         workers.stop()

@@ -22,17 +22,13 @@ import time
 from collections.abc import Callable
 
 from common import (
-    EXEC_KEY,
-    Killer,
     Workers,
     emit,
     latency_figures,
-    loss_counts,
+    measure_loss,
     parse_args,
     progress,
-    wait_done_or_stalled,
     wait_keys_exist,
-    wait_loss_settled,
 )
 
 SYSTEM = "celery"
@@ -133,13 +129,7 @@ def main() -> None:
             wait_workers_ready(app, workers.count)
             for i in range(n):
                 sleepy.delay(i)
-            with Killer(workers) as killer:
-                wait_done_or_stalled(r, n)
-            wait_loss_settled(r, n)
-            counts = loss_counts(r, n)
-            progress(f"celery/{args.variant} loss: {counts} after {killer.kills} kills; "
-                     f"{r.hlen(EXEC_KEY)} of {n} tasks ran")
-            emit(SYSTEM, args.variant, args.workload, kills=killer.kills, **counts)
+            measure_loss(SYSTEM, args, workers, r)
     finally:
         workers.stop()
         r.close()

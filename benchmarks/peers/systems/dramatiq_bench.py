@@ -18,17 +18,12 @@ from collections.abc import Callable
 
 import redis
 from common import (
-    EXEC_KEY,
-    Killer,
     Workers,
     emit,
     latency_figures,
-    loss_counts,
+    measure_loss,
     parse_args,
-    progress,
-    wait_done_or_stalled,
     wait_keys_exist,
-    wait_loss_settled,
 )
 
 SYSTEM = "dramatiq"
@@ -123,13 +118,7 @@ def main() -> None:  # noqa: C901 - one branch per workload reads best here
             workers.start()
             for i in range(n):
                 sleepy.send(i)
-            with Killer(workers) as killer:
-                wait_done_or_stalled(sync, n)
-            wait_loss_settled(sync, n)
-            counts = loss_counts(sync, n)
-            progress(f"dramatiq loss: {counts} after {killer.kills} kills; "
-                     f"{sync.hlen(EXEC_KEY)} of {n} tasks ran")
-            emit(SYSTEM, args.variant, args.workload, kills=killer.kills, **counts)
+            measure_loss(SYSTEM, args, workers, sync)
     finally:
         workers.stop()
         broker.close()

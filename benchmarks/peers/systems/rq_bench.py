@@ -26,18 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from common import (
-    EXEC_KEY,
     PEERS_DIR,
-    Killer,
     Workers,
     emit,
     latency_figures,
-    loss_counts,
+    measure_loss,
     parse_args,
     progress,
-    wait_done_or_stalled,
     wait_keys_exist,
-    wait_loss_settled,
 )
 
 SYSTEM = "rq"
@@ -156,13 +152,7 @@ def main() -> None:
             wait_workers_ready(r, workers.count)
             for i in range(n):
                 q.enqueue(sleepy, i)
-            with Killer(workers) as killer:
-                wait_done_or_stalled(r, n)
-            wait_loss_settled(r, n)
-            counts = loss_counts(r, n)
-            progress(f"rq loss: {counts} after {killer.kills} kills; "
-                     f"{r.hlen(EXEC_KEY)} of {n} jobs ran")
-            emit(SYSTEM, args.variant, args.workload, kills=killer.kills, **counts)
+            measure_loss(SYSTEM, args, workers, r)
     finally:
         workers.stop()
         r.close()

@@ -5,7 +5,7 @@ Two worker commands `python -m taskiq worker systems.taskiq_tasks:broker --worke
 async tasks, up to --max-async-tasks 100 at once, taskiq's default; the loss workload uses
 1), taskiq-redis brokers (variant "default": ListQueueBroker; "durable": RedisStreamBroker)
 and RedisAsyncResultBackend. The producer is one asyncio client that awaits `task.kiq(...)`
-in gathered chunks of ENQUEUE_CHUNK. Latency waits with taskiq's own
+in gathered chunks of common.ENQUEUE_CHUNK (1,000). Latency waits with taskiq's own
 `wait_result(check_interval=0.001)` (it polls the result key); drain and pipelines watch the
 result keys (the task ids) with pipelined EXISTS. Settings and reasons: taskiq_tasks.py.
 """
@@ -16,30 +16,24 @@ import asyncio
 import os
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterable
-from typing import Any, TypeVar
+from collections.abc import Callable
+from typing import Any
 
 import redis
 from common import (
-    EXEC_KEY,
-    Killer,
     Workers,
     emit,
+    gather_chunked,
     latency_figures,
-    loss_counts,
+    measure_loss,
     parse_args,
-    progress,
-    wait_done_or_stalled,
     wait_keys_exist,
-    wait_loss_settled,
 )
 
 SYSTEM = "taskiq"
-ENQUEUE_CHUNK = 1000  # kiq calls in flight at once from the one producer
 MAX_ASYNC_TASKS = 100  # taskiq's default per worker process
 RESULT_POLL = 0.001  # seconds, wait_result's check_interval (default 0.2; no documented floor)
 WARMUP = 20  # round trips before latency/pipelines clocks start (workers up and warm)
-T = TypeVar("T")
 
 
 def worker_argv(max_async_tasks: int) -> Callable[[int], list[str]]:
@@ -48,21 +42,6 @@ def worker_argv(max_async_tasks: int) -> Callable[[int], list[str]]:
             "--workers", "1", "--max-async-tasks", str(max_async_tasks),
             "--log-level", "WARNING"]
     return lambda _index: argv
-
-
-async def gather_chunked(calls: Iterable[Callable[[], Awaitable[T]]],
-                         chunk: int = ENQUEUE_CHUNK) -> list[T]:
-    """Await the calls `chunk` at a time (one producer, many requests in flight)."""
-    out: list[T] = []
-    batch: list[Callable[[], Awaitable[T]]] = []
-    for c in calls:
-        batch.append(c)
-        if len(batch) == chunk:
-            out += await asyncio.gather(*(b() for b in batch))
-            batch = []
-    if batch:
-        out += await asyncio.gather(*(b() for b in batch))
-    return out
 
 
 async def run(args: Any, workers: Workers, sync: redis.Redis) -> None:  # noqa: C901
@@ -148,19 +127,15 @@ async def run(args: Any, workers: Workers, sync: redis.Redis) -> None:  # noqa: 
         elif args.workload == "loss":
             workers.start()
             await gather_chunked(lambda i=i: sleepy.kiq(i) for i in range(n))
-            with Killer(workers) as killer:
-                # A blocking wait in the event loop's thread is fine: the client is idle now.
-                wait_done_or_stalled(sync, n)
-            wait_loss_settled(sync, n)
-            counts = loss_counts(sync, n)
             # Durable row: messages still pending (delivered, never acked) in the stream's
             # consumer group; taskiq-redis reclaims them only after a fetch that returned
             # new messages, so on a quiet stream they wait for the next submission.
-            durable = args.variant == "durable"
-            pending = sync.xpending("taskiq", "taskiq")["pending"] if durable else 0
-            progress(f"taskiq/{args.variant} loss: {counts} after {killer.kills} kills; "
-                     f"{sync.hlen(EXEC_KEY)} of {n} tasks ran; {pending} still pending unacked")
-            emit(SYSTEM, args.variant, args.workload, kills=killer.kills, **counts)
+            def pending() -> dict[str, Any]:
+                if args.variant != "durable":
+                    return {}
+                return {"pending": sync.xpending("taskiq", "taskiq")["pending"]}
+
+            measure_loss(SYSTEM, args, workers, sync, after=pending)
     finally:
         await broker.shutdown()
 
