@@ -129,6 +129,7 @@ type Store struct {
 	clockOffsetMs atomic.Int64
 	clockChecked  atomic.Int64 // unix ms
 	realClock     bool
+	maxWait       time.Duration // one pipelined wait at most (pipelineWaitCap)
 }
 
 var (
@@ -177,6 +178,7 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		id:        hex.EncodeToString(idb[:]),
 		waiters:   make(map[string]struct{}),
 		inboxSeen: make(map[string]time.Time),
+		maxWait:   pipelineWaitCap(cfg.Client),
 	}
 	if err := s.checkVersion(ctx); err != nil {
 		return nil, err
@@ -480,8 +482,8 @@ func (s *Store) waitReserve(ctx context.Context, lane store.Lane, worker string,
 	defer done()
 	stop := context.AfterFunc(ctx, func() { s.poke2(wake) })
 	defer stop()
-	if d > maxPipelinedWait {
-		d = maxPipelinedWait // the pipeline's reply must come within the read timeout
+	if d > s.maxWait {
+		d = s.maxWait // the pipeline's reply must come within the read timeout
 	}
 	pipe := s.rdb.Pipeline()
 	pipe.Do(ctx, "BLMPOP", strconv.FormatFloat(d.Seconds(), 'f', 3, 64), 2, s.k.signal[lane], wake, "LEFT", "COUNT", 1)
@@ -524,8 +526,33 @@ func (s *Store) waitReserve(ctx context.Context, lane store.Lane, worker string,
 }
 
 // maxPipelinedWait bounds one pipelined wait: go-redis reads a pipeline's
-// replies within the client's read timeout (3 s by default).
+// replies within the client's read timeout (3 s by default). A client with
+// a shorter read timeout gets waits of half of it (pipelineWaitCap).
 const maxPipelinedWait = time.Second
+
+// pipelineWaitCap is how long one pipelined wait may block on client c: a
+// reply that came after the read timeout would be thrown away with the
+// reservations in it (recovered only when their leases lapse).
+func pipelineWaitCap(c redis.UniversalClient) time.Duration {
+	var rt time.Duration
+	switch cl := c.(type) {
+	case *redis.Client:
+		rt = cl.Options().ReadTimeout
+	case *redis.ClusterClient:
+		rt = cl.Options().ReadTimeout
+	default:
+		return maxPipelinedWait
+	}
+	switch {
+	case rt == 0: // go-redis' default, 3 s
+		return maxPipelinedWait
+	case rt < 0: // no read deadline
+		return maxPipelinedWait
+	case rt/2 < maxPipelinedWait:
+		return max(rt/2, time.Millisecond)
+	}
+	return maxPipelinedWait
+}
 
 // clockCheckEvery is how often Reclaim measures the clock offset again,
 // should either clock be stepped.

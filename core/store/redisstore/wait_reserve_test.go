@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/blazingflow/blazing/core/store"
@@ -120,4 +121,24 @@ func TestPipelinedWaitSpansRounds(t *testing.T) {
 	require.NoError(t, r.err)
 	require.Len(t, r.ds, 1)
 	require.Less(t, r.at.Sub(start), 5*time.Second)
+}
+
+// A client whose read timeout is shorter than a pipelined wait gets waits of
+// half of it, so no reply (with reservations in it) is read too late: a
+// reservation after several such rounds still arrives.
+func TestPipelinedWaitFitsTheReadTimeout(t *testing.T) {
+	// No retries, as Open configures its client: a timed-out read is an error.
+	c := redis.NewClient(&redis.Options{Addr: redisAddr, ReadTimeout: 300 * time.Millisecond, MaxRetries: -1})
+	t.Cleanup(func() { _ = c.Close() })
+	ns := namespace()
+	worker := newStore(t, redisstore.Config{Namespace: ns, Client: c})
+	clientStore := newStore(t, redisstore.Config{Namespace: ns})
+	got := reserveAsync(context.Background(), worker, 10*time.Second)
+	// Let several 150 ms rounds pass: with 1 s waits each would fail its read.
+	start := time.Now()
+	require.Eventually(t, func() bool { return time.Since(start) > 700*time.Millisecond }, 5*time.Second, 10*time.Millisecond)
+	mustSubmit(t, clientStore, store.Submission{Ref: store.Ref{Unit: "u", Path: "0"}, Name: "flow"})
+	r := <-got
+	require.NoError(t, r.err)
+	require.Len(t, r.ds, 1)
 }
