@@ -20,6 +20,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -161,6 +163,9 @@ func bz_open(in *C.char, n C.int, out *C.char, capacity C.int, outn *C.int) (h C
 		rc = reply(nil, err, out, capacity, outn, nil)
 		return C.longlong(rc)
 	}
+	if s.Remote() {
+		spareP.Do(addSpareP)
+	}
 	defer watchNetwork(s)
 	id := nextHandle.Add(1)
 	handlesMu.Lock()
@@ -296,6 +301,24 @@ func bz_free(p *C.char) {
 func watchNetwork(s *bridge.Session) {
 	if s.Remote() {
 		wakep()
+	}
+}
+
+// spareP runs addSpareP once, when the first session on a networked store
+// opens.
+var spareP sync.Once
+
+// addSpareP sets GOMAXPROCS one above the CPU count (unless the GOMAXPROCS
+// environment variable sets it). The P an export returns to C with stays
+// with that thread in the syscall state, and the scheduler may leave it
+// there for up to 10 ms (see watchNetwork); with as many Ps as CPUs, that
+// leaves one P for all the engine's goroutines on a 2-core machine, and a
+// goroutine made ready meanwhile can wait for the 10 ms. Measured here
+// (2,000 sequential round trips through Redis): the worst round trip went
+// from 12-16 ms to 3-6 ms, medians unchanged.
+func addSpareP() {
+	if os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(runtime.NumCPU() + 1)
 	}
 }
 
