@@ -333,3 +333,30 @@ async def gather_chunked(calls: Iterable[Callable[[], Awaitable[T]]],
     if batch:
         out += await asyncio.gather(*(b() for b in batch))
     return out
+
+
+WARMUP = 20  # untimed round trips first: workers up, connections made, code paths run
+
+
+def time_round_trips(round_trip: Callable[[int], Any], n: int) -> dict[str, float]:
+    """The latency workload: `round_trip(i)` (submit task i and wait for its result)
+    for i in -WARMUP..n-1, one after the other; the n with i >= 0 are timed."""
+    lat = []
+    for i in range(-WARMUP, n):
+        t = time.perf_counter()
+        round_trip(i)
+        if i >= 0:
+            lat.append(time.perf_counter() - t)
+    return latency_figures(lat)
+
+
+async def time_round_trips_async(round_trip: Callable[[int], Awaitable[Any]],
+                                 n: int) -> dict[str, float]:
+    """time_round_trips for async clients."""
+    lat = []
+    for i in range(-WARMUP, n):
+        t = time.perf_counter()
+        await round_trip(i)
+        if i >= 0:
+            lat.append(time.perf_counter() - t)
+    return latency_figures(lat)

@@ -22,17 +22,17 @@ from arq.connections import ArqRedis, RedisSettings
 from arq.constants import result_key_prefix
 from arq.jobs import Job
 from common import (
+    WARMUP,
     Workers,
     emit,
     gather_chunked,
-    latency_figures,
     measure_loss,
     parse_args,
+    time_round_trips_async,
     wait_keys_exist,
 )
 
 SYSTEM = "arq"
-WARMUP = 20  # round trips before latency/pipelines clocks start (workers up and warm)
 
 
 def worker_argv(_index: int) -> list[str]:
@@ -86,15 +86,14 @@ async def run(args: Any, workers: Workers, sync: redis.Redis) -> None:
 
         elif args.workload == "latency":
             workers.start()
-            lat = []
-            for i in range(-WARMUP, n):
-                t = time.perf_counter()
+
+            async def round_trip(i: int) -> None:
                 job = await enqueue(pool, "noop", i)
                 if await job.result(timeout=60, poll_delay=POLL_DELAY) != i:
                     raise RuntimeError(f"arq latency: wrong result for task {i}")
-                if i >= 0:
-                    lat.append(time.perf_counter() - t)
-            emit(SYSTEM, args.variant, args.workload, **latency_figures(lat))
+
+            figures = await time_round_trips_async(round_trip, n)
+            emit(SYSTEM, args.variant, args.workload, **figures)
 
         elif args.workload == "pipelines":
             workers.start()

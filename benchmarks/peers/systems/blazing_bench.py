@@ -13,14 +13,15 @@ import sys
 import time
 import uuid
 from collections.abc import Callable
+from typing import Any
 
 from common import (
     RespClient,
     Workers,
     emit,
-    latency_figures,
     measure_loss,
     parse_args,
+    time_round_trips,
 )
 
 SYSTEM = "blazing"
@@ -41,6 +42,15 @@ def queued(redis: RespClient, ns: str) -> int:
     for key in redis.call("KEYS", f"{{{ns}}}:ready:*"):
         total += redis.call("ZCARD", key)
     return total
+
+
+def rate_and_missing(handles: list[Any], t0: float) -> dict[str, float]:
+    """Wait for every run (handle i returns i); per second since t0, and how many are wrong."""
+    for h in handles:
+        h.result_sync(timeout=600)
+    elapsed = time.perf_counter() - t0
+    missing = sum(1 for i, h in enumerate(handles) if h.result_sync(0) != i)
+    return {"per_s": len(handles) / elapsed, "missing": missing}
 
 
 def main() -> None:
@@ -79,32 +89,18 @@ def main() -> None:
             workers.start()
             sentinel.result_sync(timeout=120)
             t0 = time.perf_counter()
-            for h in handles:
-                h.result_sync(timeout=600)
-            elapsed = time.perf_counter() - t0
-            missing = sum(1 for i, h in enumerate(handles) if h.result_sync(0) != i)
-            emit(SYSTEM, args.variant, args.workload, per_s=n / elapsed, missing=missing)
+            emit(SYSTEM, args.variant, args.workload, **rate_and_missing(handles, t0))
         elif args.workload == "latency":
             workers.start()
-            for i in range(20):  # both workers up and warm before the clock starts
-                app.noop(i).result_sync(timeout=120)
-            lat = []
-            for i in range(n):
-                t = time.perf_counter()
-                app.noop(i).result_sync(timeout=60)
-                lat.append(time.perf_counter() - t)
-            emit(SYSTEM, args.variant, args.workload, **latency_figures(lat))
+            figures = time_round_trips(lambda i: app.noop(i).result_sync(timeout=60), n)
+            emit(SYSTEM, args.variant, args.workload, **figures)
         elif args.workload == "pipelines":
             workers.start()
             for i in range(20):
                 app.three_steps(i).result_sync(timeout=120)
             t0 = time.perf_counter()
             handles = [app.three_steps(i) for i in range(n)]
-            for h in handles:
-                h.result_sync(timeout=600)
-            elapsed = time.perf_counter() - t0
-            missing = sum(1 for i, h in enumerate(handles) if h.result_sync(0) != i)
-            emit(SYSTEM, args.variant, args.workload, per_s=n / elapsed, missing=missing)
+            emit(SYSTEM, args.variant, args.workload, **rate_and_missing(handles, t0))
         elif args.workload == "loss":
             workers.start()
             handles = [app.sleepy(i) for i in range(n)]

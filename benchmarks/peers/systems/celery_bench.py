@@ -24,10 +24,10 @@ from collections.abc import Callable
 from common import (
     Workers,
     emit,
-    latency_figures,
     measure_loss,
     parse_args,
     progress,
+    time_round_trips,
     wait_keys_exist,
 )
 
@@ -102,14 +102,8 @@ def main() -> None:
         elif args.workload == "latency":
             workers.start()
             wait_workers_ready(app, workers.count)
-            for i in range(20):  # warm: connections made, code paths run, before the clock
-                noop.delay(i).get(timeout=120)
-            lat = []
-            for i in range(n):
-                t = time.perf_counter()
-                noop.delay(i).get(timeout=60)
-                lat.append(time.perf_counter() - t)
-            emit(SYSTEM, args.variant, args.workload, **latency_figures(lat))
+            figures = time_round_trips(lambda i: noop.delay(i).get(timeout=60), n)
+            emit(SYSTEM, args.variant, args.workload, **figures)
         elif args.workload == "pipelines":
             workers.start()
             wait_workers_ready(app, workers.count)

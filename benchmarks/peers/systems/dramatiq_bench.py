@@ -18,17 +18,17 @@ from collections.abc import Callable
 
 import redis
 from common import (
+    WARMUP,
     Workers,
     emit,
-    latency_figures,
     measure_loss,
     parse_args,
+    time_round_trips,
     wait_keys_exist,
 )
 
 SYSTEM = "dramatiq"
 THREADS = 8  # Dramatiq's default --threads
-WARMUP = 20  # round trips before latency/pipelines clocks start (workers up and warm)
 
 
 def worker_argv(threads: int) -> Callable[[int], list[str]]:
@@ -91,14 +91,12 @@ def main() -> None:  # noqa: C901 - one branch per workload reads best here
 
         elif args.workload == "latency":
             workers.start()
-            lat = []
-            for i in range(-WARMUP, n):
-                t = time.perf_counter()
+
+            def round_trip(i: int) -> None:
                 if noop.send(i).get_result(block=True, timeout=60_000) != i:
                     raise RuntimeError(f"dramatiq latency: wrong result for task {i}")
-                if i >= 0:
-                    lat.append(time.perf_counter() - t)
-            emit(SYSTEM, args.variant, args.workload, **latency_figures(lat))
+
+            emit(SYSTEM, args.variant, args.workload, **time_round_trips(round_trip, n))
 
         elif args.workload == "pipelines":
             workers.start()

@@ -29,10 +29,10 @@ from common import (
     PEERS_DIR,
     Workers,
     emit,
-    latency_figures,
     measure_loss,
     parse_args,
     progress,
+    time_round_trips,
     wait_keys_exist,
 )
 
@@ -118,16 +118,12 @@ def main() -> None:
         elif args.workload == "latency":
             workers.start()
             wait_workers_ready(r, workers.count)
-            for i in range(20):  # warm: connections made, code paths run, before the clock
-                q.enqueue(noop, i).latest_result(timeout=120)
-            lat = []
-            for i in range(n):
-                t = time.perf_counter()
-                res = q.enqueue(noop, i).latest_result(timeout=60)
-                lat.append(time.perf_counter() - t)
-                if res is None:
+
+            def round_trip(i: int) -> None:
+                if q.enqueue(noop, i).latest_result(timeout=60) is None:
                     raise RuntimeError(f"no result for latency job {i} within 60 s")
-            emit(SYSTEM, args.variant, args.workload, **latency_figures(lat))
+
+            emit(SYSTEM, args.variant, args.workload, **time_round_trips(round_trip, n))
         elif args.workload == "pipelines":
             workers.start()
             wait_workers_ready(r, workers.count)

@@ -21,19 +21,19 @@ from typing import Any
 
 import redis
 from common import (
+    WARMUP,
     Workers,
     emit,
     gather_chunked,
-    latency_figures,
     measure_loss,
     parse_args,
+    time_round_trips_async,
     wait_keys_exist,
 )
 
 SYSTEM = "taskiq"
 MAX_ASYNC_TASKS = 100  # taskiq's default per worker process
 RESULT_POLL = 0.001  # seconds, wait_result's check_interval (default 0.2; no documented floor)
-WARMUP = 20  # round trips before latency/pipelines clocks start (workers up and warm)
 
 
 def worker_argv(max_async_tasks: int) -> Callable[[int], list[str]]:
@@ -96,16 +96,15 @@ async def run(args: Any, workers: Workers, sync: redis.Redis) -> None:  # noqa: 
 
         elif args.workload == "latency":
             workers.start()
-            lat = []
-            for i in range(-WARMUP, n):
-                t = time.perf_counter()
+
+            async def round_trip(i: int) -> None:
                 task = await noop.kiq(i)
                 res = await task.wait_result(check_interval=RESULT_POLL, timeout=60)
                 if res.is_err or res.return_value != i:
                     raise RuntimeError(f"taskiq latency: wrong result for task {i}: {res}")
-                if i >= 0:
-                    lat.append(time.perf_counter() - t)
-            emit(SYSTEM, args.variant, args.workload, **latency_figures(lat))
+
+            figures = await time_round_trips_async(round_trip, n)
+            emit(SYSTEM, args.variant, args.workload, **figures)
 
         elif args.workload == "pipelines":
             workers.start()
