@@ -28,8 +28,11 @@ __all__ = [
     "NativeLibraryError",
     "RemoteError",
     "RunCancelled",
+    "RunLost",
+    "RunNotFound",
     "SerializationError",
     "SignatureError",
+    "StoreFull",
     "StoreUnavailable",
     "WorkerLost",
     "UnknownNameError",
@@ -73,8 +76,26 @@ class NativeError(BlazingError):
         self.code = code
 
 
-class StoreUnavailable(BlazingError):
-    """The store could not be reached for longer than the engine retries."""
+class StoreUnavailable(BlazingError, ConnectionError):
+    """The store could not be reached (or refused this process's credentials)."""
+
+
+class StoreFull(BlazingError):
+    """The store refused a write because it is out of memory (Redis at ``maxmemory``).
+
+    Nothing was written: the submission can be made again once memory is freed.
+    """
+
+
+class RunLost(BlazingError):
+    """The store lost the records of a run (for example a Redis restarted without its data).
+
+    The run cannot finish: submit it again if it should still happen.
+    """
+
+
+class RunNotFound(BlazingError, LookupError):
+    """No run (or operation) with that id exists in the store (never made, or expired)."""
 
 
 class WorkerLost(BlazingError):
