@@ -44,6 +44,14 @@ type Config struct {
 	AsyncWorkers           int   `msgpack:"async_workers"`
 	BlockingWorkers        int   `msgpack:"blocking_workers"`
 	AsyncConcurrency       int   `msgpack:"async_concurrency"`
+	// MaxLapses: lease lapses in a row without progress before an
+	// operation fails with WorkerLost (0: the store's default).
+	MaxLapses int `msgpack:"max_lapses"`
+	// MaxRuns bounds the finished runs the store keeps (0: its default).
+	MaxRuns int `msgpack:"max_runs"`
+	// JanitorMs and OutageTimeoutMs: see engine.Config (0: defaults).
+	JanitorMs       int64 `msgpack:"janitor_ms"`
+	OutageTimeoutMs int64 `msgpack:"outage_timeout_ms"`
 }
 
 // Session is one open engine as seen from the other side of the boundary.
@@ -70,14 +78,16 @@ func Open(ctx context.Context, frame []byte) (*Session, error) {
 	if cfg.Inbox == "" {
 		return nil, fmt.Errorf("%w: inbox is required", ErrConfig)
 	}
-	if cfg.Async < 0 || cfg.Blocking < 0 || cfg.LeaseMs < 0 || cfg.HeartbeatMs < 0 || cfg.ReclaimMs < 0 || cfg.RetentionS < 0 {
+	if cfg.Async < 0 || cfg.Blocking < 0 || cfg.LeaseMs < 0 || cfg.HeartbeatMs < 0 || cfg.ReclaimMs < 0 || cfg.RetentionS < 0 ||
+		cfg.MaxLapses < 0 || cfg.MaxRuns < 0 || cfg.JanitorMs < 0 || cfg.OutageTimeoutMs < 0 {
 		return nil, fmt.Errorf("%w: negative setting in %+v", ErrConfig, cfg)
 	}
 	var st store.Store
 	private := false
 	switch cfg.Store {
 	case "", "memory":
-		st = memstore.New(memstore.Config{Retention: time.Duration(cfg.RetentionS) * time.Second})
+		st = memstore.New(memstore.Config{Retention: time.Duration(cfg.RetentionS) * time.Second,
+			MaxLapses: cfg.MaxLapses, MaxRuns: cfg.MaxRuns})
 		private = true // the memory store belongs to this engine alone
 	case "redis":
 		if cfg.URL == "" {
@@ -92,6 +102,9 @@ func Open(ctx context.Context, frame []byte) (*Session, error) {
 			Namespace:          cfg.Namespace,
 			SucceededRetention: time.Duration(cfg.RetentionS) * time.Second,
 			FailedRetention:    time.Duration(cfg.FailedRetentionS) * time.Second,
+			MaxLapses:          cfg.MaxLapses,
+			MaxRuns:            cfg.MaxRuns,
+			RepairGap:          time.Duration(cfg.JanitorMs) * time.Millisecond * 9 / 10,
 		})
 		cancel()
 		if err != nil {
@@ -115,15 +128,17 @@ func Open(ctx context.Context, frame []byte) (*Session, error) {
 		}
 	}
 	eng, err := engine.New(ctx, engine.Config{
-		Store:        st,
-		Inbox:        cfg.Inbox,
-		Lease:        time.Duration(cfg.LeaseMs) * time.Millisecond,
-		Heartbeat:    time.Duration(cfg.HeartbeatMs) * time.Millisecond,
-		ReclaimEvery: time.Duration(cfg.ReclaimMs) * time.Millisecond,
-		Capacity:     [store.NumLanes]int{cfg.Async, cfg.Blocking},
-		OwnsStore:    true,
-		Private:      private,
-		Optimize:     opt,
+		Store:         st,
+		Inbox:         cfg.Inbox,
+		Lease:         time.Duration(cfg.LeaseMs) * time.Millisecond,
+		Heartbeat:     time.Duration(cfg.HeartbeatMs) * time.Millisecond,
+		ReclaimEvery:  time.Duration(cfg.ReclaimMs) * time.Millisecond,
+		Capacity:      [store.NumLanes]int{cfg.Async, cfg.Blocking},
+		OwnsStore:     true,
+		Private:       private,
+		Optimize:      opt,
+		JanitorEvery:  time.Duration(cfg.JanitorMs) * time.Millisecond,
+		OutageTimeout: time.Duration(cfg.OutageTimeoutMs) * time.Millisecond,
 	})
 	if err != nil {
 		_ = st.Close()

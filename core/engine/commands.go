@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/blazingflow/blazing/core/store"
@@ -103,11 +105,17 @@ func (e *Engine) run(ctx context.Context, c Commands) {
 	}
 	// A completion error here is not transient (those go to the outbox):
 	// the operations run again once their leases lapse.
-	_, _ = e.Complete(ctx, c.Completes)
+	if _, err := e.Complete(ctx, c.Completes); err != nil {
+		e.log.Error(fmt.Sprintf("%v; they run again once their leases lapse", err))
+	}
 	var failed []Event
 	for i, err := range e.Submit(ctx, c.Submits) {
-		if err != nil && c.Submits[i].Token != 0 {
+		switch {
+		case err == nil:
+		case c.Submits[i].Token != 0:
 			failed = append(failed, failedResult(c.Submits[i].Token, c.Submits[i].Ref, err))
+		default:
+			e.log.Error(fmt.Sprintf("%v (nobody waits on it to be told)", err), opAttrs(c.Submits[i].Ref)...)
 		}
 	}
 	now := time.Now()
@@ -124,10 +132,14 @@ func (e *Engine) run(ctx context.Context, c Commands) {
 	for _, k := range c.Cancels {
 		// Cancelling what has gone (finished and expired) changes nothing;
 		// a cancellation the store could not take now is tried again.
-		if _, err := e.Cancel(ctx, k.Unit, k.Path, k.Reason); transient(err) {
+		switch _, err := e.Cancel(ctx, k.Unit, k.Path, k.Reason); {
+		case transient(err):
 			e.mu.Lock()
 			e.queueCancel(k, now)
 			e.mu.Unlock()
+		case err != nil && !errors.Is(err, store.ErrNotFound):
+			e.log.Error(fmt.Sprintf("cancellation of %s/%s refused: %v", k.Unit, k.Path, err),
+				opAttrs(store.Ref{Unit: k.Unit, Path: k.Path})...)
 		}
 	}
 	if len(failed) > 0 {
@@ -141,10 +153,7 @@ func (e *Engine) run(ctx context.Context, c Commands) {
 }
 
 // failedResult is the event that tells a waiter its submission or watch
-// was refused.
+// was refused, with the error type that says why.
 func failedResult(token uint64, ref store.Ref, err error) Event {
-	return Event{Kind: EventResult, Token: token, Note: store.Note{
-		Kind: store.NoteFinished, Ref: ref, Status: store.StatusFailed,
-		Error: &store.ErrorInfo{Type: "blazing.errors.NativeError", Message: err.Error()},
-	}}
+	return failedEvent(token, ref, errorType(err), err.Error())
 }

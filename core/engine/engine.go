@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,21 @@ type Config struct {
 	// Optimize runs the embedded optimizer (see tuner.go). It only runs
 	// when Private and Optimize.Interval > 0.
 	Optimize Optimize
+	// Logger receives what the engine reports; nil queues its records as
+	// EventLog events for the host process (see logs.go).
+	Logger *slog.Logger
+	// OutageTimeout bounds how long anything waits on an unreachable
+	// store: submissions and watches still in the outbox after it fail,
+	// and every local waiter is failed with StoreUnavailable once the store
+	// has been unreachable that long (default 5 minutes). Completions are
+	// retried for as long as it takes (see outbox.go).
+	OutageTimeout time.Duration
+	// JanitorEvery is how often the janitor looks for what went wrong
+	// (see janitor.go); default 60 s.
+	JanitorEvery time.Duration
+	// TrimEvery is how often finished runs past the store's bounds are
+	// trimmed (see retention.go); default 2 s.
+	TrimEvery time.Duration
 }
 
 // EventKind says what an Event asks of the process.
@@ -57,6 +73,8 @@ const (
 	// lanes' capacities have changed by Mix's deltas already, and the
 	// process resizes its blocking thread pool by Mix.BlockingDelta.
 	EventMix EventKind = 4
+	// EventLog: a record for the process's log (see logs.go).
+	EventLog EventKind = 5
 )
 
 // Event is one thing for the process to act on.
@@ -66,6 +84,7 @@ type Event struct {
 	Token    uint64         // EventResult
 	Note     store.Note     // EventResult, EventCancel
 	Mix      MixChange      // EventMix
+	Log      LogRecord      // EventLog
 }
 
 // Submit is a store submission plus the local waiter to tell when it ends.
@@ -84,6 +103,7 @@ type Completion struct {
 }
 
 type heldOp struct {
+	name    string
 	lane    store.Lane
 	lease   uint64
 	attempt int
@@ -134,8 +154,15 @@ type Engine struct {
 	dueTimer   *time.Timer // Private mode: fires when the next retry is due
 	dueAt      time.Time
 	tokens     map[store.Ref][]uint64
-	early      map[store.Ref]uint64 // leases cancelled before their delivery was seen
-	tuner      *tuner               // Private mode with Optimize set; nil otherwise
+	awaited    map[store.Ref]time.Time // when the first token of each ref was registered
+	early      map[store.Ref]uint64    // leases cancelled before their delivery was seen
+	tuner      *tuner                  // Private mode with Optimize set; nil otherwise
+	// unreachableSince is when the store was first found unreachable in
+	// the current outage (zero while it answers); see waiters.go.
+	unreachableSince time.Time
+
+	log  *slog.Logger
+	logs *logQueue
 
 	ctx    context.Context
 	cancel context.CancelFunc
@@ -159,6 +186,15 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	if cfg.ReclaimEvery <= 0 {
 		cfg.ReclaimEvery = time.Second
 	}
+	if cfg.OutageTimeout <= 0 {
+		cfg.OutageTimeout = DefaultOutageTimeout
+	}
+	if cfg.JanitorEvery <= 0 {
+		cfg.JanitorEvery = DefaultJanitorEvery
+	}
+	if cfg.TrimEvery <= 0 {
+		cfg.TrimEvery = DefaultTrimEvery
+	}
 	for l, c := range cfg.Capacity {
 		if c < 0 {
 			return nil, fmt.Errorf("engine: %w: negative capacity %d for lane %s", store.ErrInvalid, c, store.Lane(l))
@@ -176,7 +212,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		capacity: cfg.Capacity,
 		held:     make(map[store.Ref]heldOp),
 		tokens:   make(map[store.Ref][]uint64),
+		awaited:  make(map[store.Ref]time.Time),
 		early:    make(map[store.Ref]uint64),
+		logs:     newLogQueue(),
 		outWake:  make(chan struct{}, 1),
 		cmdWake:  make(chan struct{}, 1),
 		cmdQuit:  make(chan struct{}),
@@ -190,7 +228,12 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		}
 		e.tuner = t
 	}
+	e.log = cfg.Logger
+	if e.log == nil {
+		e.log = slog.New(&eventHandler{q: e.logs})
+	}
 	e.ctx, e.cancel = context.WithCancel(context.Background())
+	e.spawn(e.forwardLogs)
 	if e.tuner != nil {
 		e.spawn(e.tune)
 	}
@@ -209,6 +252,8 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.spawn(e.heartbeat)
 	e.spawn(e.deliverOutbox)
 	e.spawn(e.recoverLapsed)
+	e.spawn(e.janitor)
+	e.spawn(e.trimRetention)
 	return e, nil
 }
 
@@ -281,11 +326,15 @@ func (e *Engine) roomChanged() {
 
 // Submit sends submissions to the store. Tokens are registered first, so a
 // result that arrives at once is never missed. errs[i] is nil on success.
+// A submission the store cannot take for now (unreachable) is kept, with
+// its waiter, and retried by the outbox; one it refuses (out of memory, a
+// conflict, a caller it no longer has) fails at once.
 func (e *Engine) Submit(ctx context.Context, subs []Submit) []error {
 	if len(subs) == 0 {
 		return nil
 	}
 	ss := make([]store.Submission, len(subs))
+	now := time.Now()
 	e.mu.Lock()
 	if e.closed {
 		e.mu.Unlock()
@@ -295,29 +344,34 @@ func (e *Engine) Submit(ctx context.Context, subs []Submit) []error {
 		ss[i] = subs[i].Submission
 		if subs[i].Token != 0 {
 			ss[i].Inbox = e.cfg.Inbox
-			e.tokens[ss[i].Ref] = append(e.tokens[ss[i].Ref], subs[i].Token)
+			e.addToken(ss[i].Ref, subs[i].Token, now)
 		}
 	}
 	e.mu.Unlock()
 	_, errs := e.st.Submit(ctx, ss)
 	var failed bool
 	var retry []Submit
+	var away error
 	for i, err := range errs {
 		switch {
-		case transient(err):
-			// The store is unreachable for now: keep it and retry rather
-			// than fail a run over a network blip.
-			retry = append(retry, subs[i])
+		case err == nil:
+		case transient(err) && !errors.Is(err, store.ErrFull):
+			// The store is unreachable for now: keep it (with the inbox
+			// its waiter listens on) and retry rather than fail a run over
+			// a network blip.
+			retry = append(retry, Submit{Submission: ss[i], Token: subs[i].Token})
+			away = err
 			errs[i] = nil
-		case err != nil:
+		default:
 			failed = true
-			errs[i] = fmt.Errorf("submit %s (%s): %w", ss[i].Ref, ss[i].Name, err)
+			errs[i] = submitError(ss[i], err)
 		}
 	}
 	if len(retry) > 0 {
 		e.mu.Lock()
-		e.queueSubs(retry, time.Now())
+		e.queueSubs(retry, now)
 		e.mu.Unlock()
+		e.unreachable(now, fmt.Errorf("submit %d operations: %w", len(retry), away))
 	}
 	if failed {
 		e.mu.Lock()
@@ -331,19 +385,14 @@ func (e *Engine) Submit(ctx context.Context, subs []Submit) []error {
 	return errs
 }
 
-func (e *Engine) dropToken(ref store.Ref, tok uint64) {
-	ts := e.tokens[ref]
-	for i, t := range ts {
-		if t == tok {
-			ts = append(ts[:i], ts[i+1:]...)
-			break
-		}
+// submitError names the submission an error is about, and marks a child
+// whose caller the store no longer has: that run was lost.
+func submitError(sub store.Submission, err error) error {
+	if sub.Parent != "" && errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("submit %s (%s): %w: its caller %s/%s is no longer in the store: %w",
+			sub.Ref, sub.Name, ErrRunLost, sub.Ref.Unit, sub.Parent, err)
 	}
-	if len(ts) == 0 {
-		delete(e.tokens, ref)
-	} else {
-		e.tokens[ref] = ts
-	}
+	return fmt.Errorf("submit %s (%s): %w", sub.Ref, sub.Name, err)
 }
 
 func repeatErr(n int, err error) []error {
@@ -361,7 +410,7 @@ func (e *Engine) Watch(ctx context.Context, ref store.Ref, token uint64) error {
 		e.mu.Unlock()
 		return ErrClosed
 	}
-	e.tokens[ref] = append(e.tokens[ref], token)
+	e.addToken(ref, token, time.Now())
 	e.mu.Unlock()
 	if err := e.st.Watch(ctx, ref, e.cfg.Inbox); err != nil {
 		e.mu.Lock()
@@ -373,24 +422,30 @@ func (e *Engine) Watch(ctx context.Context, ref store.Ref, token uint64) error {
 }
 
 // Complete reports finished attempts of operations this engine delivered.
-// Completions for operations no longer held (cancelled, lease lost) are
-// ignored: the store would call them stale anyway.
+// A completion for an operation no longer held here (its lease was lost or
+// it was cancelled) is not sent: the store would call it stale anyway. One
+// the store cannot take for now goes to the outbox, which retries it until
+// the store takes it or calls it stale.
 func (e *Engine) Complete(ctx context.Context, comps []Completion) ([]store.CompleteOutcome, error) {
 	if len(comps) == 0 {
 		return nil, nil
 	}
 	e.mu.Lock()
 	keep := make([]store.Completion, 0, len(comps))
+	names := make([]string, 0, len(comps))
 	took := make([]time.Duration, 0, len(comps))
 	lanes := make([]store.Lane, 0, len(comps))
 	now := time.Now()
 	for _, c := range comps {
 		h, ok := e.held[c.Ref]
 		if !ok || h.attempt != c.Attempt {
+			e.log.Info(fmt.Sprintf("result of %s (attempt %d) discarded: this process no longer holds it (its lease was lost, or it was cancelled or timed out)",
+				c.Ref, c.Attempt), opAttrs(c.Ref)...)
 			continue
 		}
 		c.LeaseID = h.lease
 		keep = append(keep, c.Completion)
+		names = append(names, h.name)
 		took = append(took, now.Sub(h.since))
 		lanes = append(lanes, h.lane)
 	}
@@ -400,15 +455,35 @@ func (e *Engine) Complete(ctx context.Context, comps []Completion) ([]store.Comp
 		return nil, fmt.Errorf("complete %d operations: %w", len(keep), err)
 	}
 	e.counts.finished(keep, outs, took, lanes)
+	if err == nil {
+		e.reportStale(keep, names, outs)
+	}
 	e.mu.Lock()
 	if err != nil {
-		e.queueComps(keep, time.Now()) // delivered by the outbox loop
+		e.queueComps(keep, names, time.Now()) // delivered by the outbox loop
 	}
 	for _, c := range keep {
 		e.unhold(c.Ref)
 	}
 	e.mu.Unlock()
+	if err != nil {
+		e.unreachable(now, fmt.Errorf("complete %d operations: %w", len(keep), err))
+	}
 	return outs, nil
+}
+
+// reportStale logs each completion the store refused because its lease was
+// no longer the operation's: the work was taken over (or cancelled) while
+// this process ran it, and the other attempt's result stands.
+func (e *Engine) reportStale(comps []store.Completion, names []string, outs []store.CompleteOutcome) {
+	for i, out := range outs {
+		if out != store.Stale || i >= len(comps) {
+			continue
+		}
+		c := comps[i]
+		e.log.Warn(fmt.Sprintf("late completion of %s %s refused: its lease %d is no longer valid (the lease lapsed and another worker took the operation over, or it was cancelled); this result is discarded and the run keeps the other one",
+			names[i], c.Ref, c.LeaseID), opAttrs(c.Ref)...)
+	}
 }
 
 // unhold forgets a held operation and frees its slot. Caller holds mu.
@@ -518,25 +593,6 @@ func (e *Engine) armDue() {
 	})
 }
 
-// rewatch asks again to be told about everything local waiters await. After
-// a store outage a note may have been popped by a call whose reply was lost
-// with the connection; watching again delivers the note of anything that
-// finished meanwhile (a second copy finds no waiter and is dropped).
-func (e *Engine) rewatch(ctx context.Context) {
-	e.mu.Lock()
-	refs := make([]store.Ref, 0, len(e.tokens))
-	for ref := range e.tokens {
-		refs = append(refs, ref)
-	}
-	e.mu.Unlock()
-	for _, ref := range refs {
-		if err := e.st.Watch(ctx, ref, e.cfg.Inbox); transient(err) {
-			e.inboxTrouble.Store(true) // not back after all: try again later
-			return
-		}
-	}
-}
-
 // takeNotes moves inbox notes into events.
 func (e *Engine) takeNotes(ctx context.Context, wait time.Duration) error {
 	notes, err := e.st.Pop(ctx, e.cfg.Inbox, 0, wait)
@@ -552,9 +608,11 @@ func (e *Engine) takeNotes(ctx context.Context, wait time.Duration) error {
 	if err != nil {
 		if transient(err) {
 			e.inboxTrouble.Store(true)
+			e.unreachable(time.Now(), fmt.Errorf("read inbox: %w", err))
 		}
 		return fmt.Errorf("read inbox %q: %w", e.cfg.Inbox, err)
 	}
+	e.reachable()
 	if e.inboxTrouble.CompareAndSwap(true, false) {
 		e.rewatch(ctx)
 	}
@@ -566,10 +624,9 @@ func (e *Engine) takeNotes(ctx context.Context, wait time.Duration) error {
 	for _, n := range notes {
 		switch n.Kind {
 		case store.NoteFinished:
-			for _, t := range e.tokens[n.Ref] {
+			for _, t := range e.takeTokens(n.Ref) {
 				e.push(Event{Kind: EventResult, Token: t, Note: n})
 			}
-			delete(e.tokens, n.Ref)
 		case store.NoteCancel:
 			if h, ok := e.held[n.Ref]; ok && h.lease == n.LeaseID {
 				e.unhold(n.Ref)
@@ -652,7 +709,7 @@ func (e *Engine) reserveOnce(ctx context.Context, lane store.Lane, wait time.Dur
 				continue
 			}
 		}
-		h := heldOp{lane: lane, lease: d.LeaseID, attempt: d.Attempt, since: time.Now()}
+		h := heldOp{name: d.Name, lane: lane, lease: d.LeaseID, attempt: d.Attempt, since: time.Now()}
 		if d.TimeoutMs > 0 {
 			h.timer = e.timeoutAfter(d)
 		}
@@ -762,6 +819,19 @@ func (e *Engine) Close() error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	var errs []error
+	// One last try for what waits in the outbox; then say what never made
+	// it, so that nothing is dropped without a word.
+	e.mu.Lock()
+	subs, comps := e.outSubs, e.outComps
+	e.outSubs, e.outComps = nil, nil
+	e.mu.Unlock()
+	e.retryComps(ctx, comps)
+	e.retrySubs(ctx, subs)
+	e.mu.Lock()
+	if left := e.outboxLeft(); left != nil {
+		errs = append(errs, fmt.Errorf("closed while the store was unreachable: %w", left))
+	}
+	e.mu.Unlock()
 	if len(leases) > 0 {
 		if err := e.st.Release(ctx, e.cfg.Inbox, leases); err != nil && !errors.Is(err, store.ErrClosed) {
 			errs = append(errs, fmt.Errorf("release %d held operations: %w", len(leases), err))

@@ -39,7 +39,8 @@ func newStore(t *testing.T) *memstore.Store {
 
 func newEngine(t *testing.T, st store.Store, private bool, configure func(*Config)) *Engine {
 	t.Helper()
-	cfg := Config{Store: st, Inbox: "proc-" + t.Name(), Private: private, Capacity: [store.NumLanes]int{1, 0}}
+	cfg := Config{Store: st, Inbox: "proc-" + t.Name(), Private: private, Capacity: [store.NumLanes]int{1, 0},
+		Logger: testLogger(t)}
 	if configure != nil {
 		configure(&cfg)
 	}

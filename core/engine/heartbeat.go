@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"time"
 
 	"github.com/blazingflow/blazing/core/store"
@@ -30,12 +31,19 @@ func (e *Engine) heartbeat(ctx context.Context) {
 		}
 		lost, err := e.st.Renew(ctx, e.cfg.Inbox, leases, e.cfg.Lease)
 		if err != nil {
-			continue // the next beat tries again; leases outlast several beats
+			// The next beat tries again; leases outlast several beats.
+			if transient(err) {
+				e.unreachable(time.Now(), fmt.Errorf("renew %d leases: %w", len(leases), err))
+			}
+			continue
 		}
+		var gone []heldOp
+		var goneRefs []store.Ref
 		e.mu.Lock()
 		for _, ref := range lost {
 			if h, ok := e.held[ref]; ok && h.lease == leases[ref] {
 				e.unhold(ref)
+				gone, goneRefs = append(gone, h), append(goneRefs, ref)
 				e.push(Event{Kind: EventCancel, Note: store.Note{
 					Kind: store.NoteCancel, Ref: ref, LeaseID: h.lease,
 					Error: &store.ErrorInfo{Type: "blazing.errors.LeaseLost", Message: "lease lost: " + ref.String() + " was reclaimed"},
@@ -43,5 +51,9 @@ func (e *Engine) heartbeat(ctx context.Context) {
 			}
 		}
 		e.mu.Unlock()
+		for i, h := range gone {
+			e.log.Warn(fmt.Sprintf("lease of %s %s (attempt %d) lost: it was not renewed in time and another worker may run it now, or it was cancelled; stopping it here, and any result from here will be refused",
+				h.name, goneRefs[i], h.attempt), opAttrs(goneRefs[i])...)
+		}
 	}
 }

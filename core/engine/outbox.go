@@ -9,12 +9,19 @@ import (
 	"github.com/blazingflow/blazing/core/store"
 )
 
-// OutboxTimeout is how long a submission, completion, watch or cancellation
-// that could not reach the store (network trouble, a restarting Redis) is
-// retried before the engine gives up on it: a submission or watch then fails
-// for its waiter; a completion is dropped, and the operation runs again once
-// its lease lapses; a cancellation is dropped.
-const OutboxTimeout = 5 * time.Minute
+// The outbox keeps what could not reach the store (network trouble, a
+// restarting Redis, a Redis out of memory) and retries it with backoff, so
+// an outage delays work instead of losing it:
+//
+//   - completions are retried until the store takes them or calls them
+//     stale (the lease was taken over meanwhile): a result is never thrown
+//     away while it may still count;
+//   - submissions and watches are retried for up to OutageTimeout, keeping
+//     their waiters; then their waiters get StoreUnavailable;
+//   - cancellations are retried for up to OutageTimeout.
+//
+// Whatever the outbox gives up on is logged with the run and step it
+// concerns; nothing leaves it silently.
 
 type pendingSub struct {
 	sub   Submit
@@ -23,6 +30,7 @@ type pendingSub struct {
 
 type pendingComp struct {
 	comp  store.Completion
+	name  string
 	since time.Time
 }
 
@@ -37,13 +45,14 @@ type pendingCancel struct {
 }
 
 // transient reports whether a store error may pass with time, as opposed to
-// a verdict on the request itself.
+// a verdict on the request itself. Out of memory passes once memory is
+// freed.
 func transient(err error) bool {
 	if err == nil {
 		return false
 	}
 	for _, permanent := range []error{store.ErrInvalid, store.ErrConflict, store.ErrNotFound,
-		store.ErrUnknownInbox, store.ErrClosed, ErrClosed, context.Canceled} {
+		store.ErrUnknownInbox, store.ErrClosed, ErrClosed, ErrRunLost, context.Canceled} {
 		if errors.Is(err, permanent) {
 			return false
 		}
@@ -59,10 +68,11 @@ func (e *Engine) queueSubs(subs []Submit, now time.Time) {
 	e.wakeOutbox()
 }
 
-// queueComps keeps completions for the outbox loop. Caller holds mu.
-func (e *Engine) queueComps(comps []store.Completion, now time.Time) {
-	for _, c := range comps {
-		e.outComps = append(e.outComps, pendingComp{c, now})
+// queueComps keeps completions (and their operations' names, for the log)
+// for the outbox loop. Caller holds mu.
+func (e *Engine) queueComps(comps []store.Completion, names []string, now time.Time) {
+	for i, c := range comps {
+		e.outComps = append(e.outComps, pendingComp{c, names[i], now})
 	}
 	e.wakeOutbox()
 }
@@ -86,8 +96,7 @@ func (e *Engine) wakeOutbox() {
 	}
 }
 
-// deliverOutbox retries what could not reach the store, with backoff, so a
-// Redis restart delays work instead of losing it.
+// deliverOutbox retries what could not reach the store, with backoff.
 func (e *Engine) deliverOutbox(ctx context.Context) {
 	backoff := 50 * time.Millisecond
 	for {
@@ -106,8 +115,11 @@ func (e *Engine) deliverOutbox(ctx context.Context) {
 				backoff = 50 * time.Millisecond
 				break
 			}
-			ok := e.retryOutbox(ctx, subs, comps)
-			if e.retryWatchesAndCancels(ctx, watches, cancels) && ok {
+			ok := e.retryComps(ctx, comps)
+			ok = e.retrySubs(ctx, subs) && ok
+			ok = e.retryWatchesAndCancels(ctx, watches, cancels) && ok
+			if ok {
+				e.reachable()
 				backoff = 50 * time.Millisecond
 				continue
 			}
@@ -117,61 +129,88 @@ func (e *Engine) deliverOutbox(ctx context.Context) {
 	}
 }
 
-// retryOutbox tries once; it requeues what is still transiently failing and
-// reports whether everything went through.
-func (e *Engine) retryOutbox(ctx context.Context, subs []pendingSub, comps []pendingComp) bool {
-	now := time.Now()
-	var keepComps []pendingComp
-	if len(comps) > 0 {
-		cs := make([]store.Completion, len(comps))
-		for i, c := range comps {
-			cs[i] = c.comp
-		}
-		if _, err := e.st.Complete(ctx, e.cfg.Inbox, cs); transient(err) {
-			for _, c := range comps {
-				if now.Sub(c.since) < OutboxTimeout {
-					keepComps = append(keepComps, c)
-				}
-			}
-		}
+// retryComps tries the completions once; it keeps those still failing for
+// want of the store and reports whether all went through.
+func (e *Engine) retryComps(ctx context.Context, comps []pendingComp) bool {
+	if len(comps) == 0 {
+		return true
 	}
-	var keepSubs []pendingSub
+	cs := make([]store.Completion, len(comps))
+	names := make([]string, len(comps))
+	for i, c := range comps {
+		cs[i], names[i] = c.comp, c.name
+	}
+	outs, err := e.st.Complete(ctx, e.cfg.Inbox, cs)
+	switch {
+	case err == nil:
+		e.reportStale(cs, names, outs)
+		return true
+	case transient(err):
+		e.mu.Lock()
+		e.outComps = append(comps, e.outComps...)
+		e.mu.Unlock()
+		e.unreachable(time.Now(), fmt.Errorf("complete %d operations: %w", len(cs), err))
+		return false
+	}
+	for _, c := range comps {
+		e.log.Error(fmt.Sprintf("result of %s %s dropped: the store refused it: %v; the operation runs again once its lease lapses",
+			c.name, c.comp.Ref, err), opAttrs(c.comp.Ref)...)
+	}
+	return true
+}
+
+// retrySubs tries the submissions once; it keeps those still failing for
+// want of the store (up to OutageTimeout) and reports whether all went
+// through. Those refused or given up on fail their waiters.
+func (e *Engine) retrySubs(ctx context.Context, subs []pendingSub) bool {
+	if len(subs) == 0 {
+		return true
+	}
+	now := time.Now()
+	ss := make([]store.Submission, len(subs))
+	for i, s := range subs {
+		ss[i] = s.sub.Submission
+	}
+	_, errs := e.st.Submit(ctx, ss)
+	var keep []pendingSub
 	var failed []Event
-	if len(subs) > 0 {
-		ss := make([]store.Submission, len(subs))
-		for i, s := range subs {
-			ss[i] = s.sub.Submission
+	var away error
+	for i, err := range errs {
+		sub := ss[i]
+		waited := now.Sub(subs[i].since).Round(time.Second)
+		switch {
+		case err == nil:
+			continue
+		case transient(err) && !errors.Is(err, store.ErrFull) && now.Sub(subs[i].since) < e.cfg.OutageTimeout:
+			keep = append(keep, subs[i])
+			away = err
+			continue
+		case transient(err) && !errors.Is(err, store.ErrFull):
+			err = fmt.Errorf("submit %s (%s): gave up after %s: %w", sub.Ref, sub.Name, waited, err)
+		default:
+			err = submitError(sub, err)
 		}
-		_, errs := e.st.Submit(ctx, ss)
-		for i, err := range errs {
-			switch {
-			case err == nil:
-			case transient(err) && now.Sub(subs[i].since) < OutboxTimeout:
-				keepSubs = append(keepSubs, subs[i])
-			case subs[i].sub.Token != 0:
-				failed = append(failed, Event{Kind: EventResult, Token: subs[i].sub.Token, Note: store.Note{
-					Kind: store.NoteFinished, Ref: ss[i].Ref, Status: store.StatusFailed,
-					Error: &store.ErrorInfo{
-						Type:    "blazing.errors.StoreUnavailable",
-						Message: fmt.Sprintf("submit %s (%s): gave up after %s: %v", ss[i].Ref, ss[i].Name, now.Sub(subs[i].since).Round(time.Second), err),
-					},
-				}})
-			}
+		e.log.Error(fmt.Sprintf("submission of %s %s failed: %v", sub.Name, sub.Ref, err), opAttrs(sub.Ref)...)
+		if tok := subs[i].sub.Token; tok != 0 {
+			failed = append(failed, failedEvent(tok, sub.Ref, errorType(err), err.Error()))
 		}
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	for _, ev := range failed {
 		e.dropToken(ev.Note.Ref, ev.Token)
 	}
 	e.push(failed...)
-	e.outSubs = append(keepSubs, e.outSubs...)
-	e.outComps = append(keepComps, e.outComps...)
-	return len(keepSubs) == 0 && len(keepComps) == 0
+	e.outSubs = append(keep, e.outSubs...)
+	e.mu.Unlock()
+	if away != nil {
+		e.unreachable(now, fmt.Errorf("submit %d operations: %w", len(keep), away))
+	}
+	return len(keep) == 0
 }
 
-// retryWatchesAndCancels tries each once, in order; it requeues what is
-// still transiently failing and reports whether everything went through.
+// retryWatchesAndCancels tries each once, in order; it keeps what still
+// fails for want of the store (up to OutageTimeout) and reports whether
+// everything went through.
 func (e *Engine) retryWatchesAndCancels(ctx context.Context, watches []pendingWatch, cancels []pendingCancel) bool {
 	now := time.Now()
 	var keepWatches []pendingWatch
@@ -180,24 +219,53 @@ func (e *Engine) retryWatchesAndCancels(ctx context.Context, watches []pendingWa
 		err := e.Watch(ctx, w.watch.Ref, w.watch.Token)
 		switch {
 		case err == nil:
-		case transient(err) && now.Sub(w.since) < OutboxTimeout:
+		case transient(err) && now.Sub(w.since) < e.cfg.OutageTimeout:
 			keepWatches = append(keepWatches, w)
 		default:
-			failed = append(failed, failedResult(w.watch.Token, w.watch.Ref,
-				fmt.Errorf("gave up after %s: %w", now.Sub(w.since).Round(time.Second), err)))
+			if transient(err) {
+				err = fmt.Errorf("gave up after %s: %w", now.Sub(w.since).Round(time.Second), err)
+			}
+			e.log.Error(fmt.Sprintf("watch of %s failed: %v", w.watch.Ref, err), opAttrs(w.watch.Ref)...)
+			failed = append(failed, failedResult(w.watch.Token, w.watch.Ref, err))
 		}
 	}
 	var keepCancels []pendingCancel
 	for _, c := range cancels {
 		_, err := e.Cancel(ctx, c.cancel.Unit, c.cancel.Path, c.cancel.Reason)
-		if transient(err) && now.Sub(c.since) < OutboxTimeout {
+		switch {
+		case err == nil, errors.Is(err, store.ErrNotFound):
+			// Cancelling what has gone (finished and expired) changes nothing.
+		case transient(err) && now.Sub(c.since) < e.cfg.OutageTimeout:
 			keepCancels = append(keepCancels, c)
+		default:
+			ref := store.Ref{Unit: c.cancel.Unit, Path: c.cancel.Path}
+			e.log.Error(fmt.Sprintf("cancellation of %s/%s (%s) dropped: %v", c.cancel.Unit, c.cancel.Path, c.cancel.Reason, err),
+				opAttrs(ref)...)
 		}
 	}
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	e.push(failed...)
 	e.outWatches = append(keepWatches, e.outWatches...)
 	e.outCancels = append(keepCancels, e.outCancels...)
+	e.mu.Unlock()
 	return len(keepWatches) == 0 && len(keepCancels) == 0
+}
+
+// outboxLeft describes what is still in the outbox, for Close to report.
+// Caller holds mu.
+func (e *Engine) outboxLeft() error {
+	var errs []error
+	for _, c := range e.outComps {
+		errs = append(errs, fmt.Errorf("the result of %s %s never reached the store (it runs again once its lease lapses)", c.name, c.comp.Ref))
+	}
+	for _, s := range e.outSubs {
+		errs = append(errs, fmt.Errorf("the submission of %s %s never reached the store", s.sub.Name, s.sub.Ref))
+	}
+	for _, w := range e.outWatches {
+		errs = append(errs, fmt.Errorf("the watch of %s never reached the store", w.watch.Ref))
+	}
+	for _, c := range e.outCancels {
+		errs = append(errs, fmt.Errorf("the cancellation of %s/%s never reached the store", c.cancel.Unit, c.cancel.Path))
+	}
+	return errors.Join(errs...)
 }

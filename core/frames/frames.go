@@ -20,6 +20,8 @@
 //	[1, unit, path, parent, depth, name, lane, args, attempt]   deliver
 //	[2, token, status, result|nil, error|nil]                   result
 //	[3, unit, path, error|nil]                                  cancel
+//	[4, async, blocking, async_delta, blocking_delta]           mix (embedded optimizer moved workers)
+//	[5, level, message, unit, path]                             log (slog level: -4 debug, 0 info, 4 warn, 8 error)
 package frames
 
 import (
@@ -97,6 +99,8 @@ type CommandError struct {
 // Code classifies an error for Python, which maps it to an exception type.
 func Code(err error) string {
 	switch {
+	case errors.Is(err, engine.ErrRunLost): // before not_found, which it may wrap
+		return "lost"
 	case errors.Is(err, store.ErrConflict):
 		return "conflict"
 	case errors.Is(err, store.ErrInvalid), errors.Is(err, ErrMalformed):
@@ -105,6 +109,8 @@ func Code(err error) string {
 		return "not_found"
 	case errors.Is(err, store.ErrClosed), errors.Is(err, engine.ErrClosed):
 		return "closed"
+	case errors.Is(err, store.ErrFull):
+		return "full"
 	}
 	return "internal"
 }
@@ -639,6 +645,14 @@ func (w *Writer) Events(evs []engine.Event) {
 			_ = w.enc.EncodeInt(int64(m.Blocking))
 			_ = w.enc.EncodeInt(int64(m.AsyncDelta))
 			_ = w.enc.EncodeInt(int64(m.BlockingDelta))
+		case engine.EventLog:
+			r := &ev.Log
+			_ = w.enc.EncodeArrayLen(5)
+			_ = w.enc.EncodeInt(int64(engine.EventLog))
+			_ = w.enc.EncodeInt(int64(r.Level))
+			_ = w.enc.EncodeString(r.Message)
+			_ = w.enc.EncodeString(r.Unit)
+			_ = w.enc.EncodeString(r.Path)
 		default:
 			_ = w.enc.EncodeNil()
 		}

@@ -221,12 +221,59 @@ type LaneStats struct {
 	Running   int           // operations held under a lease
 }
 
-// MaxLapses is how many lease lapses an operation survives before Reclaim
-// fails it instead of handing it to yet another worker.
-const MaxLapses = 5
+// DefaultMaxLapses is how many lease lapses without progress an operation
+// survives, unless a driver is configured otherwise, before Reclaim fails it
+// instead of handing it to yet another worker (see Reclaim).
+const DefaultMaxLapses = 5
 
 // WorkerLostType is the error type of an operation failed by Reclaim.
 const WorkerLostType = "blazing.errors.WorkerLost"
+
+// Lapse is one operation whose lease Reclaim (or ReclaimWorker) took back.
+type Lapse struct {
+	Ref    Ref
+	Name   string
+	Worker string // the holder whose lease lapsed
+	// Lapses is how many lapses in a row it has had without progress
+	// (0 after a lapse in which it made progress).
+	Lapses int
+	// Progress: during the lapsed attempt a call it made was created or
+	// finished, it was waiting on a call it made, or its lease was renewed.
+	Progress bool
+	// Failed: it had lapsed too often without progress and was failed
+	// with WorkerLostType instead of being queued again.
+	Failed bool
+}
+
+// Reclaimed reports what Reclaim or ReclaimWorker did.
+type Reclaimed struct {
+	// Moved counts operations moved: lapsed leases taken back (queued again
+	// or failed) and delayed retries made ready.
+	Moved int
+	// Lapsed lists the lapsed leases taken back (at most a bounded number
+	// per call; Moved counts them all).
+	Lapsed []Lapse
+}
+
+// Repair is one inconsistency a Repair call found and mended.
+type Repair struct {
+	// Kind names what was wrong, e.g. "orphan-lease", "stale-queue-entry",
+	// "orphan-notes", "counter-behind".
+	Kind string
+	// Ref is the operation concerned, if any.
+	Ref Ref
+	// Detail says what was found and done, for the log.
+	Detail string
+}
+
+// Trimmed reports what Trim deleted.
+type Trimmed struct {
+	// Runs is how many finished runs were deleted ahead of their retention.
+	Runs int
+	// Reason says why: "count" (more finished runs than the configured
+	// maximum) or "memory" (the store is close to its memory limit).
+	Reason string
+}
 
 // Errors returned by drivers. Wrap them with context; test with errors.Is.
 var (
@@ -235,6 +282,10 @@ var (
 	ErrClosed       = errors.New("store closed")
 	ErrConflict     = errors.New("conflicting submission")
 	ErrUnknownInbox = errors.New("unknown inbox")
+	// ErrFull: the store refused a write because it is out of memory
+	// (Redis at maxmemory). Nothing was written; the same request may
+	// succeed once memory is freed.
+	ErrFull = errors.New("store is out of memory")
 )
 
 // Store is the storage driver interface.
@@ -290,11 +341,33 @@ type Store interface {
 
 	// Reclaim returns operations whose lease lapsed before now to their
 	// queue and moves delayed retries that are due. A lapse is the worker's
-	// fault, not the operation's, so it does not use up Retries; but an
-	// operation whose lease lapses more than MaxLapses times (it keeps
-	// killing its workers) is failed with type WorkerLostType. It returns
-	// how many operations it moved.
-	Reclaim(ctx context.Context, now time.Time) (int, error)
+	// fault, not the operation's, so it does not use up Retries. An
+	// operation whose lease lapses more than the driver's MaxLapses times
+	// in a row without progress is failed with type WorkerLostType: it
+	// keeps killing its workers. Progress during the lapsed attempt (a call
+	// it made was created or finished, it was waiting on a call it made, or
+	// its lease was renewed at least once) clears the count, so work that
+	// keeps moving survives any number of worker deaths.
+	Reclaim(ctx context.Context, now time.Time) (Reclaimed, error)
+
+	// ReclaimWorker takes back at once every lease worker holds, as Reclaim
+	// would once they lapse: for a worker known to be gone (its process
+	// exited), so that its work need not wait out the lease.
+	ReclaimWorker(ctx context.Context, worker string, now time.Time) (Reclaimed, error)
+
+	// Trim deletes the oldest finished runs (with all their operations)
+	// ahead of their retention while there are more of them than the
+	// driver's maximum, or while the store is close to its memory limit.
+	// One call deletes a bounded number; it reports how many.
+	Trim(ctx context.Context, now time.Time) (Trimmed, error)
+
+	// Repair looks for states no single failure should leave behind but a
+	// bug or a partial restore might (a lease held by a worker that is not
+	// alive, queue entries of operations that are not queued, notes for an
+	// inbox nobody reads, counters behind the values already handed out)
+	// and mends them. It does a bounded amount of work per call and
+	// reports each repair.
+	Repair(ctx context.Context, now time.Time) ([]Repair, error)
 
 	// Stats reads the lanes.
 	Stats(ctx context.Context) ([NumLanes]LaneStats, error)

@@ -18,9 +18,18 @@ import (
 type Config struct {
 	// Retention is how long a finished unit stays readable; 0 means 1 hour.
 	Retention time.Duration
+	// MaxRuns bounds the finished units kept (Trim deletes the oldest past
+	// it); 0 means DefaultMaxRuns.
+	MaxRuns int
+	// MaxLapses is how many lease lapses in a row without progress an
+	// operation survives; 0 means store.DefaultMaxLapses.
+	MaxLapses int
 	// Now overrides the clock (tests).
 	Now func() time.Time
 }
+
+// DefaultMaxRuns is the default bound on finished units kept.
+const DefaultMaxRuns = 100_000
 
 // where an operation currently sits.
 const (
@@ -38,7 +47,8 @@ type op struct {
 	leaseID  uint64
 	leaseEnd time.Time
 	where    uint8
-	lapses   int
+	lapses   int       // lapses in a row without progress
+	renewed  time.Time // last renewal of its lease
 	seq      uint64    // FIFO order among equal priorities
 	readyAt  time.Time // when it became ready (age) or is due (delayed)
 	heapIdx  int
@@ -77,6 +87,9 @@ type Store struct {
 	leaseSeq    uint64
 	finished    []finishedUnit // in finish order, for retention
 	dead        []*op          // failed roots in failure order (dead letters)
+	// alive: per worker, the latest lease end it was promised (Reserve,
+	// Renew); a lease ending later has no live holder (Repair).
+	alive map[string]time.Time
 }
 
 type finishedUnit struct {
@@ -97,7 +110,14 @@ func New(cfg Config) *Store {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.MaxRuns <= 0 {
+		cfg.MaxRuns = DefaultMaxRuns
+	}
+	if cfg.MaxLapses <= 0 {
+		cfg.MaxLapses = store.DefaultMaxLapses
+	}
 	s := &Store{
+		alive:   make(map[string]time.Time),
 		cfg:     cfg,
 		units:   make(map[string]*unit),
 		running: make(map[*op]struct{}),
@@ -337,6 +357,9 @@ func (s *Store) Reserve(ctx context.Context, lane store.Lane, worker string, max
 				TimeoutMs: o.opts.TimeoutMs, LeaseID: o.leaseID,
 			})
 		}
+		if len(out) > 0 {
+			s.promise(worker, now.Add(lease))
+		}
 		if len(out) > 0 || wait <= 0 {
 			s.mu.Unlock()
 			return out, nil
@@ -414,14 +437,19 @@ func (s *Store) Renew(_ context.Context, worker string, leases map[store.Ref]uin
 	if s.closed {
 		return nil, store.ErrClosed
 	}
-	end := s.now().Add(lease)
+	now := s.now()
+	end := now.Add(lease)
 	var lost []store.Ref
 	for ref, id := range leases {
 		if o := s.held(ref, worker, id); o != nil {
 			o.leaseEnd = end
+			o.renewed = now
 		} else {
 			lost = append(lost, ref)
 		}
+	}
+	if len(lost) < len(leases) {
+		s.promise(worker, end)
 	}
 	return lost, nil
 }
@@ -661,6 +689,7 @@ func (s *Store) CloseInbox(_ context.Context, name string) error {
 		close(ib.wake)
 		delete(s.inboxes, name)
 	}
+	delete(s.alive, name)
 	return nil
 }
 
@@ -709,51 +738,6 @@ func (s *Store) Pop(ctx context.Context, name string, max int, wait time.Duratio
 			return nil, err
 		}
 	}
-}
-
-// Reclaim implements store.Store.
-func (s *Store) Reclaim(_ context.Context, now time.Time) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return 0, store.ErrClosed
-	}
-	n := s.promote(now)
-	for o := range s.running {
-		if !o.leaseEnd.Before(now) {
-			continue
-		}
-		o.lapses++
-		if o.lapses > store.MaxLapses {
-			s.finish(o, store.StatusFailed, nil, &store.ErrorInfo{
-				Type:    store.WorkerLostType,
-				Message: fmt.Sprintf("%s (%s): its worker stopped renewing the lease %d times; not handing it out again", o.rec.Name, o.rec.Ref, o.lapses),
-			}, now)
-		} else {
-			// The holder died or lost its network: the work runs again.
-			s.requeue(o, now)
-		}
-		n++
-	}
-	cut := now.Add(-s.cfg.Retention)
-	i := 0
-	for ; i < len(s.finished) && s.finished[i].at.Before(cut); i++ {
-		// Skip units requeued since (they finish again later, or not yet).
-		if f := s.finished[i]; s.units[f.u.id] == f.u && f.u.finished.Equal(f.at) {
-			delete(s.units, f.u.id)
-		}
-	}
-	if i > 0 {
-		s.finished = append([]finishedUnit(nil), s.finished[i:]...)
-		live := s.dead[:0]
-		for _, o := range s.dead {
-			if s.units[o.unit.id] == o.unit && o.rec.Status == store.StatusFailed {
-				live = append(live, o)
-			}
-		}
-		s.dead = live
-	}
-	return n, nil
 }
 
 // Stats implements store.Store.

@@ -19,6 +19,10 @@ import (
 //	{ns}:signal:<lane>      LIST   wake-up tokens for blocked Reserve calls
 //	{ns}:seq, {ns}:lease    STRING counters (FIFO order, lease ids)
 //	{ns}:dead               ZSET   failed units (dead letters), by finish ms
+//	{ns}:done               ZSET   finished units by finish ms (Trim's order)
+//	{ns}:alive              ZSET   worker -> the latest lease end promised to
+//	                               it (Reserve, Renew; Repair's liveness)
+//	{ns}:repairing          STRING Repair ran lately (RepairGap)
 //	{ns}:in:<inbox>         STRING an open inbox (registration, InboxTTL)
 //	{ns}:nt:<inbox>         LIST   the inbox's notes (InboxTTL)
 //	{ns}:wake:<id>          LIST   private wake-up list of one blocked call
@@ -44,7 +48,7 @@ import (
 //	r result        e error (msgpack) t attempts       x lapses
 //	k worker        i lease id        c created ms     b started ms
 //	f finished ms   p parent (*)      h depth (*)      w waiters (msgpack)
-//	K "has called"  q ready seq       y ready-at ms
+//	K "has called"  q ready seq       y ready-at ms    v last renewed ms
 //	R retries       B backoff ms      M backoff max ms T timeout ms
 //	P priority
 //
@@ -60,6 +64,8 @@ type keys struct {
 	seq     string
 	lease   string
 	dead    string
+	done    string
+	alive   string
 }
 
 // numGlobals is how many KEYS every script receives first, in this order:
@@ -77,6 +83,8 @@ func newKeys(ns string) keys {
 	k.seq = k.prefix + "seq"
 	k.lease = k.prefix + "lease"
 	k.dead = k.prefix + "dead"
+	k.done = k.prefix + "done"
+	k.alive = k.prefix + "alive"
 	k.globals = append(k.globals, k.ready[:]...)
 	k.globals = append(k.globals, k.delayed[:]...)
 	k.globals = append(k.globals, k.running[:]...)

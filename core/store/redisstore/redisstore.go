@@ -62,6 +62,20 @@ type Config struct {
 	// InboxTTL is how long an inbox survives without being opened or read;
 	// default 24 hours.
 	InboxTTL time.Duration
+	// MaxLapses is how many lease lapses in a row without progress an
+	// operation survives before Reclaim fails it; default
+	// store.DefaultMaxLapses.
+	MaxLapses int
+	// MaxRuns bounds the finished runs kept: Trim deletes the oldest past
+	// it, ahead of their retention; default DefaultMaxRuns.
+	MaxRuns int
+	// RepairGap: a Repair call within this long of another one (from any
+	// process on the namespace) does nothing; 0 checks on every call.
+	RepairGap time.Duration
+	// TrimMemoryFraction: Trim also deletes the oldest finished runs while
+	// Redis uses more than this fraction of its maxmemory (when one is
+	// set); default 0.9.
+	TrimMemoryFraction float64
 }
 
 // Defaults.
@@ -70,6 +84,10 @@ const (
 	DefaultSucceededRetention = 7 * 24 * time.Hour
 	DefaultFailedRetention    = 30 * 24 * time.Hour
 	DefaultInboxTTL           = 24 * time.Hour
+	// DefaultMaxRuns keeps about 130-200 MB of finished runs (1.3-2 KB
+	// each): sized for a small Redis.
+	DefaultMaxRuns            = 100_000
+	DefaultTrimMemoryFraction = 0.9
 )
 
 // ErrMalformed is returned (wrapped) for a record that the driver cannot
@@ -111,6 +129,8 @@ type Store struct {
 	mu      sync.Mutex
 	wakeSeq uint64
 	waiters map[string]struct{} // wake lists of blocked calls
+	// notesCursor is where Repair's SCAN for orphan notes goes on.
+	notesCursor uint64
 
 	// Round trips a blocking call may skip (see Reserve and Pop): per lane,
 	// the lane's queue was found empty by this store's last reserve script
@@ -157,6 +177,15 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if cfg.InboxTTL <= 0 {
 		cfg.InboxTTL = DefaultInboxTTL
+	}
+	if cfg.MaxLapses <= 0 {
+		cfg.MaxLapses = store.DefaultMaxLapses
+	}
+	if cfg.MaxRuns <= 0 {
+		cfg.MaxRuns = DefaultMaxRuns
+	}
+	if cfg.TrimMemoryFraction <= 0 || cfg.TrimMemoryFraction > 1 {
+		cfg.TrimMemoryFraction = DefaultTrimMemoryFraction
 	}
 	realClock := cfg.Now == nil
 	if cfg.Now == nil {
@@ -495,6 +524,7 @@ func (s *Store) waitReserve(ctx context.Context, lane store.Lane, worker string,
 		return nil, time.Time{}, store.ErrClosed
 	}
 	v, err := cmd.Result()
+	err = classify(err)
 	if isNoScript(err) {
 		// Redis lost its scripts (a restart): load them; the caller's next
 		// round waits again.
@@ -1202,8 +1232,8 @@ func (s *Store) CloseInbox(ctx context.Context, name string) error {
 	if s.closed.Load() {
 		return store.ErrClosed
 	}
-	_, err := s.run(ctx, call{script: s.sc.closeInbox, keys: []string{s.k.inbox(name), s.k.notes(name)},
-		args: []any{closeMarkerTTL.Milliseconds()}})
+	_, err := s.run(ctx, call{script: s.sc.closeInbox, keys: []string{s.k.inbox(name), s.k.notes(name), s.k.alive},
+		args: []any{closeMarkerTTL.Milliseconds(), name}})
 	if err != nil {
 		return fmt.Errorf("redisstore: close inbox %q: %w", name, err)
 	}
@@ -1309,55 +1339,6 @@ func decodeNotes(dec *noteDecoder, vals []string) []store.Note {
 		out = append(out, n)
 	}
 	return out
-}
-
-// ---------------------------------------------------------------------------
-// Maintenance
-
-// Reclaim implements store.Store. One call moves at most a thousand
-// operations per lane and kind; a caller that gets a large count may call
-// again at once.
-func (s *Store) Reclaim(ctx context.Context, now time.Time) (int, error) {
-	if s.closed.Load() {
-		return 0, store.ErrClosed
-	}
-	if s.realClock && time.Since(time.UnixMilli(s.clockChecked.Load())) > clockCheckEvery {
-		s.measureClock(ctx)
-	}
-	args := append(s.header(now.UnixMilli(), 3), store.MaxLapses, store.WorkerLostType, reclaimMax)
-	v, err := s.run(ctx, call{script: s.sc.reclaim, keys: s.k.globals, args: args})
-	if err != nil {
-		return 0, fmt.Errorf("redisstore: reclaim: %w", err)
-	}
-	n, _ := v.(int64)
-	return int(n), nil
-}
-
-// NextDue implements store.DueReporter. It gives up (false) if Redis does
-// not answer within a short time, as it has no context.
-func (s *Store) NextDue() (time.Time, bool) {
-	if s.closed.Load() {
-		return time.Time{}, false
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), nextDueTimeout)
-	defer cancel()
-	pipe := s.rdb.Pipeline()
-	var cmds [store.NumLanes]*redis.ZSliceCmd
-	for l := range cmds {
-		cmds[l] = pipe.ZRangeWithScores(ctx, s.k.delayed[l], 0, 0)
-	}
-	if _, err := pipe.Exec(ctx); err != nil {
-		return time.Time{}, false
-	}
-	var due time.Time
-	for _, cmd := range cmds {
-		if z := cmd.Val(); len(z) > 0 {
-			if d := time.UnixMilli(int64(z[0].Score)); due.IsZero() || d.Before(due) {
-				due = d
-			}
-		}
-	}
-	return due, !due.IsZero()
 }
 
 // Close implements store.Store: blocked calls return ErrClosed, and the

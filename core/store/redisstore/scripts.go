@@ -7,6 +7,8 @@ import (
 	"strings"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/blazingflow/blazing/core/store"
 )
 
 //go:embed lua/*.lua
@@ -21,12 +23,27 @@ var luaFS embed.FS
 // it, a script that touches a key outside its slot fails, on a cluster and
 // on a single cluster-mode server alike, so the tests catch a key that
 // escapes the namespace's hash tag.
+//
+// The shebang's flags also decide what happens when Redis is at maxmemory
+// (with noeviction): a script with a shebang is refused before it starts
+// (an OOM error, nothing written) or runs whole, never half. Scripts that
+// create or grow records (submit, reserve, complete, fail, watch, requeue)
+// are refused, and their callers see store.ErrFull; those that keep what
+// runs alive or shrink the data (renew, release, cancel, reclaim, trim,
+// repair, inbox upkeep) may run when memory is full, so leases hold and
+// space can be freed.
 type scripts struct {
 	submit, reserve, complete, renew, release, cancel, fail, watch, reclaim, requeue *redis.Script
+	reclaimWorker, trim, repair                                                      *redis.Script
 	pop, openInbox, closeInbox, stats                                                *redis.Script
 }
 
-const shebang = "#!lua\n"
+// Shebangs: refused when Redis is out of memory, allowed then, read-only.
+const (
+	denyOOM  = "#!lua\n"
+	allowOOM = "#!lua flags=allow-oom\n"
+	readOnly = "#!lua flags=no-writes\n"
+)
 
 func loadScripts() (*scripts, error) {
 	read := func(name string) (string, error) {
@@ -41,14 +58,14 @@ func loadScripts() (*scripts, error) {
 		return nil, err
 	}
 	var firstErr error
-	withLib := func(name string) *redis.Script {
+	withLib := func(shebang, name string) *redis.Script {
 		src, err := read(name)
 		if err != nil && firstErr == nil {
 			firstErr = err
 		}
 		return redis.NewScript(shebang + lib + "\n" + src)
 	}
-	alone := func(name string) *redis.Script {
+	alone := func(shebang, name string) *redis.Script {
 		src, err := read(name)
 		if err != nil && firstErr == nil {
 			firstErr = err
@@ -56,19 +73,33 @@ func loadScripts() (*scripts, error) {
 		return redis.NewScript(shebang + src)
 	}
 	s := &scripts{
-		submit: withLib("submit"), reserve: withLib("reserve"), complete: withLib("complete"),
-		renew: withLib("renew"), release: withLib("release"), cancel: withLib("cancel"),
-		fail: withLib("fail"), watch: withLib("watch"), reclaim: withLib("reclaim"),
-		requeue: withLib("requeue"),
-		pop:     alone("pop"), openInbox: alone("openinbox"), closeInbox: alone("closeinbox"),
-		stats: alone("stats"),
+		submit:   withLib(denyOOM, "submit"),
+		reserve:  withLib(denyOOM, "reserve"),
+		complete: withLib(denyOOM, "complete"),
+		fail:     withLib(denyOOM, "fail"),
+		watch:    withLib(denyOOM, "watch"),
+		requeue:  withLib(denyOOM, "requeue"),
+
+		renew:         withLib(allowOOM, "renew"),
+		release:       withLib(allowOOM, "release"),
+		cancel:        withLib(allowOOM, "cancel"),
+		reclaim:       withLib(allowOOM, "reclaim"),
+		reclaimWorker: withLib(allowOOM, "reclaimworker"),
+		trim:          withLib(allowOOM, "trim"),
+		repair:        withLib(allowOOM, "repair"),
+		pop:           alone(allowOOM, "pop"),
+		openInbox:     alone(allowOOM, "openinbox"),
+		closeInbox:    alone(allowOOM, "closeinbox"),
+
+		stats: alone(readOnly, "stats"),
 	}
 	return s, firstErr
 }
 
 func (s *scripts) all() []*redis.Script {
 	return []*redis.Script{s.submit, s.reserve, s.complete, s.renew, s.release, s.cancel, s.fail,
-		s.watch, s.reclaim, s.requeue, s.pop, s.openInbox, s.closeInbox, s.stats}
+		s.watch, s.reclaim, s.requeue, s.reclaimWorker, s.trim, s.repair,
+		s.pop, s.openInbox, s.closeInbox, s.stats}
 }
 
 // call is one script invocation of a batch.
@@ -81,7 +112,17 @@ type call struct {
 // run runs one script: EVALSHA, falling back to EVAL when Redis lost its
 // script cache (a restart, SCRIPT FLUSH).
 func (s *Store) run(ctx context.Context, c call) (any, error) {
-	return c.script.Run(ctx, s.rdb, c.keys, c.args...).Result()
+	v, err := c.script.Run(ctx, s.rdb, c.keys, c.args...).Result()
+	return v, classify(err)
+}
+
+// classify marks errors the store's callers act on by kind: Redis out of
+// memory (a refused script wrote nothing) is store.ErrFull.
+func classify(err error) error {
+	if err != nil && strings.HasPrefix(err.Error(), "OOM ") {
+		return fmt.Errorf("%w: %w", store.ErrFull, err)
+	}
+	return err
 }
 
 // runAll runs the calls of one batch in a single pipeline (one round trip)
@@ -106,6 +147,7 @@ func (s *Store) runAll(ctx context.Context, calls []call) ([]any, []error) {
 		if isNoScript(errs[i]) {
 			out[i], errs[i] = calls[i].script.Eval(ctx, s.rdb, calls[i].keys, calls[i].args...).Result()
 		}
+		errs[i] = classify(errs[i])
 	}
 	return out, errs
 }

@@ -279,9 +279,9 @@ func (e *env) stats() [store.NumLanes]store.LaneStats {
 
 func (e *env) reclaim() int {
 	e.t.Helper()
-	n, err := e.s.Reclaim(e.ctx, e.clock.Now())
+	r, err := e.s.Reclaim(e.ctx, e.clock.Now())
 	require.NoError(e.t, err, "Reclaim")
-	return n
+	return r.Moved
 }
 
 func (e *env) requireTime(want, got time.Time, what string) {
@@ -870,7 +870,7 @@ func testLeaseLapseOutOfAttempts(e *env) {
 	r.Inbox = "client" // Retries 0: lapses still do not use up retries
 	e.submitOne(r, store.Created)
 	var last store.Delivery
-	for i := 0; i <= store.MaxLapses; i++ {
+	for i := 0; i <= store.DefaultMaxLapses; i++ {
 		ds := e.reserveLease(store.LaneAsync, "w1", 1, 10*time.Second)
 		require.Len(t, ds, 1, "lapse %d: the op is handed out again", i)
 		last = ds[0]

@@ -4,11 +4,15 @@
 --
 -- KEYS[1]       the inbox registration
 -- KEYS[2]       the inbox's notes
+-- KEYS[3]       the alive registry (see lib.lua): the inbox's owner, which
+--               has handed back what it held, leaves it
 -- ARGV[1]       how long the wake-up marker may linger, ms
+-- ARGV[2]       the inbox (and worker) name
 --
 -- Returns 1.
 
 redis.call("DEL", KEYS[1], KEYS[2])
+redis.call("ZREM", KEYS[3], ARGV[2])
 redis.call("RPUSH", KEYS[2], "")
 redis.call("PEXPIRE", KEYS[2], ARGV[1])
 return 1

@@ -17,6 +17,13 @@
 -- ARGV[5]            TTL ms of the keys of a failed or cancelled unit
 -- ARGV[6]            TTL ms of an inbox that nobody reads
 --
+-- Two more keys of the namespace are built from ARGV[1] rather than passed,
+-- so that adding them left every script's numbering alone:
+--   P.."done"        ZSET   finished units by finish ms (retention by count)
+--   P.."alive"       ZSET   worker -> the latest lease end it was promised
+--                           (Reserve, Renew); a lease that ends later than
+--                           its holder's entry has no live holder
+--
 -- Keys found while running (the operation a queue pops, the inboxes of
 -- waiters and holders, descendants of a finished operation) are built from
 -- ARGV[1]; they share its hash tag, hence the slot (see keys.go).
@@ -37,6 +44,8 @@ local SEQ = KEYS[7]
 local LEASE = KEYS[8]
 local SIGNAL = {KEYS[9], KEYS[10]}
 local DEAD = KEYS[11]
+local DONE = P .. "done"
+local ALIVE = P .. "alive"
 
 local PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = 1, 2, 3, 4, 5
 local STATUS = {"pending", "running", "succeeded", "failed", "cancelled"}
@@ -52,6 +61,8 @@ local MSGPACK_NIL = "\192"
 
 -- The fields load() reads, in order.
 local FIELDS = {"s", "l", "k", "i", "q", "w", "K", "P", "t", "R", "n", "x"}
+-- The fields an attempt's progress is judged by (see progressed).
+local PROGRESS_FIELDS = {"b", "v"}
 
 local function opkey(id) return P .. "o:" .. id end
 
@@ -236,7 +247,7 @@ finish = function(key, u, p, o, st, result, err)
     f[#f + 1] = err
   end
   redis.call("HSET", key, unpack(f))
-  redis.call("HDEL", key, "i", "q", "y", "w")
+  redis.call("HDEL", key, "i", "q", "y", "w", "v")
   o.s = st
   if st == CANCELLED and was == RUNNING then
     notify(o.k, note(NOTE_CANCEL, u, p, st, "", o.i, err))
@@ -255,6 +266,8 @@ finish = function(key, u, p, o, st, result, err)
       setTTL(u, FAILED_TTL)
     end
     if st == FAILED then redis.call("ZADD", DEAD, NOW, u) end
+    redis.call("ZADD", DONE, NOW, u)
+    redis.call("PEXPIRE", DONE, PENDING_TTL) -- outlives no run it lists
   end
 end
 
@@ -274,6 +287,72 @@ local function failAttempt(key, u, p, o, err, noRetry, delay)
   end
   finish(key, u, p, o, FAILED, nil, err)
   return RECORDED
+end
+
+-- What lapse() did, for the caller's report: 6 values per lapse (id, name,
+-- holder, lapses in a row without progress, 1 if it progressed, 1 if it was
+-- failed), at most LAPSE_REPORT_MAX lapses.
+local LAPSES = {}
+
+-- alive records the latest lease end promised to a worker (Reserve, Renew).
+local function alive(worker, leaseEnd)
+  redis.call("ZADD", ALIVE, "GT", leaseEnd, worker)
+  redis.call("PEXPIRE", ALIVE, PENDING_TTL)
+end
+local LAPSE_REPORT_MAX = 100
+
+-- progressed reports whether the attempt of running operation o (at key,
+-- unit u, path p) that lost its lease made progress: its lease was renewed
+-- (a heartbeat saw it at work), a call it made was created or finished
+-- during the attempt, or it was waiting on a call it made when its worker
+-- went (parked, not running code, so not what killed the worker).
+local function progressed(key, u, p, o)
+  local v = redis.call("HMGET", key, unpack(PROGRESS_FIELDS))
+  local started = tonumber(v[1] or 0) or 0
+  local renewed = tonumber(v[2] or 0) or 0
+  if renewed > 0 and renewed >= started then return true end
+  if not o.K then return false end
+  local idx = unitIndex(u)
+  for i = 1, #idx, 2 do
+    if idx[i + 1] == p then
+      local kv = redis.call("HMGET", P .. "o:" .. u .. ":" .. idx[i], "s", "c", "f")
+      local ks = tonumber(kv[1] or 0) or 0
+      if ks == PENDING or ks == RUNNING then return true end
+      if (tonumber(kv[2] or 0) or 0) >= started or (tonumber(kv[3] or 0) or 0) >= started then
+        return true
+      end
+    end
+  end
+  return false
+end
+
+-- lapse takes back the lease of running operation o (key, "<unit>:<path>"
+-- id, lane) whose holder is gone: it is queued again, or failed with
+-- lostType once it has lapsed more than maxLapses times in a row without
+-- progress (it keeps killing its workers).
+local function lapse(key, id, lane, o, maxLapses, lostType)
+  local u, p = string.match(id, "^(.*):([^:]*)$")
+  local progress = progressed(key, u, p, o)
+  local lapses = 0
+  if progress then
+    redis.call("HDEL", key, "x")
+  else
+    lapses = redis.call("HINCRBY", key, "x", 1)
+  end
+  local failed = lapses > maxLapses
+  if failed then
+    finish(key, u, p, o, FAILED, nil, errinfo(lostType, string.format(
+      "%s (%s/%s): its worker stopped renewing the lease %d times in a row without progress; not handing it out again",
+      o.n, u, p, lapses)))
+  else
+    redis.call("ZREM", RUNNING_Z[lane + 1], id)
+    enqueue(key, id, lane, o.P)
+  end
+  if #LAPSES < 6 * LAPSE_REPORT_MAX then
+    local n = #LAPSES
+    LAPSES[n + 1], LAPSES[n + 2], LAPSES[n + 3] = id, o.n, o.k or ""
+    LAPSES[n + 4], LAPSES[n + 5], LAPSES[n + 6] = lapses, progress and 1 or 0, failed and 1 or 0
+  end
 end
 
 -- promote moves due delayed retries of both lanes to ready, at most max per

@@ -1,15 +1,16 @@
--- reclaim.lua: return operations whose lease lapsed to their queue (or fail
--- those that lapsed too often), promote due delayed retries, and trim dead
--- letters past their retention (Reclaim).
+-- reclaim.lua: take back leases that lapsed (queue the work again, or fail
+-- it once it has lapsed too often without progress), promote due delayed
+-- retries, and trim dead letters and the finished-run index past their
+-- retention (Reclaim).
 --
 -- KEYS[1..11]   globals, see lib.lua
 -- ARGV[1..6]    common header, see lib.lua; ARGV[2] is Reclaim's now
--- ARGV[7]       MaxLapses
+-- ARGV[7]       max lapses in a row without progress
 -- ARGV[8]       error type of an operation that lapsed too often
 -- ARGV[9]       max operations to move per lane and kind (the rest on the
 --               next call, so that one call never blocks Redis for long)
 --
--- Returns how many operations were moved.
+-- Returns {moved, lapses}: lapses is the flat report of lapse() (lib.lua).
 
 local maxLapses = tonumber(ARGV[7])
 local lostType = ARGV[8]
@@ -23,21 +24,12 @@ for lane = 0, 1 do
     if not o or o.s ~= RUNNING then
       redis.call("ZREM", RUNNING_Z[lane + 1], id)
     else
-      local u, p = string.match(id, "^(.*):([^:]*)$")
-      -- A lapse is the worker's fault, not the operation's: no retry used.
-      local lapses = redis.call("HINCRBY", key, "x", 1)
-      if lapses > maxLapses then
-        finish(key, u, p, o, FAILED, nil, errinfo(lostType, string.format(
-          "%s (%s/%s): its worker stopped renewing the lease %d times; not handing it out again",
-          o.n, u, p, lapses)))
-      else
-        redis.call("ZREM", RUNNING_Z[lane + 1], id)
-        enqueue(key, id, lane, o.P)
-      end
+      lapse(key, id, lane, o, maxLapses, lostType)
       n = n + 1
     end
   end
 end
 redis.call("ZREMRANGEBYSCORE", DEAD, "-inf", "(" .. (NOW - FAILED_TTL))
+redis.call("ZREMRANGEBYSCORE", DONE, "-inf", "(" .. (NOW - math.max(FAILED_TTL, SUCCEEDED_TTL)))
 flush()
-return n
+return {n, LAPSES}

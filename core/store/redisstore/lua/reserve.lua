@@ -58,6 +58,7 @@ if n > 0 then
     end
   end
 end
+if #out > 1 then alive(worker, leaseEnd) end
 -- Nothing left ready: the lane's signal tokens announce work already taken
 -- (blocked callers take theirs when it is pushed), so they are dropped
 -- rather than waking a next wait for nothing. The store relies on this: a
