@@ -36,7 +36,11 @@ class _AppCore:
                  failed_retention_seconds: float | None = None,
                  max_value_bytes: int | None = None,
                  drain_timeout: float | None = None,
-                 connect_timeout: float | None = None) -> None:
+                 connect_timeout: float | None = None,
+                 max_lapses: int | None = None,
+                 retention_max_runs: int | None = None,
+                 janitor_seconds: float | None = None,
+                 outage_timeout: float | None = None) -> None:
         self._definitions: dict[str, Definition] = {}
         self._service_classes: dict[str, type] = {}
         self._published = False
@@ -46,7 +50,9 @@ class _AppCore:
             namespace=namespace, local_workers=local_workers, lease_seconds=lease_seconds,
             heartbeat_seconds=heartbeat_seconds, retention_seconds=retention_seconds,
             failed_retention_seconds=failed_retention_seconds, max_value_bytes=max_value_bytes,
-            drain_timeout=drain_timeout, connect_timeout=connect_timeout)
+            drain_timeout=drain_timeout, connect_timeout=connect_timeout, max_lapses=max_lapses,
+            retention_max_runs=retention_max_runs, janitor_seconds=janitor_seconds,
+            outage_timeout=outage_timeout)
         self.worker_config = self.settings.worker_config
         self.drain_timeout = self.settings.drain_timeout
         self._runtime = Runtime(self._definitions, self._service_classes, self.settings)

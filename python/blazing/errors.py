@@ -115,3 +115,13 @@ class EngineClosedError(NativeError):
 
     def __init__(self, message: str = "the engine is stopped") -> None:
         super().__init__(message, "closed")
+
+
+def from_native(message: str, code: str) -> BlazingError:
+    """The exception for an error the core reported with ``code``: typed where the
+    code says what happened (the store is full, a run was lost), else NativeError."""
+    if code == "full":
+        return StoreFull(message)
+    if code == "lost":
+        return RunLost(message)
+    return NativeError(message, code)

@@ -33,6 +33,7 @@ from blazing.errors import (
     NativeError,
     RunCancelled,
     UnknownNameError,
+    from_native,
 )
 from blazing.history import OperationRecord
 from blazing.run import LOCAL_ERROR, STATUS_NAMES, RemoteRun, ResultSlot, outcome_to_value
@@ -45,7 +46,20 @@ log = logging.getLogger("blazing.runtime")
 
 # Command and event codes: see core/frames/frames.go.
 CMD_SUBMIT, CMD_COMPLETE, CMD_CAPACITY, CMD_CANCEL, CMD_WATCH, CMD_PAUSE = 1, 2, 3, 4, 5, 6
-EV_DELIVER, EV_RESULT, EV_CANCEL, EV_MIX = 1, 2, 3, 4
+EV_DELIVER, EV_RESULT, EV_CANCEL, EV_MIX, EV_LOG = 1, 2, 3, 4, 5
+
+core_log = logging.getLogger("blazing.core")
+
+
+def _py_level(slog_level: int) -> int:
+    """Python's logging level for a Go slog level (-4 debug, 0 info, 4 warn, 8 error)."""
+    if slog_level >= 8:
+        return logging.ERROR
+    if slog_level >= 4:
+        return logging.WARNING
+    if slog_level >= 0:
+        return logging.INFO
+    return logging.DEBUG
 
 ResultCallback = Callable[[int, Any, Any], None]
 
@@ -110,7 +124,10 @@ class Runtime:
             st = self.settings
             self.session = Session({
                 **st.store_config(),
-                "inbox": f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
+                # A foreman names its workers' inboxes, so that it can take
+                # back their leases at once when one dies (BLAZING_INBOX).
+                "inbox": os.environ.get("BLAZING_INBOX") or
+                f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}",
                 "async": st.async_slots,
                 "blocking": st.blocking_threads,
             })
@@ -199,7 +216,12 @@ class Runtime:
         assert loop is not None and session is not None
         fut = asyncio.run_coroutine_threadsafe(self._shutdown_loop(), loop)
         fut.result(timeout=10)
-        session.close()
+        try:
+            session.close()
+        except NativeError as exc:
+            # The core closed, but says what never reached the store (an
+            # outage at shutdown): nothing is dropped without a word.
+            log.error("stopped with work the store never received: %s", exc)
         if self.pool is not None:
             self.pool.stop()
         loop.call_soon_threadsafe(loop.stop)
@@ -305,7 +327,7 @@ class Runtime:
             token = cmd[8] if cmd[0] == CMD_SUBMIT else cmd[3]
             cb = self._tokens.pop(token, None)
             if cb is not None:
-                cb(LOCAL_ERROR, NativeError(message, code), None)
+                cb(LOCAL_ERROR, from_native(message, code), None)
                 return
         log.error("command %s for %s/%s failed: %s", cmd[0], cmd[1], cmd[2], message)
 
@@ -330,6 +352,11 @@ class Runtime:
                     for_loop.append(ev)
             elif kind == EV_CANCEL:
                 for_loop.append(ev)
+            elif kind == EV_LOG:
+                # A record of the Go core's, naming the run and step it concerns.
+                _, level, message, unit, path = ev
+                core_log.log(_py_level(level), message,
+                             extra={"blazing_run": unit, "blazing_step": path})
             elif kind == EV_MIX:
                 # The embedded optimizer moved workers between lanes; the
                 # engine has changed the slots, the threads follow.
@@ -486,7 +513,7 @@ class Runtime:
         token = self.new_token(slot.set)
         errors = self.send_now([self.submit_cmd(unit, "0", "", 0, defn, payload, token)])
         if errors:
-            raise NativeError(f"run {unit} of {defn.name!r} was refused: {errors[0][2]}",
+            raise from_native(f"run {unit} of {defn.name!r} was refused: {errors[0][2]}",
                               errors[0][1])
         return RemoteRun(self, unit, defn.name, slot)
 

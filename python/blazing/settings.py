@@ -27,6 +27,10 @@ DEFAULTS: dict[str, Any] = {
     "drain_timeout": 30.0,
     "namespace": "blazing",
     "connect_timeout": 5.0,
+    "max_lapses": 5,
+    "retention_max_runs": 100_000,
+    "janitor_seconds": 60.0,
+    "outage_timeout": 300.0,
 }
 
 REDIS_SCHEMES = ("redis://", "rediss://", "redis+sentinel://", "redis+cluster://")
@@ -100,6 +104,10 @@ class Settings:
     max_value_bytes: int
     drain_timeout: float
     connect_timeout: float
+    max_lapses: int
+    retention_max_runs: int
+    janitor_seconds: float
+    outage_timeout: float
     worker_config: dict[str, Any]
 
     @property
@@ -119,6 +127,10 @@ class Settings:
             "heartbeat_ms": int(self.heartbeat_seconds * 1000),
             "retention_s": int(self.retention_seconds),
             "failed_retention_s": int(self.failed_retention_seconds),
+            "max_lapses": self.max_lapses,
+            "max_runs": self.retention_max_runs,
+            "janitor_ms": max(1, int(self.janitor_seconds * 1000)),
+            "outage_timeout_ms": max(1, int(self.outage_timeout * 1000)),
         }
         if self.redis_url:
             cfg.update(store="redis", url=self.redis_url, namespace=self.namespace,
@@ -142,7 +154,9 @@ def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | Non
             retention_seconds: float | None = None,
             failed_retention_seconds: float | None = None,
             max_value_bytes: int | None = None, drain_timeout: float | None = None,
-            connect_timeout: float | None = None) -> Settings:
+            connect_timeout: float | None = None, max_lapses: int | None = None,
+            retention_max_runs: int | None = None, janitor_seconds: float | None = None,
+            outage_timeout: float | None = None) -> Settings:
     """Resolve options against their environment twins and defaults; refuse bad values."""
     url = redis_url or os.environ.get("BLAZING_REDIS_URL") or None
     if api_url:
@@ -195,6 +209,18 @@ def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | Non
         raise ConfigurationError(
             f"heartbeat ({beat} s) must be positive and shorter than the lease ({lease} s)")
     default_retention = DEFAULTS["retention_seconds" if url else "retention_seconds_embedded"]
+
+    def positive_int(value: int | None, env: str, name: str) -> int:
+        n = num(value, env, DEFAULTS[name])
+        if isinstance(n, bool) or n != int(n) or n < 1:
+            raise ConfigurationError(f"{name} must be a whole number of at least 1, not {n!r}")
+        return int(n)
+
+    def positive(value: float | None, env: str, name: str) -> float:
+        n = num(value, env, DEFAULTS[name])
+        if isinstance(n, bool) or n <= 0:
+            raise ConfigurationError(f"{name} must be a positive number of seconds, not {n!r}")
+        return float(n)
     ns = namespace or os.environ.get("BLAZING_NAMESPACE") or DEFAULTS["namespace"]
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", ns):
         raise ConfigurationError(
@@ -219,5 +245,10 @@ def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | Non
         drain_timeout=num(drain_timeout, "BLAZING_DRAIN_TIMEOUT", DEFAULTS["drain_timeout"]),
         connect_timeout=num(connect_timeout, "BLAZING_CONNECT_TIMEOUT",
                             DEFAULTS["connect_timeout"]),
+        max_lapses=positive_int(max_lapses, "BLAZING_MAX_LAPSES", "max_lapses"),
+        retention_max_runs=positive_int(retention_max_runs, "BLAZING_RETENTION_MAX_RUNS",
+                                        "retention_max_runs"),
+        janitor_seconds=positive(janitor_seconds, "BLAZING_JANITOR_SECONDS", "janitor_seconds"),
+        outage_timeout=positive(outage_timeout, "BLAZING_OUTAGE_TIMEOUT", "outage_timeout"),
         worker_config=cfg,
     )
