@@ -51,7 +51,8 @@ func (e *Engine) repairStore(ctx context.Context, now time.Time) {
 }
 
 // noteGrace is how long after an operation finished its note may still be
-// on its way; a waiter that has not heard by then missed it.
+// on its way (or half a janitor period, if shorter); a waiter that has not
+// heard by then missed it.
 const noteGrace = 10 * time.Second
 
 // repairWaits checks the waits older than one janitor period.
@@ -80,7 +81,7 @@ func (e *Engine) repairWaits(ctx context.Context, now time.Time) {
 			continue
 		case err != nil:
 			return // the store is away: the outage logic handles waits meanwhile
-		case op.Status.Finished() && now.Sub(op.FinishedAt) > noteGrace:
+		case op.Status.Finished() && now.Sub(op.FinishedAt) > min(noteGrace, e.cfg.JanitorEvery/2):
 			e.log.Warn(fmt.Sprintf("janitor repaired missed-note: %s %s finished %s at %s but its waiters here were never told; asking for the note again",
 				op.Name, ref, op.Status, op.FinishedAt.Format(time.RFC3339)), opAttrs(ref)...)
 		}

@@ -137,3 +137,43 @@ func TestStatsOldestAge(t *testing.T) {
 	require.Equal(t, 1, st[store.LaneAsync].Depth, "the delayed retry")
 	require.Zero(t, st[store.LaneAsync].OldestAge, "a delayed retry is not ready and has no age")
 }
+
+// Trim keeps at most MaxRuns finished units, oldest out first, and never a
+// requeued (live again) one.
+func TestTrimByCount(t *testing.T) {
+	ctx := context.Background()
+	clock := storetest.NewClock(storetest.Epoch)
+	s := memstore.New(memstore.Config{Now: clock.Now, MaxRuns: 2})
+	defer s.Close()
+	finish := func(unit string, ok bool) {
+		t.Helper()
+		submit(t, s, root(unit))
+		ds, err := s.Reserve(ctx, store.LaneAsync, "w", 1, time.Hour, 0)
+		require.NoError(t, err)
+		require.Len(t, ds, 1)
+		c := store.Completion{Ref: ds[0].Ref, LeaseID: ds[0].LeaseID, OK: ok}
+		if !ok {
+			c.Error = &store.ErrorInfo{Type: "E"}
+		}
+		_, err = s.Complete(ctx, "w", []store.Completion{c})
+		require.NoError(t, err)
+		clock.Advance(time.Second)
+	}
+	finish("requeued", false)
+	for _, u := range []string{"a", "b", "c"} {
+		finish(u, true)
+	}
+	require.NoError(t, s.Requeue(ctx, "requeued"))
+	r, err := s.Trim(ctx, clock.Now())
+	require.NoError(t, err)
+	require.Equal(t, store.Trimmed{Runs: 1, Reason: "count"}, r)
+	_, err = s.Get(ctx, store.Ref{Unit: "a", Path: "0"})
+	require.ErrorIs(t, err, store.ErrNotFound, "the oldest finished run went")
+	for _, u := range []string{"b", "c", "requeued"} {
+		_, err = s.Get(ctx, store.Ref{Unit: u, Path: "0"})
+		require.NoError(t, err, "%s is kept", u)
+	}
+	r, err = s.Trim(ctx, clock.Now())
+	require.NoError(t, err)
+	require.Zero(t, r.Runs)
+}

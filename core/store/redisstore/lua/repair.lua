@@ -62,6 +62,7 @@ for lane = 0, 1 do
 end
 
 local maxLease = 0
+local orphans = {}
 for lane = 0, 1 do
   local entries = redis.call("ZRANGE", RUNNING_Z[lane + 1], 0, cap - 1, "WITHSCORES")
   for j = 1, #entries, 2 do
@@ -76,15 +77,13 @@ for lane = 0, 1 do
       maxLease = math.max(maxLease, tonumber(o.i or 0) or 0)
       local promised = tonumber(redis.call("ZSCORE", ALIVE, o.k or "") or -1)
       if leaseEnd >= NOW and leaseEnd > promised then
-        lapse(key, id, lane, o, maxLapses, lostType)
-        repaired("orphan-lease", id, string.format(
-          "%s held by %q until %d, but that worker was never promised a lease past %d: taken back",
-          o.n, o.k or "", leaseEnd, promised))
+        orphans[#orphans + 1] = {key, id, lane, o, leaseEnd, promised}
       end
     end
   end
 end
 
+-- Counters first: taking back an orphan queues it with the next sequence.
 local lease = tonumber(redis.call("GET", LEASE) or 0) or 0
 if maxLease > lease then
   redis.call("SET", LEASE, maxLease)
@@ -95,6 +94,15 @@ if maxSeq > seq then
   redis.call("SET", SEQ, maxSeq)
   repaired("counter-behind", "", string.format("sequence counter was %d, below %d already queued", seq, maxSeq))
 end
+
+for _, x in ipairs(orphans) do
+  local key, id, lane, o = x[1], x[2], x[3], x[4]
+  lapse(key, id, lane, o, maxLapses, lostType)
+  repaired("orphan-lease", id, string.format(
+    "%s held by %q until %d, but that worker was never promised a lease past %d: taken back",
+    o.n, o.k or "", x[5], x[6]))
+end
+
 -- The alive registry only needs entries that could still back a lease.
 redis.call("ZREMRANGEBYSCORE", ALIVE, "-inf", "(" .. (NOW - 86400000))
 flush()

@@ -1,0 +1,355 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/blazingflow/blazing/core/store"
+)
+
+// flakyStore stands for a store across the network: while down, every call
+// fails as an unreachable Redis does; full makes writes fail as a Redis at
+// maxmemory does; swap replaces the store behind it (a Redis restarted
+// without its data).
+type flakyStore struct {
+	mu   sync.Mutex
+	st   store.Store
+	down atomic.Bool
+	full atomic.Bool
+}
+
+func (f *flakyStore) inner() store.Store {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.st
+}
+
+func (f *flakyStore) swap(st store.Store) {
+	f.mu.Lock()
+	f.st = st
+	f.mu.Unlock()
+}
+
+var errFull = errors.New("OOM command not allowed when used memory > 'maxmemory'")
+
+func (f *flakyStore) fail(write bool) error {
+	switch {
+	case f.down.Load():
+		return errAway
+	case write && f.full.Load():
+		return errors.Join(store.ErrFull, errFull)
+	}
+	return nil
+}
+
+func (f *flakyStore) Submit(ctx context.Context, subs []store.Submission) ([]store.Outcome, []error) {
+	if err := f.fail(true); err != nil {
+		return make([]store.Outcome, len(subs)), repeatErr(len(subs), err)
+	}
+	return f.inner().Submit(ctx, subs)
+}
+
+func (f *flakyStore) Reserve(ctx context.Context, lane store.Lane, worker string, max int, lease, wait time.Duration) ([]store.Delivery, error) {
+	if err := f.fail(true); err != nil {
+		return nil, err
+	}
+	return f.inner().Reserve(ctx, lane, worker, max, lease, wait)
+}
+
+func (f *flakyStore) Renew(ctx context.Context, worker string, leases map[store.Ref]uint64, lease time.Duration) ([]store.Ref, error) {
+	if err := f.fail(false); err != nil {
+		return nil, err
+	}
+	return f.inner().Renew(ctx, worker, leases, lease)
+}
+
+func (f *flakyStore) Complete(ctx context.Context, worker string, comps []store.Completion) ([]store.CompleteOutcome, error) {
+	if err := f.fail(true); err != nil {
+		return nil, err
+	}
+	return f.inner().Complete(ctx, worker, comps)
+}
+
+func (f *flakyStore) Release(ctx context.Context, worker string, leases map[store.Ref]uint64) error {
+	if err := f.fail(false); err != nil {
+		return err
+	}
+	return f.inner().Release(ctx, worker, leases)
+}
+
+func (f *flakyStore) Cancel(ctx context.Context, unit, path, reason string) (int, error) {
+	if err := f.fail(false); err != nil {
+		return 0, err
+	}
+	return f.inner().Cancel(ctx, unit, path, reason)
+}
+
+func (f *flakyStore) Fail(ctx context.Context, ref store.Ref, leaseID uint64, info store.ErrorInfo) (store.CompleteOutcome, error) {
+	if err := f.fail(true); err != nil {
+		return 0, err
+	}
+	return f.inner().Fail(ctx, ref, leaseID, info)
+}
+
+func (f *flakyStore) Watch(ctx context.Context, ref store.Ref, inbox string) error {
+	if err := f.fail(true); err != nil {
+		return err
+	}
+	return f.inner().Watch(ctx, ref, inbox)
+}
+
+func (f *flakyStore) Get(ctx context.Context, ref store.Ref) (store.Operation, error) {
+	if err := f.fail(false); err != nil {
+		return store.Operation{}, err
+	}
+	return f.inner().Get(ctx, ref)
+}
+
+func (f *flakyStore) OpenInbox(ctx context.Context, inbox string) error {
+	if err := f.fail(false); err != nil {
+		return err
+	}
+	return f.inner().OpenInbox(ctx, inbox)
+}
+
+func (f *flakyStore) CloseInbox(ctx context.Context, inbox string) error {
+	if err := f.fail(false); err != nil {
+		return err
+	}
+	return f.inner().CloseInbox(ctx, inbox)
+}
+
+func (f *flakyStore) Pop(ctx context.Context, inbox string, max int, wait time.Duration) ([]store.Note, error) {
+	if err := f.fail(false); err != nil {
+		pause(ctx, min(wait, 10*time.Millisecond)) // a failing network call takes a moment
+		return nil, err
+	}
+	return f.inner().Pop(ctx, inbox, max, wait)
+}
+
+func (f *flakyStore) Reclaim(ctx context.Context, now time.Time) (store.Reclaimed, error) {
+	if err := f.fail(false); err != nil {
+		return store.Reclaimed{}, err
+	}
+	return f.inner().Reclaim(ctx, now)
+}
+
+func (f *flakyStore) ReclaimWorker(ctx context.Context, worker string, now time.Time) (store.Reclaimed, error) {
+	if err := f.fail(false); err != nil {
+		return store.Reclaimed{}, err
+	}
+	return f.inner().ReclaimWorker(ctx, worker, now)
+}
+
+func (f *flakyStore) Trim(ctx context.Context, now time.Time) (store.Trimmed, error) {
+	if err := f.fail(false); err != nil {
+		return store.Trimmed{}, err
+	}
+	return f.inner().Trim(ctx, now)
+}
+
+func (f *flakyStore) Repair(ctx context.Context, now time.Time) ([]store.Repair, error) {
+	if err := f.fail(false); err != nil {
+		return nil, err
+	}
+	return f.inner().Repair(ctx, now)
+}
+
+func (f *flakyStore) Stats(ctx context.Context) ([store.NumLanes]store.LaneStats, error) {
+	return f.inner().Stats(ctx)
+}
+
+func (f *flakyStore) Failed(ctx context.Context, offset, limit int) ([]store.Operation, error) {
+	return f.inner().Failed(ctx, offset, limit)
+}
+
+func (f *flakyStore) Requeue(ctx context.Context, unit string) error {
+	return f.inner().Requeue(ctx, unit)
+}
+
+func (f *flakyStore) Close() error { return nil }
+
+// client is an engine that only submits and waits (shared mode, no slots),
+// on a flaky view of mem; worker serves mem directly.
+func clientAndWorker(t *testing.T, configure func(*Config)) (*flakyStore, *Engine, *Engine) {
+	t.Helper()
+	mem := newStore(t)
+	fs := &flakyStore{st: mem}
+	client := newEngine(t, fs, false, func(c *Config) {
+		c.Inbox = "client"
+		c.Capacity = [store.NumLanes]int{}
+		if configure != nil {
+			configure(c)
+		}
+	})
+	worker := newEngine(t, mem, false, func(c *Config) { c.Inbox = "worker" })
+	return fs, client, worker
+}
+
+// serveOne runs the next delivery of worker to success with result.
+func serveOne(t *testing.T, worker *Engine, ref store.Ref, result string) {
+	t.Helper()
+	d := collect(t, worker).until("delivery of "+ref.String(), deliverOf(ref)).Delivery
+	_, err := worker.Complete(context.Background(), []Completion{{
+		Completion: store.Completion{Ref: d.Ref, OK: true, Result: []byte(result)}, Attempt: d.Attempt}})
+	require.NoError(t, err)
+}
+
+// A submission made while the store is away is retried by the outbox with
+// its waiter: when it runs, the result reaches the caller.
+func TestRetriedSubmissionKeepsItsWaiter(t *testing.T) {
+	fs, client, worker := clientAndWorker(t, nil)
+	fs.down.Store(true)
+	r := root("during-outage")
+	require.NoError(t, client.Enqueue(Commands{Submits: []Submit{{Submission: r, Token: 7}}}))
+	c := collect(t, client)
+	c.quiet(50*time.Millisecond, resultFor(7))
+	fs.down.Store(false)
+	serveOne(t, worker, r.Ref, "done")
+	ev := c.until("the result", resultFor(7))
+	require.Equal(t, store.StatusSucceeded, ev.Note.Status)
+	require.Equal(t, []byte("done"), ev.Note.Result)
+}
+
+// A Redis restarted without its data lost the run a client waits on: the
+// waiter is told RunLost, not left waiting.
+func TestLostRunFailsItsWaiter(t *testing.T) {
+	fs, client, _ := clientAndWorker(t, func(c *Config) { c.Capacity = [store.NumLanes]int{} })
+	r := root("lost")
+	require.NoError(t, client.Enqueue(Commands{Submits: []Submit{{Submission: r, Token: 9}}}))
+	require.Eventually(t, func() bool {
+		_, err := fs.inner().Get(context.Background(), r.Ref)
+		return err == nil
+	}, eventually, time.Millisecond, "submitted")
+	fs.swap(newStore(t)) // restarted empty: the run and the client's inbox are gone
+	ev := collect(t, client).until("RunLost", resultFor(9))
+	require.Equal(t, store.StatusFailed, ev.Note.Status)
+	require.Equal(t, typeRunLost, ev.Note.Error.Type)
+	require.Contains(t, ev.Note.Error.Message, "lost")
+}
+
+// Waits end when the store stays unreachable past OutageTimeout.
+func TestLongOutageEndsWaits(t *testing.T) {
+	logger, book := newLogBook(t)
+	fs, client, _ := clientAndWorker(t, func(c *Config) {
+		c.OutageTimeout = 300 * time.Millisecond
+		c.ReclaimEvery = 20 * time.Millisecond
+		c.Logger = logger
+	})
+	r := root("never")
+	require.NoError(t, client.Enqueue(Commands{Submits: []Submit{{Submission: r, Token: 3}}}))
+	require.Eventually(t, func() bool {
+		_, err := fs.inner().Get(context.Background(), r.Ref)
+		return err == nil
+	}, eventually, time.Millisecond, "submitted")
+	fs.down.Store(true)
+	ev := collect(t, client).until("StoreUnavailable", resultFor(3))
+	require.Equal(t, typeStoreUnavailable, ev.Note.Error.Type)
+	require.Contains(t, ev.Note.Error.Message, "unreachable")
+	require.True(t, book.contains("WARN", "the store is unreachable"), book.String())
+	require.True(t, book.contains("ERROR", "told 1 waiters"), book.String())
+}
+
+// A Redis out of memory refuses a submission at once (StoreFull); a
+// completion it refuses is retried until accepted, never lost.
+func TestFullStore(t *testing.T) {
+	fs, client, _ := clientAndWorker(t, nil)
+	fs.full.Store(true)
+	require.NoError(t, client.Enqueue(Commands{Submits: []Submit{{Submission: root("refused"), Token: 5}}}))
+	ev := collect(t, client).until("StoreFull", resultFor(5))
+	require.Equal(t, typeStoreFull, ev.Note.Error.Type)
+	fs.full.Store(false)
+
+	// A worker on a flaky view completes while memory is full.
+	mem := newStore(t)
+	fs = &flakyStore{st: mem}
+	w := newEngine(t, fs, false, func(c *Config) { c.Inbox = "w" })
+	r := root("kept")
+	r.Inbox = "client"
+	_, errs := mem.Submit(context.Background(), []store.Submission{r})
+	require.NoError(t, errs[0])
+	d := collect(t, w).until("delivery", deliverOf(r.Ref)).Delivery
+	fs.full.Store(true)
+	_, err := w.Complete(context.Background(), []Completion{{
+		Completion: store.Completion{Ref: d.Ref, OK: true, Result: []byte("r")}, Attempt: d.Attempt}})
+	require.NoError(t, err, "the refused completion is kept, not an error")
+	require.Equal(t, store.StatusRunning, getOp(t, mem, r.Ref).Status)
+	fs.full.Store(false)
+	require.Eventually(t, func() bool { return getOp(t, mem, r.Ref).Status == store.StatusSucceeded },
+		eventually, time.Millisecond, "the completion is retried until accepted")
+}
+
+// A worker whose lease was taken over (it was cut off, or thought dead)
+// and completes late is refused, and says so in the log.
+func TestLateCompletionIsRefusedAndLogged(t *testing.T) {
+	mem := newStore(t)
+	logger, book := newLogBook(t)
+	zombie := newEngine(t, mem, false, func(c *Config) { c.Inbox = "zombie"; c.Logger = logger })
+	other := newEngine(t, mem, false, func(c *Config) { c.Inbox = "other" })
+	r := root("taken-over")
+	r.Inbox = "nobody"
+	_, errs := mem.Submit(context.Background(), []store.Submission{r})
+	require.NoError(t, errs[0])
+	d := collect(t, zombie).until("delivery to the zombie", deliverOf(r.Ref)).Delivery
+	_, err := other.ReclaimWorker(context.Background(), "zombie") // taken back as if it had lapsed
+	require.NoError(t, err)
+	serveOne(t, other, r.Ref, "theirs")
+
+	outs, err := zombie.Complete(context.Background(), []Completion{{
+		Completion: store.Completion{Ref: d.Ref, OK: true, Result: []byte("mine")}, Attempt: d.Attempt}})
+	require.NoError(t, err)
+	require.Equal(t, []store.CompleteOutcome{store.Stale}, outs)
+	require.Equal(t, []byte("theirs"), getOp(t, mem, r.Ref).Result, "the run keeps one result")
+	require.True(t, book.contains("WARN", "late completion", "refused", "run=taken-over", "step=0"), book.String())
+}
+
+// dropNotesStore loses the first note about one operation, as a lost reply
+// would.
+type dropNotesStore struct {
+	store.Store
+	drop    store.Ref
+	once    sync.Once
+	dropped chan struct{}
+}
+
+func (d *dropNotesStore) Pop(ctx context.Context, inbox string, max int, wait time.Duration) ([]store.Note, error) {
+	notes, err := d.Store.Pop(ctx, inbox, max, wait)
+	kept := notes[:0]
+	for _, n := range notes {
+		gone := false
+		if n.Ref == d.drop {
+			d.once.Do(func() { gone = true; close(d.dropped) })
+		}
+		if !gone {
+			kept = append(kept, n)
+		}
+	}
+	return kept, err
+}
+
+// The janitor tells a waiter whose note never came, and says so.
+func TestJanitorTellsAMissedNote(t *testing.T) {
+	mem := newStore(t)
+	r := root("missed")
+	ds := &dropNotesStore{Store: mem, drop: r.Ref, dropped: make(chan struct{})}
+	logger, book := newLogBook(t)
+	client := newEngine(t, ds, false, func(c *Config) {
+		c.Inbox = "client"
+		c.Capacity = [store.NumLanes]int{}
+		c.JanitorEvery = 100 * time.Millisecond
+		c.Logger = logger
+	})
+	worker := newEngine(t, mem, false, func(c *Config) { c.Inbox = "worker" })
+	require.NoError(t, client.Enqueue(Commands{Submits: []Submit{{Submission: r, Token: 11}}}))
+	serveOne(t, worker, r.Ref, "late but here")
+	<-ds.dropped // the finished note was lost; the janitor's gets through
+	ev := collect(t, client).until("the result", resultFor(11))
+	require.Equal(t, []byte("late but here"), ev.Note.Result)
+	require.True(t, book.contains("janitor repaired missed-note", "run=missed"), book.String())
+}
