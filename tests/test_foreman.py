@@ -147,6 +147,42 @@ def test_supervises_restarts_and_drains(redis_server):
         fm.close()
 
 
+def test_killed_worker_s_step_is_taken_back_at_once(redis_server):
+    """The foreman takes back what a SIGKILLed worker held the moment it exits:
+    with a 60 s lease, the step runs again on the replacement within seconds."""
+    from tests.support.coordinator import Coordinator
+
+    ns = "fm" + uuid.uuid4().hex[:8]
+    coord = Coordinator()
+    fm = Foreman("--redis-url", redis_server.url, "--namespace", ns,
+                 "--app", "tests.apps.durable:app", "--no-auto-optimize",
+                 env={"BLAZING_LEASE_SECONDS": "60", "BLAZING_HEARTBEAT_SECONDS": "5",
+                      "BLAZING_TEST_COORD": coord.path, "BLAZING_TEST_GATE": "add:2"})
+    client = make_app(redis_url=redis_server.url, namespace=ns, local_workers=False,
+                      secret=SECRET)
+    try:
+        fm.expect(r"started worker.*lane=async")
+        blocking = int(fm.expect(r"started worker.*lane=blocking pid=(\d+)")[1])
+        handle = client.five_steps(0)
+        first = coord.arrival()
+        assert first.pid == blocking
+        killed_at = time.monotonic()
+        os.kill(blocking, signal.SIGKILL)
+        line = fm.expect(r"took back add .*from gone worker").string
+        assert handle.unit_id in line
+        second = coord.arrival(timeout=45)
+        assert second.pid != blocking
+        taken_over = time.monotonic() - killed_at
+        assert taken_over < 30, f"taken over after {taken_over:.1f} s: the 60 s lease ran out"
+        second.release()
+        first.conn.close()
+        assert handle.result_sync(timeout=60) == 15
+    finally:
+        client.stop_sync()
+        fm.close()
+        coord.close()
+
+
 def test_crash_loop_stops_with_a_clear_error(redis_server):
     fm = Foreman("--redis-url", redis_server.url, "--namespace", "fmcrash",
                  "--app", "tests.apps.no_such_module:app", "--crash-loop-restarts", "3",
@@ -262,9 +298,13 @@ def test_two_foremen_see_each_other_and_share_work(redis_server):
             assert time.monotonic() < deadline, "the foremen never saw each other"
             time.sleep(0.5)  # registration is a 2 s beat in another process: re-read it
         assert len(redis_server.cli("zrange", f"{{{ns}}}:foremen", "0", "-1").split()) == 2
-        # Their workers took the work from the one shared queue.
-        started = [metrics(p)["blazing_operations_started_total"] for p in ports]
-        assert sum(started) > 0
+        # Their workers took the work from the one shared queue: 200 runs of
+        # a workflow and three steps. Workers report their counters on a 2 s
+        # beat, so the scrape is repeated until the last beat is in.
+        deadline = time.monotonic() + 20
+        while sum(metrics(p)["blazing_operations_started_total"] for p in ports) < 800:
+            assert time.monotonic() < deadline, "the foremen's workers did not report the work"
+            time.sleep(0.5)  # beats come from other processes every 2 s: re-read
     finally:
         client.stop_sync()
         for fm in fms:

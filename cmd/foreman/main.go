@@ -109,10 +109,10 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 			return Snapshot{}, false
 		}
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(col, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	prom := prometheus.NewRegistry()
+	prom.MustRegister(col, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	if cfg.MetricsAddr != "" {
-		stopMetrics, err := serveMetrics(cfg.MetricsAddr, reg, log)
+		stopMetrics, err := serveMetrics(cfg.MetricsAddr, prom, log)
 		if err != nil {
 			fmt.Fprintf(stderr, "foreman: %v\n", err)
 			return exitUsage
@@ -120,7 +120,12 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		defer stopMetrics()
 	}
 
+	rec := &reclaimer{st: st, log: log}
+	defer rec.wait() // before the store closes (deferred earlier, so later)
+	reg := newRegistry(rdb, cfg.Namespace, 3*beatEvery)
 	sup := NewSupervisor(&cfg, log)
+	sup.inboxPrefix = reg.id + "-"
+	sup.reclaim = rec.worker
 	targets := make(chan Mix)
 	supDone := make(chan error, 1)
 	supCtx, supCancel := context.WithCancel(context.Background())
@@ -136,7 +141,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		<-supDone
 		return exitUsage
 	}
-	w := &watcher{cfg: &cfg, log: log, st: st, reg: newRegistry(rdb, cfg.Namespace, 3*beatEvery),
+	w := &watcher{cfg: &cfg, log: log, st: st, reg: reg, reclaim: rec.worker,
 		col: col, snaps: snaps, targets: targets, supDone: supDone, tuner: tn}
 	err = w.loop(ctx)
 	if !errors.Is(err, errCrashLoop) {

@@ -39,6 +39,7 @@ type Beat struct {
 // process is one worker process and what the foreman knows of it.
 type process struct {
 	id      string
+	inbox   string // its engine's inbox and worker name in the store
 	lane    string
 	cmd     *exec.Cmd
 	started time.Time
@@ -54,7 +55,7 @@ const beatPrefix = "BLAZING-BEAT "
 
 // startProcess execs `python -m blazing.worker` for a lane. The child gets
 // SIGKILL if the foreman dies, so no worker outlives it.
-func startProcess(ctx context.Context, cfg *Config, id, lane string, exited chan<- exitEvent) (*process, error) {
+func startProcess(ctx context.Context, cfg *Config, id, inbox, lane string, exited chan<- exitEvent) (*process, error) {
 	conc := cfg.AsyncConcurrency
 	if lane == laneBlocking {
 		conc = cfg.BlockingConcurrency
@@ -66,6 +67,9 @@ func startProcess(ctx context.Context, cfg *Config, id, lane string, exited chan
 		"BLAZING_REDIS_URL="+cfg.RedisURL,
 		"BLAZING_NAMESPACE="+cfg.Namespace,
 		"BLAZING_WORKER_ID="+id,
+		// Named here, so that the foreman can take back the worker's
+		// leases the moment it dies (see Supervisor.gone).
+		"BLAZING_INBOX="+inbox,
 		"BLAZING_WORKER_BEATS=1",
 	)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
@@ -80,7 +84,7 @@ func startProcess(ctx context.Context, cfg *Config, id, lane string, exited chan
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start worker %s (%s -m blazing.worker): %w", id, cfg.Python, err)
 	}
-	p := &process{id: id, lane: lane, cmd: cmd, started: time.Now(), lastBeat: time.Now()}
+	p := &process{id: id, inbox: inbox, lane: lane, cmd: cmd, started: time.Now(), lastBeat: time.Now()}
 	var pipes sync.WaitGroup
 	pipes.Add(2)
 	go func() { defer pipes.Done(); p.readStdout(stdout) }()

@@ -44,6 +44,11 @@ type Supervisor struct {
 	backoff  map[string]time.Duration
 	waiting  map[string]int
 	restarts int64 // all restarts, for metrics
+	// inboxPrefix starts every worker's inbox name (unique per foreman).
+	inboxPrefix string
+	// reclaim, if set, takes back at once the leases of a worker that is
+	// gone (called with its inbox; it must not block the supervisor).
+	reclaim func(inbox string)
 }
 
 // NewSupervisor makes a supervisor that starts at the configured mix.
@@ -70,11 +75,11 @@ type Snapshot struct {
 
 // WorkerInfo describes one worker process.
 type WorkerInfo struct {
-	ID, Lane, State string
-	Pid             int
-	Started         time.Time
-	LastBeat        time.Time
-	Beat            Beat
+	ID, Inbox, Lane, State string
+	Pid                    int
+	Started                time.Time
+	LastBeat               time.Time
+	Beat                   Beat
 }
 
 func (s *Supervisor) snapshot() Snapshot {
@@ -88,7 +93,7 @@ func (s *Supervisor) snapshot() Snapshot {
 		if p.draining {
 			state = "draining"
 		}
-		snap.Workers = append(snap.Workers, WorkerInfo{ID: p.id, Lane: p.lane, State: state,
+		snap.Workers = append(snap.Workers, WorkerInfo{ID: p.id, Inbox: p.inbox, Lane: p.lane, State: state,
 			Pid: p.cmd.Process.Pid, Started: p.started, LastBeat: last, Beat: b})
 	}
 	sort.Slice(snap.Workers, func(i, j int) bool { return snap.Workers[i].ID < snap.Workers[j].ID })
@@ -163,7 +168,7 @@ func (s *Supervisor) ensure(ctx context.Context) error {
 func (s *Supervisor) spawn(ctx context.Context, lane string) error {
 	s.seq++
 	id := fmt.Sprintf("%s-%d", lane, s.seq)
-	p, err := startProcess(ctx, s.cfg, id, lane, s.exited)
+	p, err := startProcess(ctx, s.cfg, id, s.inboxPrefix+id, lane, s.exited)
 	if err != nil {
 		return err
 	}
@@ -172,9 +177,19 @@ func (s *Supervisor) spawn(ctx context.Context, lane string) error {
 	return nil
 }
 
+// gone forgets an exited worker and has what it still held in the store
+// taken back at once, instead of when its leases lapse. (A worker that
+// drained has handed everything back already; this finds nothing then.)
+func (s *Supervisor) gone(p *process) {
+	delete(s.procs, p.id)
+	if s.reclaim != nil {
+		s.reclaim(p.inbox)
+	}
+}
+
 func (s *Supervisor) onExit(ev exitEvent) error {
 	p := ev.p
-	delete(s.procs, p.id)
+	s.gone(p)
 	if p.draining {
 		s.log.Info("worker drained", "worker", p.id, "exit", exitText(ev.err))
 		return nil
@@ -230,7 +245,7 @@ func (s *Supervisor) shutdown() error {
 	for len(s.procs) > 0 {
 		select {
 		case ev := <-s.exited:
-			delete(s.procs, ev.p.id)
+			s.gone(ev.p)
 			s.log.Info("worker stopped", "worker", ev.p.id, "exit", exitText(ev.err))
 		case <-deadline.C:
 			s.log.Warn("workers did not drain in time; killing them", "left", len(s.procs))
@@ -251,7 +266,7 @@ func (s *Supervisor) killAll() {
 	for len(s.procs) > 0 {
 		select {
 		case ev := <-s.exited:
-			delete(s.procs, ev.p.id)
+			s.gone(ev.p)
 		case <-deadline.C:
 			return
 		}

@@ -34,6 +34,8 @@ type watcher struct {
 	supDone chan error
 	tuner   *tuner
 	nextOpt time.Time
+	// reclaim takes back the leases of a gone worker (see reclaimer).
+	reclaim func(inbox string)
 
 	redisDown time.Time // since when Redis has been failing, zero if fine
 }
@@ -76,7 +78,11 @@ func (w *watcher) observe(ctx context.Context) error {
 	lanes, err := w.st.Stats(rctx)
 	if err == nil {
 		obs.Lanes = lanes
-		obs.Foremen, err = w.reg.beat(rctx, snap)
+		var orphans []string
+		obs.Foremen, orphans, err = w.reg.beat(rctx, snap)
+		for _, inbox := range orphans {
+			w.reclaim(inbox)
+		}
 	}
 	if now := time.Now(); err == nil && w.tuner != nil && !now.Before(w.nextOpt) {
 		w.nextOpt = now.Add(w.cfg.OptimizationInterval)
