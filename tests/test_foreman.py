@@ -183,6 +183,49 @@ def test_killed_worker_s_step_is_taken_back_at_once(redis_server):
         coord.close()
 
 
+def test_vanished_foreman_s_work_is_taken_back_by_a_peer(redis_server):
+    """A machine that dies whole (here: its foreman SIGKILLed, its workers with it)
+    stops beating; a peer foreman takes back what its workers held within seconds,
+    long before their 60 s leases lapse."""
+    from tests.support.coordinator import Coordinator
+
+    ns = "fm" + uuid.uuid4().hex[:8]
+    coord = Coordinator()
+    env = {"BLAZING_LEASE_SECONDS": "60", "BLAZING_HEARTBEAT_SECONDS": "5",
+           "BLAZING_TEST_COORD": coord.path, "BLAZING_TEST_GATE": "add:2"}
+    args = ("--redis-url", redis_server.url, "--namespace", ns,
+            "--app", "tests.apps.durable:app", "--no-auto-optimize")
+    doomed = Foreman(*args, "--metrics-addr", f"127.0.0.1:{free_port()}", env=env)
+    peer = None
+    client = make_app(redis_url=redis_server.url, namespace=ns, local_workers=False,
+                      secret=SECRET)
+    try:
+        doomed.expect(r"started worker.*lane=async")
+        victim = int(doomed.expect(r"started worker.*lane=blocking pid=(\d+)")[1])
+        handle = client.five_steps(0)
+        first = coord.arrival()
+        assert first.pid == victim
+        peer = Foreman(*args, "--metrics-addr", f"127.0.0.1:{free_port()}", env=env)
+        peer.expect(r"started worker.*lane=blocking")
+        killed_at = time.monotonic()
+        doomed.proc.kill()
+        line = peer.expect(r"took back add .*from gone worker", timeout=45).string
+        assert handle.unit_id in line
+        second = coord.arrival(timeout=45)
+        assert second.pid != victim
+        taken_over = time.monotonic() - killed_at
+        assert taken_over < 30, f"taken over after {taken_over:.1f} s: the 60 s lease ran out"
+        second.release()
+        first.conn.close()
+        assert handle.result_sync(timeout=60) == 15
+    finally:
+        client.stop_sync()
+        doomed.close()
+        if peer is not None:
+            peer.close()
+        coord.close()
+
+
 def test_crash_loop_stops_with_a_clear_error(redis_server):
     fm = Foreman("--redis-url", redis_server.url, "--namespace", "fmcrash",
                  "--app", "tests.apps.no_such_module:app", "--crash-loop-restarts", "3",
