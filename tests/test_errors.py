@@ -401,3 +401,49 @@ def test_cancel_while_in_a_blocking_step(app):
     finally:
         release.set()
     assert app.run_sync("waiter") == "late"  # the app still serves afterwards
+
+
+# ------------------------------------------------- option types, unknown runs
+
+@pytest.mark.parametrize("option, value", [
+    ("redis_url", 12345),
+    ("redis_url", b"redis://localhost"),
+    ("namespace", 5),
+    ("api_url", ["http://x"]),
+    ("api_token", 7),
+    ("worker_config", "async_workers=2"),
+    ("worker_config", [("async_workers", 2)]),
+    ("local_workers", "yes"),
+    ("local_workers", 1),
+    ("lease_seconds", "30"),
+    ("heartbeat_seconds", True),
+    ("retention_seconds", -1),
+    ("failed_retention_seconds", float("nan")),
+    ("max_value_bytes", 1.5),
+    ("max_value_bytes", 0),
+    ("max_value_bytes", True),
+    ("drain_timeout", "soon"),
+    ("connect_timeout", float("inf")),
+    ("blocked_loop_seconds", -0.5),
+])
+@pytest.mark.parametrize("cls", [Blazing, blazing.SyncBlazing])
+def test_every_option_is_type_checked(cls, option, value):
+    with pytest.raises(blazing.ConfigurationError) as info:
+        cls(**{option: value})
+    message = str(info.value)
+    assert f"{option}=" in message and repr(value) in message, message
+
+
+@pytest.mark.parametrize("secret", [12345, ["s3cret"], ""])
+def test_a_bad_secret_is_a_configuration_error_that_does_not_repeat_it(secret):
+    with pytest.raises(blazing.ConfigurationError, match="secret=") as info:
+        Blazing(secret=secret)
+    if secret:
+        assert str(secret) not in str(info.value).replace("secret=", "")
+
+
+def test_bad_numbers_from_the_environment(monkeypatch):
+    monkeypatch.setenv("BLAZING_DRAIN_TIMEOUT", "nan")
+    with pytest.raises(blazing.ConfigurationError, match="BLAZING_DRAIN_TIMEOUT='nan'"):
+        Blazing()
+

@@ -36,17 +36,20 @@ class _AppCore:
                  failed_retention_seconds: float | None = None,
                  max_value_bytes: int | None = None,
                  drain_timeout: float | None = None,
-                 connect_timeout: float | None = None) -> None:
+                 connect_timeout: float | None = None,
+                 blocked_loop_seconds: float | None = None) -> None:
         self._definitions: dict[str, Definition] = {}
         self._service_classes: dict[str, type] = {}
         self._published = False
-        self.api_token = api_token
         self.settings = resolve(
-            redis_url=redis_url, worker_config=worker_config, api_url=api_url, secret=secret,
+            redis_url=redis_url, worker_config=worker_config, api_url=api_url,
+            api_token=api_token, secret=secret,
             namespace=namespace, local_workers=local_workers, lease_seconds=lease_seconds,
             heartbeat_seconds=heartbeat_seconds, retention_seconds=retention_seconds,
             failed_retention_seconds=failed_retention_seconds, max_value_bytes=max_value_bytes,
-            drain_timeout=drain_timeout, connect_timeout=connect_timeout)
+            drain_timeout=drain_timeout, connect_timeout=connect_timeout,
+            blocked_loop_seconds=blocked_loop_seconds)
+        self.api_token = api_token
         self.worker_config = self.settings.worker_config
         self.drain_timeout = self.settings.drain_timeout
         self._runtime = Runtime(self._definitions, self._service_classes, self.settings)
