@@ -2,6 +2,8 @@ package engine
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"time"
 
 	"github.com/blazingflow/blazing/core/store"
@@ -141,10 +143,16 @@ func (e *Engine) run(ctx context.Context, c Commands) {
 }
 
 // failedResult is the event that tells a waiter its submission or watch
-// was refused.
+// was refused. A run the store does not know (a watch of an unknown or
+// expired id, a call whose parent is gone) fails as the Python type a
+// caller can catch for it.
 func failedResult(token uint64, ref store.Ref, err error) Event {
+	typ, msg := "blazing.errors.NativeError", err.Error()
+	if errors.Is(err, store.ErrNotFound) {
+		typ, msg = "blazing.errors.RunNotFound", fmt.Sprintf("no run %q in this store (%v)", ref.Unit, err)
+	}
 	return Event{Kind: EventResult, Token: token, Note: store.Note{
 		Kind: store.NoteFinished, Ref: ref, Status: store.StatusFailed,
-		Error: &store.ErrorInfo{Type: "blazing.errors.NativeError", Message: err.Error()},
+		Error: &store.ErrorInfo{Type: typ, Message: msg},
 	}}
 }

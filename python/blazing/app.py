@@ -16,6 +16,7 @@ from blazing.definitions import (
 )
 from blazing.errors import UnknownNameError
 from blazing.history import OperationRecord
+from blazing.lookup import check_unit_id, looking_up
 from blazing.run import RemoteRun
 from blazing.runtime import Runtime
 from blazing.settings import resolve
@@ -169,14 +170,27 @@ class _AppCore:
 
     def get_run(self, unit_id: str) -> RemoteRun:
         """A :class:`RemoteRun` handle on an existing run, e.g. one requeued or
-        submitted by another process."""
+        submitted by another process.
+
+        Raises :class:`~blazing.errors.RunNotFound` if no run has that id and
+        ``TypeError`` if the id is not a str.
+        """
+        check_unit_id(unit_id)
         rt = self._ensure_started()
-        name = rt.status_record(unit_id).name
-        return rt.watch_run(unit_id, name)
+        with looking_up(unit_id):
+            name = rt.status_record(unit_id).name
+            return rt.watch_run(unit_id, name)
 
     def requeue(self, unit_id: str) -> None:
-        """Put a failed or cancelled run back to work; its succeeded steps are replayed."""
-        self._ensure_started().requeue(unit_id)
+        """Put a failed or cancelled run back to work; its succeeded steps are replayed.
+
+        Raises :class:`~blazing.errors.RunNotFound` if no run has that id and
+        ``TypeError`` if the id is not a str.
+        """
+        check_unit_id(unit_id)
+        rt = self._ensure_started()
+        with looking_up(unit_id):
+            rt.requeue(unit_id)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

@@ -35,6 +35,7 @@ from blazing.errors import (
     UnknownNameError,
 )
 from blazing.history import OperationRecord
+from blazing.lookup import store_error
 from blazing.run import LOCAL_ERROR, STATUS_NAMES, RemoteRun, ResultSlot, outcome_to_value
 from blazing.services import Services, create_services
 from blazing.settings import Settings
@@ -305,7 +306,7 @@ class Runtime:
             token = cmd[8] if cmd[0] == CMD_SUBMIT else cmd[3]
             cb = self._tokens.pop(token, None)
             if cb is not None:
-                cb(LOCAL_ERROR, NativeError(message, code), None)
+                cb(LOCAL_ERROR, store_error(message, code), None)
                 return
         log.error("command %s for %s/%s failed: %s", cmd[0], cmd[1], cmd[2], message)
 
