@@ -9,7 +9,7 @@ import pytest
 
 import blazing
 from blazing import Blazing, codec
-from blazing.errors import EngineClosedError
+from blazing.errors import EngineClosedError, RunNotFound
 from blazing.run import ResultSlot
 
 
@@ -401,3 +401,101 @@ def test_cancel_while_in_a_blocking_step(app):
     finally:
         release.set()
     assert app.run_sync("waiter") == "late"  # the app still serves afterwards
+
+
+# ------------------------------------------------- option types, unknown runs
+
+@pytest.mark.parametrize("option, value", [
+    ("redis_url", 12345),
+    ("redis_url", b"redis://localhost"),
+    ("namespace", 5),
+    ("api_url", ["http://x"]),
+    ("api_token", 7),
+    ("worker_config", "async_workers=2"),
+    ("worker_config", [("async_workers", 2)]),
+    ("local_workers", "yes"),
+    ("local_workers", 1),
+    ("lease_seconds", "30"),
+    ("heartbeat_seconds", True),
+    ("retention_seconds", -1),
+    ("failed_retention_seconds", float("nan")),
+    ("max_value_bytes", 1.5),
+    ("max_value_bytes", 0),
+    ("max_value_bytes", True),
+    ("drain_timeout", "soon"),
+    ("connect_timeout", float("inf")),
+    ("blocked_loop_seconds", -0.5),
+])
+@pytest.mark.parametrize("cls", [Blazing, blazing.SyncBlazing])
+def test_every_option_is_type_checked(cls, option, value):
+    with pytest.raises(blazing.ConfigurationError) as info:
+        cls(**{option: value})
+    message = str(info.value)
+    assert f"{option}=" in message and repr(value) in message, message
+
+
+@pytest.mark.parametrize("secret", [12345, ["s3cret"], ""])
+def test_a_bad_secret_is_a_configuration_error_that_does_not_repeat_it(secret):
+    with pytest.raises(blazing.ConfigurationError, match="secret=") as info:
+        Blazing(secret=secret)
+    if secret:
+        assert str(secret) not in str(info.value).replace("secret=", "")
+
+
+def test_bad_numbers_from_the_environment(monkeypatch):
+    monkeypatch.setenv("BLAZING_DRAIN_TIMEOUT", "nan")
+    with pytest.raises(blazing.ConfigurationError, match="BLAZING_DRAIN_TIMEOUT='nan'"):
+        Blazing()
+
+
+def test_get_run_and_requeue_of_an_unknown_id(app):
+    @app.workflow
+    async def one() -> int:
+        return 1
+
+    assert app.run_sync("one") == 1
+    for unknown in ("no-such-run", uuid.uuid4().hex, ""):
+        with pytest.raises(RunNotFound) as info:
+            app.get_run(unknown)
+        assert repr(unknown) in str(info.value)
+        assert isinstance(info.value, LookupError)
+        with pytest.raises(RunNotFound, match=repr(unknown)):
+            app.requeue(unknown)
+
+
+@pytest.mark.parametrize("bad", [12345, None, b"abc", ["id"]])
+def test_a_run_id_that_is_not_a_str_is_a_type_error(app, bad):
+    with pytest.raises(TypeError, match="run id is a str") as info:
+        app.get_run(bad)
+    assert repr(bad) in str(info.value)
+    with pytest.raises(TypeError, match="run id is a str"):
+        app.requeue(bad)
+
+
+def test_a_handle_whose_run_is_gone_raises_run_not_found(app):
+    # An embedded store lives as long as its app runs: after a restart the
+    # handle's run no longer exists anywhere.
+    @app.workflow
+    async def one() -> int:
+        return 1
+
+    handle = app.one()
+    assert handle.result_sync(5) == 1
+    assert handle.status_sync() == "succeeded"
+    app.stop_sync()
+    assert app.run_sync("one") == 1  # restarts the app on a fresh store
+    with pytest.raises(RunNotFound, match=handle.unit_id):
+        handle.status_sync()
+    with pytest.raises(RunNotFound, match=handle.unit_id):
+        handle.cancel_sync()
+
+    async def main():
+        with pytest.raises(RunNotFound, match=handle.unit_id):
+            await handle.status()
+        with pytest.raises(RunNotFound, match=handle.unit_id):
+            await handle.cancel()
+
+    asyncio.run(main())
+    with pytest.raises(RunNotFound, match=handle.unit_id):
+        app.get_run(handle.unit_id)
+    assert handle.result_sync(0) == 1  # the outcome it already had stays readable

@@ -213,3 +213,34 @@ def test_worker_cli_errors(redis_server, tmp_path):
     assert out.returncode == 2 and "needs a Redis store" in out.stderr
     out = run("--app", "tests.apps.durable:app", "--type", "nope")
     assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+def test_unknown_runs_on_redis(apps, redis_server, ns):
+    app = apps()
+
+    @app.workflow
+    async def one() -> int:
+        return 1
+
+    handle = app.one()
+    assert handle.result_sync(timeout=30) == 1
+    unknown = uuid.uuid4().hex
+    with pytest.raises(blazing.errors.RunNotFound, match=unknown):
+        app.get_run(unknown)
+    with pytest.raises(blazing.errors.RunNotFound, match=unknown):
+        app.requeue(unknown)
+    with pytest.raises(TypeError, match="run id is a str"):
+        app.get_run(12345)
+    # A watch goes to Redis asynchronously (never waiting on the network in the
+    # caller); a refused one fails its waiter with the same type.
+    with pytest.raises(blazing.errors.RunNotFound, match=unknown):
+        app._runtime.watch_run(unknown, "one").result_sync(timeout=30)
+
+    # The run's records vanish (as when they expire): its handle says so.
+    keys = redis_server.cli("--scan", "--pattern", f"{{{ns}}}:*{handle.unit_id}*").split()
+    assert keys, "the run has keys of its own"
+    redis_server.cli("DEL", *keys)
+    with pytest.raises(blazing.errors.RunNotFound, match=handle.unit_id):
+        handle.status_sync()
+    with pytest.raises(blazing.errors.RunNotFound, match=handle.unit_id):
+        handle.cancel_sync()

@@ -153,7 +153,7 @@ func (e *Engine) run(ctx context.Context, c Commands) {
 }
 
 // failedResult is the event that tells a waiter its submission or watch
-// was refused, with the error type that says why.
+// was refused, with the error type that says why (see errorType).
 func failedResult(token uint64, ref store.Ref, err error) Event {
 	return failedEvent(token, ref, errorType(err), err.Error())
 }

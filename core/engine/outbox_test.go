@@ -74,3 +74,27 @@ func TestWatchAndCancelOutliveAnOutage(t *testing.T) {
 	require.Equal(t, uint64(7), got[0].Token)
 	require.Equal(t, store.StatusCancelled, got[0].Note.Status, "the cancellation was carried out and the watcher told")
 }
+
+// A watch of a run the store does not know fails its waiter with the type a
+// Python caller catches for it (blazing.errors.RunNotFound), not a bare
+// native error; other refusals keep the generic type.
+func TestRefusedWatchOfAnUnknownRunIsRunNotFound(t *testing.T) {
+	client := newEngine(t, newStore(t), false, func(c *Config) { c.Capacity = [store.NumLanes]int{} })
+	require.NoError(t, client.Enqueue(Commands{
+		Watches: []WatchCmd{{Ref: store.Ref{Unit: "never-made", Path: store.RootPath}, Token: 9}},
+	}))
+	var got []Event
+	require.Eventually(t, func() bool {
+		evs, err := client.Wait(context.Background(), 10*time.Millisecond)
+		require.NoError(t, err)
+		got = append(got, evs...)
+		return len(got) > 0
+	}, eventually, time.Millisecond)
+	require.Equal(t, uint64(9), got[0].Token)
+	require.Equal(t, store.StatusFailed, got[0].Note.Status)
+	require.Equal(t, "blazing.errors.RunNotFound", got[0].Note.Error.Type)
+	require.Contains(t, got[0].Note.Error.Message, "never-made")
+
+	other := failedResult(1, store.Ref{Unit: "u", Path: store.RootPath}, store.ErrInvalid)
+	require.Equal(t, "blazing.errors.NativeError", other.Note.Error.Type)
+}

@@ -16,6 +16,7 @@ from blazing.definitions import (
 )
 from blazing.errors import UnknownNameError
 from blazing.history import OperationRecord
+from blazing.lookup import check_unit_id, looking_up
 from blazing.run import RemoteRun
 from blazing.runtime import Runtime
 from blazing.settings import resolve
@@ -37,6 +38,7 @@ class _AppCore:
                  max_value_bytes: int | None = None,
                  drain_timeout: float | None = None,
                  connect_timeout: float | None = None,
+                 blocked_loop_seconds: float | None = None,
                  max_lapses: int | None = None,
                  retention_max_runs: int | None = None,
                  janitor_seconds: float | None = None,
@@ -44,15 +46,17 @@ class _AppCore:
         self._definitions: dict[str, Definition] = {}
         self._service_classes: dict[str, type] = {}
         self._published = False
-        self.api_token = api_token
         self.settings = resolve(
-            redis_url=redis_url, worker_config=worker_config, api_url=api_url, secret=secret,
+            redis_url=redis_url, worker_config=worker_config, api_url=api_url,
+            api_token=api_token, secret=secret,
             namespace=namespace, local_workers=local_workers, lease_seconds=lease_seconds,
             heartbeat_seconds=heartbeat_seconds, retention_seconds=retention_seconds,
             failed_retention_seconds=failed_retention_seconds, max_value_bytes=max_value_bytes,
-            drain_timeout=drain_timeout, connect_timeout=connect_timeout, max_lapses=max_lapses,
+            drain_timeout=drain_timeout, connect_timeout=connect_timeout,
+            blocked_loop_seconds=blocked_loop_seconds, max_lapses=max_lapses,
             retention_max_runs=retention_max_runs, janitor_seconds=janitor_seconds,
             outage_timeout=outage_timeout)
+        self.api_token = api_token
         self.worker_config = self.settings.worker_config
         self.drain_timeout = self.settings.drain_timeout
         self._runtime = Runtime(self._definitions, self._service_classes, self.settings)
@@ -172,14 +176,27 @@ class _AppCore:
 
     def get_run(self, unit_id: str) -> RemoteRun:
         """A :class:`RemoteRun` handle on an existing run, e.g. one requeued or
-        submitted by another process."""
+        submitted by another process.
+
+        Raises :class:`~blazing.errors.RunNotFound` if no run has that id and
+        ``TypeError`` if the id is not a str.
+        """
+        check_unit_id(unit_id)
         rt = self._ensure_started()
-        name = rt.status_record(unit_id).name
-        return rt.watch_run(unit_id, name)
+        with looking_up(unit_id):
+            name = rt.status_record(unit_id).name
+            return rt.watch_run(unit_id, name)
 
     def requeue(self, unit_id: str) -> None:
-        """Put a failed or cancelled run back to work; its succeeded steps are replayed."""
-        self._ensure_started().requeue(unit_id)
+        """Put a failed or cancelled run back to work; its succeeded steps are replayed.
+
+        Raises :class:`~blazing.errors.RunNotFound` if no run has that id and
+        ``TypeError`` if the id is not a str.
+        """
+        check_unit_id(unit_id)
+        rt = self._ensure_started()
+        with looking_up(unit_id):
+            rt.requeue(unit_id)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):

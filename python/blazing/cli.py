@@ -11,6 +11,7 @@ import json
 import sys
 
 from blazing.errors import BlazingError, ConfigurationError
+from blazing.lookup import looking_up
 from blazing.settings import redact, resolve
 
 
@@ -54,7 +55,8 @@ def cmd_requeue(args: argparse.Namespace) -> int:
     """Requeue one failed run."""
     rt = _connect(args)
     try:
-        rt.requeue(args.unit_id)
+        with looking_up(args.unit_id):
+            rt.requeue(args.unit_id)
     finally:
         rt.stop(1)
     print(f"requeued {args.unit_id}")

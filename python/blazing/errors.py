@@ -119,7 +119,10 @@ class EngineClosedError(NativeError):
 
 def from_native(message: str, code: str) -> BlazingError:
     """The exception for an error the core reported with ``code``: typed where the
-    code says what happened (the store is full, a run was lost), else NativeError."""
+    code says what happened (no such run, the store is full, a run was lost), else
+    NativeError."""
+    if code == "not_found":
+        return RunNotFound(message)
     if code == "full":
         return StoreFull(message)
     if code == "lost":

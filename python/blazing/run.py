@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from blazing import codec
 from blazing.errors import BlazingError, RunCancelled
+from blazing.lookup import looking_up
 
 if TYPE_CHECKING:
     from blazing.runtime import Runtime
@@ -178,9 +179,19 @@ class RemoteRun:
             raise TimeoutError(f"run {self.name} {self.unit_id} not finished after {timeout} s")
 
     def cancel_sync(self) -> bool:
-        """Blocking :meth:`cancel`; False if the run had already finished."""
-        return self._runtime.cancel(self.unit_id, "", f"run {self.unit_id} cancelled by client") > 0
+        """Blocking :meth:`cancel`; False if the run had already finished.
+
+        Raises :class:`~blazing.errors.RunNotFound` if the store no longer has the run.
+        """
+        with looking_up(self.unit_id):
+            return self._runtime.cancel(
+                self.unit_id, "", f"run {self.unit_id} cancelled by client") > 0
 
     def status_sync(self) -> str:
-        """Blocking :meth:`status`."""
-        return self._runtime.status(self.unit_id)
+        """Blocking :meth:`status`.
+
+        Raises :class:`~blazing.errors.RunNotFound` if the store no longer has the run
+        (its retention passed, or the embedded store it lived in was stopped).
+        """
+        with looking_up(self.unit_id):
+            return self._runtime.status(self.unit_id)

@@ -39,6 +39,7 @@ from blazing.history import OperationRecord
 from blazing.run import LOCAL_ERROR, STATUS_NAMES, RemoteRun, ResultSlot, outcome_to_value
 from blazing.services import Services, create_services
 from blazing.settings import Settings
+from blazing.worker import loop_watchdog
 from blazing.worker.blocking_pool import BlockingPool
 from blazing.worker.executor import run_async_delivery
 
@@ -79,6 +80,7 @@ class Runtime:
         self._loop_tid = -1
         self._loop_thread: threading.Thread | None = None
         self._events_thread: threading.Thread | None = None
+        self._watchdog: loop_watchdog.LoopWatchdog | None = None
         self._notify_fd = -1  # eventfd the core announces events on (Redis mode)
         self._pending: list[list[Any]] = []
         self._flush_scheduled = False
@@ -113,6 +115,7 @@ class Runtime:
             if failure:
                 raise failure[0]
             self.started = True
+            self._watchdog = loop_watchdog.start_for(self)  # None when turned off
 
     def _loop_main(self, ready: threading.Event, failure: list[BaseException]) -> None:
         loop = _new_loop()
@@ -224,6 +227,9 @@ class Runtime:
             log.error("stopped with work the store never received: %s", exc)
         if self.pool is not None:
             self.pool.stop()
+        if self._watchdog is not None:
+            self._watchdog.stop()  # before the loop stops answering its checks
+            self._watchdog = None
         loop.call_soon_threadsafe(loop.stop)
         if self._loop_thread is not None:
             self._loop_thread.join(10)

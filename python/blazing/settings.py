@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import sys
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +29,7 @@ DEFAULTS: dict[str, Any] = {
     "drain_timeout": 30.0,
     "namespace": "blazing",
     "connect_timeout": 5.0,
+    "blocked_loop_seconds": 1.0,
     "max_lapses": 5,
     "retention_max_runs": 100_000,
     "janitor_seconds": 60.0,
@@ -50,8 +53,9 @@ def env_number(name: str, default: float) -> float:
         value = float(raw)
     except ValueError:
         raise ConfigurationError(f"environment variable {name}={raw!r} is not a number") from None
-    if value < 0:
-        raise ConfigurationError(f"environment variable {name}={raw!r} must not be negative")
+    if value < 0 or not math.isfinite(value):
+        raise ConfigurationError(
+            f"environment variable {name}={raw!r} must be a finite, non-negative number")
     return value
 
 
@@ -74,6 +78,42 @@ def _count(config: dict[str, Any], key: str, default: int) -> int:
         raise ConfigurationError(
             f"worker_config[{key!r}] must be a non-negative int, not {value!r}")
     return value
+
+
+def _option_str(name: str, value: object) -> str | None:
+    """A string option (None: unset); anything else is refused, naming the option."""
+    if value is not None and not isinstance(value, str):
+        raise ConfigurationError(
+            f"{name}= must be a string, not {type(value).__name__} {value!r}")
+    return value
+
+
+def _option_number(name: str, value: object, env: str, default: float) -> float:
+    """A non-negative, finite number option, else its environment twin, else the default."""
+    if value is None:
+        return env_number(env, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigurationError(
+            f"{name}= must be a number, not {type(value).__name__} {value!r}")
+    if value < 0 or not math.isfinite(value):
+        raise ConfigurationError(f"{name}={value!r} must be a finite, non-negative number")
+    return value
+
+
+def _option_count(name: str, value: object, env: str) -> int:
+    """A whole number of at least 1, else its environment twin, else the default."""
+    n = _option_number(name, value, env, DEFAULTS[name])
+    if n < 1 or n != int(n):
+        raise ConfigurationError(f"{name}={n!r} must be a whole number of at least 1")
+    return int(n)
+
+
+def _option_seconds(name: str, value: object, env: str) -> float:
+    """A positive number of seconds, else its environment twin, else the default."""
+    n = _option_number(name, value, env, DEFAULTS[name])
+    if n <= 0:
+        raise ConfigurationError(f"{name}={n!r} must be a positive number of seconds")
+    return float(n)
 
 
 def _caller_stacklevel() -> int:
@@ -104,11 +144,13 @@ class Settings:
     max_value_bytes: int
     drain_timeout: float
     connect_timeout: float
-    max_lapses: int
-    retention_max_runs: int
-    janitor_seconds: float
-    outage_timeout: float
     worker_config: dict[str, Any]
+    max_lapses: int = DEFAULTS["max_lapses"]
+    retention_max_runs: int = DEFAULTS["retention_max_runs"]
+    janitor_seconds: float = DEFAULTS["janitor_seconds"]
+    outage_timeout: float = DEFAULTS["outage_timeout"]
+    # Longest the event loop may go unanswered before the watchdog warns; 0: off.
+    blocked_loop_seconds: float = DEFAULTS["blocked_loop_seconds"]
 
     @property
     def async_slots(self) -> int:
@@ -148,16 +190,46 @@ class Settings:
 
 
 def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | None = None,
-            api_url: str | None = None, secret: str | bytes | None = None,
+            api_url: str | None = None, api_token: str | None = None,
+            secret: str | bytes | None = None,
             namespace: str | None = None, local_workers: bool | None = None,
             lease_seconds: float | None = None, heartbeat_seconds: float | None = None,
             retention_seconds: float | None = None,
             failed_retention_seconds: float | None = None,
             max_value_bytes: int | None = None, drain_timeout: float | None = None,
-            connect_timeout: float | None = None, max_lapses: int | None = None,
+            connect_timeout: float | None = None,
+            blocked_loop_seconds: float | None = None, max_lapses: int | None = None,
             retention_max_runs: int | None = None, janitor_seconds: float | None = None,
             outage_timeout: float | None = None) -> Settings:
-    """Resolve options against their environment twins and defaults; refuse bad values."""
+    """Resolve options against their environment twins and defaults; refuse bad values.
+
+    Every option is checked for its type here, so a wrong one fails as
+    :class:`ConfigurationError` naming it, not later as an ``AttributeError``.
+    """
+    redis_url = _option_str("redis_url", redis_url)
+    api_url = _option_str("api_url", api_url)
+    _option_str("api_token", api_token)
+    namespace = _option_str("namespace", namespace)
+    if worker_config is not None and not isinstance(worker_config, Mapping):
+        raise ConfigurationError(
+            f"worker_config= must be a dict, not {type(worker_config).__name__} "
+            f"{worker_config!r}")
+    if local_workers is not None and not isinstance(local_workers, bool):
+        raise ConfigurationError(
+            f"local_workers= must be True or False, not {type(local_workers).__name__} "
+            f"{local_workers!r}")
+    if secret is not None and not isinstance(secret, (str, bytes, bytearray, memoryview)):
+        # The value itself is not repeated: it may be a real secret of the wrong type.
+        raise ConfigurationError(
+            f"secret= must be a str or bytes, not {type(secret).__name__}")
+    if secret is not None and not secret:
+        raise ConfigurationError("secret= must not be empty")
+    if max_value_bytes is not None and (isinstance(max_value_bytes, bool)
+                                        or not isinstance(max_value_bytes, int)
+                                        or max_value_bytes < 1):
+        raise ConfigurationError(
+            f"max_value_bytes= must be a positive int, not {type(max_value_bytes).__name__} "
+            f"{max_value_bytes!r}")
     url = redis_url or os.environ.get("BLAZING_REDIS_URL") or None
     if api_url:
         if api_url.startswith(("redis://", "rediss://")):
@@ -200,27 +272,14 @@ def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | Non
     if secret is not None:
         codec.set_secret(secret)
 
-    def num(value: float | None, env: str, default: float) -> float:
-        return value if value is not None else env_number(env, default)
-
-    lease = num(lease_seconds, "BLAZING_LEASE_SECONDS", DEFAULTS["lease_seconds"])
-    beat = num(heartbeat_seconds, "BLAZING_HEARTBEAT_SECONDS", DEFAULTS["heartbeat_seconds"])
+    lease = _option_number("lease_seconds", lease_seconds, "BLAZING_LEASE_SECONDS",
+                           DEFAULTS["lease_seconds"])
+    beat = _option_number("heartbeat_seconds", heartbeat_seconds, "BLAZING_HEARTBEAT_SECONDS",
+                          DEFAULTS["heartbeat_seconds"])
     if beat <= 0 or lease <= 0 or beat >= lease:
         raise ConfigurationError(
             f"heartbeat ({beat} s) must be positive and shorter than the lease ({lease} s)")
     default_retention = DEFAULTS["retention_seconds" if url else "retention_seconds_embedded"]
-
-    def positive_int(value: int | None, env: str, name: str) -> int:
-        n = num(value, env, DEFAULTS[name])
-        if isinstance(n, bool) or n != int(n) or n < 1:
-            raise ConfigurationError(f"{name} must be a whole number of at least 1, not {n!r}")
-        return int(n)
-
-    def positive(value: float | None, env: str, name: str) -> float:
-        n = num(value, env, DEFAULTS[name])
-        if isinstance(n, bool) or n <= 0:
-            raise ConfigurationError(f"{name} must be a positive number of seconds, not {n!r}")
-        return float(n)
     ns = namespace or os.environ.get("BLAZING_NAMESPACE") or DEFAULTS["namespace"]
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", ns):
         raise ConfigurationError(
@@ -236,19 +295,28 @@ def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | Non
         optimization_interval=float(interval),
         lease_seconds=lease,
         heartbeat_seconds=beat,
-        retention_seconds=num(retention_seconds, "BLAZING_RETENTION_SECONDS", default_retention),
-        failed_retention_seconds=num(failed_retention_seconds,
-                                     "BLAZING_FAILED_RETENTION_SECONDS",
-                                     DEFAULTS["failed_retention_seconds"]),
-        max_value_bytes=int(num(max_value_bytes, "BLAZING_MAX_VALUE_BYTES",
-                                codec.DEFAULT_MAX_VALUE_BYTES)),
-        drain_timeout=num(drain_timeout, "BLAZING_DRAIN_TIMEOUT", DEFAULTS["drain_timeout"]),
-        connect_timeout=num(connect_timeout, "BLAZING_CONNECT_TIMEOUT",
-                            DEFAULTS["connect_timeout"]),
-        max_lapses=positive_int(max_lapses, "BLAZING_MAX_LAPSES", "max_lapses"),
-        retention_max_runs=positive_int(retention_max_runs, "BLAZING_RETENTION_MAX_RUNS",
-                                        "retention_max_runs"),
-        janitor_seconds=positive(janitor_seconds, "BLAZING_JANITOR_SECONDS", "janitor_seconds"),
-        outage_timeout=positive(outage_timeout, "BLAZING_OUTAGE_TIMEOUT", "outage_timeout"),
+        retention_seconds=_option_number("retention_seconds", retention_seconds,
+                                         "BLAZING_RETENTION_SECONDS", default_retention),
+        failed_retention_seconds=_option_number("failed_retention_seconds",
+                                                failed_retention_seconds,
+                                                "BLAZING_FAILED_RETENTION_SECONDS",
+                                                DEFAULTS["failed_retention_seconds"]),
+        max_value_bytes=int(_option_number("max_value_bytes", max_value_bytes,
+                                           "BLAZING_MAX_VALUE_BYTES",
+                                           codec.DEFAULT_MAX_VALUE_BYTES)),
+        drain_timeout=_option_number("drain_timeout", drain_timeout, "BLAZING_DRAIN_TIMEOUT",
+                                     DEFAULTS["drain_timeout"]),
+        connect_timeout=_option_number("connect_timeout", connect_timeout,
+                                       "BLAZING_CONNECT_TIMEOUT", DEFAULTS["connect_timeout"]),
         worker_config=cfg,
+        blocked_loop_seconds=_option_number("blocked_loop_seconds", blocked_loop_seconds,
+                                            "BLAZING_BLOCKED_LOOP_SECONDS",
+                                            DEFAULTS["blocked_loop_seconds"]),
+        max_lapses=_option_count("max_lapses", max_lapses, "BLAZING_MAX_LAPSES"),
+        retention_max_runs=_option_count("retention_max_runs", retention_max_runs,
+                                         "BLAZING_RETENTION_MAX_RUNS"),
+        janitor_seconds=_option_seconds("janitor_seconds", janitor_seconds,
+                                        "BLAZING_JANITOR_SECONDS"),
+        outage_timeout=_option_seconds("outage_timeout", outage_timeout,
+                                       "BLAZING_OUTAGE_TIMEOUT"),
     )

@@ -124,6 +124,13 @@ def make_app(**options: object) -> Blazing:
             time.sleep(3600)
         return "unstuck"
 
+    @app.step
+    async def stall_loop(seconds: float) -> str:
+        """Blocks its worker's event loop for ``seconds`` (the fault under test:
+        an async step calling a blocking function), then returns."""
+        time.sleep(seconds)
+        return "unblocked"
+
     @app.step(timeout=0.3)
     async def too_slow() -> None:
         """Outlives its timeout (the sleep is the slow work under test)."""
