@@ -105,6 +105,8 @@ func Code(err error) string {
 		return "not_found"
 	case errors.Is(err, store.ErrClosed), errors.Is(err, engine.ErrClosed):
 		return "closed"
+	case errors.Is(err, store.ErrUnavailable):
+		return "unavailable"
 	}
 	return "internal"
 }

@@ -235,6 +235,9 @@ var (
 	ErrClosed       = errors.New("store closed")
 	ErrConflict     = errors.New("conflicting submission")
 	ErrUnknownInbox = errors.New("unknown inbox")
+	// ErrUnavailable: the store cannot be reached, or refuses this
+	// process (credentials, TLS).
+	ErrUnavailable = errors.New("store unavailable")
 )
 
 // Store is the storage driver interface.
