@@ -62,6 +62,9 @@ type Config struct {
 	// InboxTTL is how long an inbox survives without being opened or read;
 	// default 24 hours.
 	InboxTTL time.Duration
+	// TLS fills in the TLS options a rediss URL given to Open leaves unset
+	// (New ignores it). Set with a URL that does not use TLS, Open refuses.
+	TLS TLS
 }
 
 // Defaults.
