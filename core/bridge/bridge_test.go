@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -137,6 +139,38 @@ func TestOpenBadConfig(t *testing.T) {
 			require.Nil(t, s)
 			require.ErrorIs(t, err, bridge.ErrConfig)
 		})
+	}
+}
+
+// The TLS files of the config frame reach the Redis store, and an open
+// that fails on the settings or on an unreachable Redis is classified so
+// that Python raises the right error.
+func TestOpenRedisTLSConfig(t *testing.T) {
+	ctx := context.Background()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := l.Addr().String()
+	require.NoError(t, l.Close())
+	missing := filepath.Join(t.TempDir(), "ca.pem")
+	for _, c := range []struct {
+		cfg       map[string]any
+		code, msg string
+	}{
+		{map[string]any{"url": "redis://" + dead + "/0", "tls_ca_file": missing},
+			"invalid", "tls_ca_file is set but redis:// does not use TLS"},
+		{map[string]any{"url": "rediss://" + dead + "/0", "tls_ca_file": missing},
+			"invalid", "tls_ca_file " + missing + ": cannot read it"},
+		{map[string]any{"url": "rediss://" + dead + "/0", "tls_key_file": missing},
+			"invalid", "tls_key_file " + missing + " is given without tls_cert_file"},
+		{map[string]any{"url": "redis://:s3cret@" + dead + "/0"},
+			"unavailable", "Redis does not answer"},
+	} {
+		c.cfg["inbox"], c.cfg["store"], c.cfg["connect_timeout_ms"] = "t", "redis", 1000
+		s, err := bridge.Open(ctx, pack(t, c.cfg))
+		require.Nil(t, s)
+		require.ErrorContains(t, err, c.msg)
+		require.Equal(t, c.code, frames.Code(err), "%v", err)
+		require.NotContains(t, err.Error(), "s3cret")
 	}
 }
 
