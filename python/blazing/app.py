@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
@@ -36,7 +37,10 @@ class _AppCore:
                  failed_retention_seconds: float | None = None,
                  max_value_bytes: int | None = None,
                  drain_timeout: float | None = None,
-                 connect_timeout: float | None = None) -> None:
+                 connect_timeout: float | None = None,
+                 tls_ca_file: str | os.PathLike[str] | None = None,
+                 tls_cert_file: str | os.PathLike[str] | None = None,
+                 tls_key_file: str | os.PathLike[str] | None = None) -> None:
         self._definitions: dict[str, Definition] = {}
         self._service_classes: dict[str, type] = {}
         self._published = False
@@ -46,7 +50,8 @@ class _AppCore:
             namespace=namespace, local_workers=local_workers, lease_seconds=lease_seconds,
             heartbeat_seconds=heartbeat_seconds, retention_seconds=retention_seconds,
             failed_retention_seconds=failed_retention_seconds, max_value_bytes=max_value_bytes,
-            drain_timeout=drain_timeout, connect_timeout=connect_timeout)
+            drain_timeout=drain_timeout, connect_timeout=connect_timeout,
+            tls_ca_file=tls_ca_file, tls_cert_file=tls_cert_file, tls_key_file=tls_key_file)
         self.worker_config = self.settings.worker_config
         self.drain_timeout = self.settings.drain_timeout
         self._runtime = Runtime(self._definitions, self._service_classes, self.settings)

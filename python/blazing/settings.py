@@ -29,7 +29,16 @@ DEFAULTS: dict[str, Any] = {
     "connect_timeout": 5.0,
 }
 
-REDIS_SCHEMES = ("redis://", "rediss://", "redis+sentinel://", "redis+cluster://")
+REDIS_SCHEMES = ("redis://", "rediss://", "redis+sentinel://", "rediss+sentinel://",
+                 "redis+cluster://", "rediss+cluster://")
+
+#: The TLS settings, each with its environment twin. The same names are query
+#: options of a ``rediss`` URL, which win over these.
+TLS_SETTINGS = {
+    "tls_ca_file": "BLAZING_TLS_CA_FILE",
+    "tls_cert_file": "BLAZING_TLS_CERT_FILE",
+    "tls_key_file": "BLAZING_TLS_KEY_FILE",
+}
 
 
 def redact(url: str) -> str:
@@ -101,6 +110,9 @@ class Settings:
     drain_timeout: float
     connect_timeout: float
     worker_config: dict[str, Any]
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
 
     @property
     def async_slots(self) -> int:
@@ -123,6 +135,7 @@ class Settings:
         if self.redis_url:
             cfg.update(store="redis", url=self.redis_url, namespace=self.namespace,
                        connect_timeout_ms=int(self.connect_timeout * 1000))
+            cfg.update({k: v for k in TLS_SETTINGS if (v := getattr(self, k))})
         else:
             cfg["store"] = "memory"
             # Embedded mode: the engine runs the optimizer over this process's
@@ -142,7 +155,10 @@ def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | Non
             retention_seconds: float | None = None,
             failed_retention_seconds: float | None = None,
             max_value_bytes: int | None = None, drain_timeout: float | None = None,
-            connect_timeout: float | None = None) -> Settings:
+            connect_timeout: float | None = None,
+            tls_ca_file: str | os.PathLike[str] | None = None,
+            tls_cert_file: str | os.PathLike[str] | None = None,
+            tls_key_file: str | os.PathLike[str] | None = None) -> Settings:
     """Resolve options against their environment twins and defaults; refuse bad values."""
     url = redis_url or os.environ.get("BLAZING_REDIS_URL") or None
     if api_url:
@@ -156,6 +172,9 @@ def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | Non
     if url is not None and not url.startswith(REDIS_SCHEMES):
         raise ConfigurationError(
             f"redis_url={redact(url)!r} must start with one of {', '.join(REDIS_SCHEMES)}")
+
+    tls = _resolve_tls(url, {"tls_ca_file": tls_ca_file, "tls_cert_file": tls_cert_file,
+                             "tls_key_file": tls_key_file})
 
     cfg = dict(worker_config or {})
     unknown = set(cfg) - WORKER_KEYS
@@ -220,4 +239,43 @@ def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | Non
         connect_timeout=num(connect_timeout, "BLAZING_CONNECT_TIMEOUT",
                             DEFAULTS["connect_timeout"]),
         worker_config=cfg,
+        **tls,
     )
+
+
+def _resolve_tls(url: str | None,
+                 given: dict[str, str | os.PathLike[str] | None]) -> dict[str, str | None]:
+    """The TLS files, from the arguments or their environment twins.
+
+    They need a TLS URL (``rediss://``, ``rediss+sentinel://``, ``rediss+cluster://``).
+    Without any Redis URL, given arguments are refused and environment twins ignored,
+    like the other Redis settings' twins. The files themselves are read when the store
+    opens, where a bad one is reported with its option and path.
+    """
+    out: dict[str, str | None] = {}
+    for name, env in TLS_SETTINGS.items():
+        arg = given[name]
+        value: str | None
+        if arg is not None:
+            try:
+                path = os.fspath(arg)
+            except TypeError:
+                path = None
+            if not isinstance(path, str) or not path:
+                raise ConfigurationError(f"{name}= must be a non-empty path, not {arg!r}")
+            value, source = path, f"{name}="
+        else:
+            value, source = os.environ.get(env) or None, env
+        if value is None:
+            continue
+        if not url:
+            if source == env:
+                continue
+            raise ConfigurationError(f"{source} needs a Redis store over TLS (a rediss:// "
+                                     "redis_url): the embedded store makes no connection")
+        if not url.startswith("rediss"):
+            raise ConfigurationError(
+                f"{source} is set but redis_url={redact(url)!r} does not use TLS: "
+                "TLS options need rediss:// (or rediss+sentinel://, rediss+cluster://)")
+        out[name] = value
+    return out
