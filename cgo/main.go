@@ -44,6 +44,9 @@ const (
 	rcPanic     = -5
 	rcBadHandle = -6
 	rcConflict  = -7
+	// rcUnavailable: the store cannot be reached or refuses this process
+	// (credentials, TLS); Python raises StoreUnavailable.
+	rcUnavailable = -8
 )
 
 // version is reported by bz_version; bump with the frame format.
@@ -75,6 +78,8 @@ func rcFor(err error) C.int {
 		return rcClosed
 	case "conflict":
 		return rcConflict
+	case "unavailable":
+		return rcUnavailable
 	}
 	if errors.Is(err, bridge.ErrConfig) {
 		return rcInvalid

@@ -8,14 +8,17 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/blazingflow/blazing/core/store/redisstore"
 )
 
 // Config is everything the foreman is told. Each flag has an environment
-// twin (BLAZING_FOREMAN_<NAME>, or the app-wide BLAZING_REDIS_URL and
-// BLAZING_NAMESPACE); a flag on the command line wins over its twin.
+// twin (BLAZING_FOREMAN_<NAME>, or the app-wide BLAZING_REDIS_URL,
+// BLAZING_NAMESPACE and BLAZING_TLS_*); a flag on the command line wins over its twin.
 type Config struct {
 	RedisURL             string
 	Namespace            string
+	TLS                  redisstore.TLS
 	App                  string
 	Python               string
 	AsyncWorkers         int
@@ -79,6 +82,9 @@ func (c *Config) specs() []flagSpec {
 	return []flagSpec{
 		{"redis-url", "BLAZING_REDIS_URL", "Redis URL of the shared store (required)", "", str(&c.RedisURL), false},
 		{"namespace", "BLAZING_NAMESPACE", "namespace of the app's keys", "blazing", str(&c.Namespace), false},
+		{"tls-ca-file", "BLAZING_TLS_CA_FILE", "PEM CA certificates that verify a rediss:// server (tls_ca_file= in the URL wins)", "", str(&c.TLS.CAFile), false},
+		{"tls-cert-file", "BLAZING_TLS_CERT_FILE", "PEM client certificate for a rediss:// server that requires one", "", str(&c.TLS.CertFile), false},
+		{"tls-key-file", "BLAZING_TLS_KEY_FILE", "PEM private key of --tls-cert-file", "", str(&c.TLS.KeyFile), false},
 		{"app", "BLAZING_FOREMAN_APP", "module:attribute of the Blazing app the workers import (required)", "", str(&c.App), false},
 		{"python", "BLAZING_FOREMAN_PYTHON", "Python interpreter for worker processes (python -m blazing.foreman passes its own)", "python3", str(&c.Python), false},
 		{"async-workers", "BLAZING_FOREMAN_ASYNC_WORKERS", "async worker processes to start with", "1", num(&c.AsyncWorkers, "async-workers"), false},

@@ -76,7 +76,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	defer stop()
 
 	shown := redisstore.Redact(cfg.RedisURL)
-	rdb, err := redisstore.Client(cfg.RedisURL)
+	rdb, err := redisstore.Client(cfg.RedisURL, cfg.TLS)
 	if err != nil {
 		fmt.Fprintf(stderr, "foreman: %v\n", err)
 		return exitUsage

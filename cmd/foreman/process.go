@@ -72,6 +72,17 @@ func startProcess(ctx context.Context, cfg *Config, id, inbox, lane string, exit
 		"BLAZING_INBOX="+inbox,
 		"BLAZING_WORKER_BEATS=1",
 	)
+	// The workers reach Redis as the foreman does (flags given as
+	// --tls-* reach them too); an app's own tls_* settings still win.
+	for env, v := range map[string]string{
+		"BLAZING_TLS_CA_FILE":   cfg.TLS.CAFile,
+		"BLAZING_TLS_CERT_FILE": cfg.TLS.CertFile,
+		"BLAZING_TLS_KEY_FILE":  cfg.TLS.KeyFile,
+	} {
+		if v != "" {
+			cmd.Env = append(cmd.Env, env+"="+v)
+		}
+	}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {

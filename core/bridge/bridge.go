@@ -27,6 +27,11 @@ type Config struct {
 	URL              string `msgpack:"url"`
 	Namespace        string `msgpack:"namespace"`
 	ConnectTimeoutMs int64  `msgpack:"connect_timeout_ms"`
+	// TLSCAFile, TLSCertFile and TLSKeyFile fill in the TLS options a
+	// rediss URL leaves unset (see redisstore.TLS).
+	TLSCAFile   string `msgpack:"tls_ca_file"`
+	TLSCertFile string `msgpack:"tls_cert_file"`
+	TLSKeyFile  string `msgpack:"tls_key_file"`
 	// FailedRetentionS keeps failed runs (Redis); RetentionS succeeded ones.
 	FailedRetentionS int64  `msgpack:"failed_retention_s"`
 	Inbox            string `msgpack:"inbox"`
@@ -105,6 +110,7 @@ func Open(ctx context.Context, frame []byte) (*Session, error) {
 			MaxLapses:          cfg.MaxLapses,
 			MaxRuns:            cfg.MaxRuns,
 			RepairGap:          time.Duration(cfg.JanitorMs) * time.Millisecond * 9 / 10,
+			TLS:                redisstore.TLS{CAFile: cfg.TLSCAFile, CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile},
 		})
 		cancel()
 		if err != nil {

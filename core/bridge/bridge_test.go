@@ -4,6 +4,8 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"net"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
@@ -140,6 +142,38 @@ func TestOpenBadConfig(t *testing.T) {
 	}
 }
 
+// The TLS files of the config frame reach the Redis store, and an open
+// that fails on the settings or on an unreachable Redis is classified so
+// that Python raises the right error.
+func TestOpenRedisTLSConfig(t *testing.T) {
+	ctx := context.Background()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	dead := l.Addr().String()
+	require.NoError(t, l.Close())
+	missing := filepath.Join(t.TempDir(), "ca.pem")
+	for _, c := range []struct {
+		cfg       map[string]any
+		code, msg string
+	}{
+		{map[string]any{"url": "redis://" + dead + "/0", "tls_ca_file": missing},
+			"invalid", "tls_ca_file is set but redis:// does not use TLS"},
+		{map[string]any{"url": "rediss://" + dead + "/0", "tls_ca_file": missing},
+			"invalid", "tls_ca_file " + missing + ": cannot read it"},
+		{map[string]any{"url": "rediss://" + dead + "/0", "tls_key_file": missing},
+			"invalid", "tls_key_file " + missing + " is given without tls_cert_file"},
+		{map[string]any{"url": "redis://:s3cret@" + dead + "/0"},
+			"unavailable", "Redis does not answer"},
+	} {
+		c.cfg["inbox"], c.cfg["store"], c.cfg["connect_timeout_ms"] = "t", "redis", 1000
+		s, err := bridge.Open(ctx, pack(t, c.cfg))
+		require.Nil(t, s)
+		require.ErrorContains(t, err, c.msg)
+		require.Equal(t, c.code, frames.Code(err), "%v", err)
+		require.NotContains(t, err.Error(), "s3cret")
+	}
+}
+
 func repeat(b byte, n int) []byte {
 	out := make([]byte, n)
 	for i := range out {
@@ -256,7 +290,7 @@ func TestPerCommandErrors(t *testing.T) {
 		[]any{frames.CmdCapacity, 0, -1},                                       // 2: below zero
 		[]any{frames.CmdCancel, "nobody", "", "x"},                             // 3: not found
 		[]any{frames.CmdWatch, "nobody", "0", 4},                               // 4: not found
-		submitCmd("w", "0.1", "0", "step", nil, 5, 0),                          // 5: parent missing
+		submitCmd("w", "0.1", "0", "step", nil, 5, 0),                          // 5: parent missing: lost
 		submitCmd("u", "0", "", "flow", nil, 6, 0),                             // 6: joins
 		[]any{frames.CmdSubmit, "", "0", "", 0, "f", 0, nil, 7, 0, 0, 0, 0, 0}, // 7: empty unit
 	)
@@ -266,7 +300,7 @@ func TestPerCommandErrors(t *testing.T) {
 		got[num(t, e[0])] = e
 	}
 	require.Len(t, got, 6, "errors: %v", r.Errors)
-	for idx, code := range map[int64]string{1: "conflict", 2: "invalid", 3: "not_found", 4: "not_found", 5: "not_found", 7: "invalid"} {
+	for idx, code := range map[int64]string{1: "conflict", 2: "invalid", 3: "not_found", 4: "not_found", 5: "lost", 7: "invalid"} {
 		require.Contains(t, got, idx)
 		require.Equal(t, code, got[idx][1], "command %d", idx)
 		require.NotEmpty(t, got[idx][2])

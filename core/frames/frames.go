@@ -111,6 +111,8 @@ func Code(err error) string {
 		return "closed"
 	case errors.Is(err, store.ErrFull):
 		return "full"
+	case errors.Is(err, store.ErrUnavailable):
+		return "unavailable"
 	}
 	return "internal"
 }

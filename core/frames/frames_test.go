@@ -437,11 +437,12 @@ func TestDecodeRef(t *testing.T) {
 
 func TestCode(t *testing.T) {
 	for want, err := range map[string]error{
-		"conflict":  fmt.Errorf("x: %w", store.ErrConflict),
-		"invalid":   fmt.Errorf("x: %w", store.ErrInvalid),
-		"not_found": fmt.Errorf("x: %w", store.ErrNotFound),
-		"closed":    engine.ErrClosed,
-		"internal":  errors.New("boom"),
+		"conflict":    fmt.Errorf("x: %w", store.ErrConflict),
+		"invalid":     fmt.Errorf("x: %w", store.ErrInvalid),
+		"not_found":   fmt.Errorf("x: %w", store.ErrNotFound),
+		"unavailable": fmt.Errorf("x: %w", store.ErrUnavailable),
+		"closed":      engine.ErrClosed,
+		"internal":    errors.New("boom"),
 	} {
 		require.Equal(t, want, frames.Code(err))
 	}

@@ -286,6 +286,9 @@ var (
 	// (Redis at maxmemory). Nothing was written; the same request may
 	// succeed once memory is freed.
 	ErrFull = errors.New("store is out of memory")
+	// ErrUnavailable: the store cannot be reached, or refuses this
+	// process (credentials, TLS).
+	ErrUnavailable = errors.New("store unavailable")
 )
 
 // Store is the storage driver interface.

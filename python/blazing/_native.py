@@ -7,7 +7,8 @@ duration of every call, so a thread blocked in :meth:`Session.wait` does not
 hold up Python.
 
 Every call exchanges msgpack frames (see ``core/frames``); errors come back as
-negative codes plus a message and are raised as :class:`NativeError`.
+negative codes plus a message and are raised as :class:`NativeError` (a store
+that cannot be reached or refuses this process as :class:`StoreUnavailable`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from blazing.errors import (
     ForkedProcessError,
     NativeError,
     NativeLibraryError,
+    StoreUnavailable,
 )
 
 # Reply codes, mirrored from cgo/main.go.
@@ -38,6 +40,7 @@ _CODES = {
     -5: "panic",
     -6: "bad_handle",
     -7: "conflict",
+    -8: "unavailable",
 }
 
 _BUF_SIZE = 256 * 1024
@@ -155,6 +158,9 @@ def _take(lib: ctypes.CDLL, rc: int, b: _Buffers) -> bytes:
     if code in ("closed", "bad_handle"):
         # A closed session's handle is gone from the core: both mean "stopped".
         raise EngineClosedError(message or "the engine is stopped")
+    if code == "unavailable":
+        # Unreachable, refusing the credentials, or failing TLS: the message says which.
+        raise StoreUnavailable(message or "the store cannot be reached")
     raise NativeError(message or f"native call failed with code {rc}", code)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from collections.abc import Callable
 from typing import Any, TypeVar, overload
 
@@ -42,7 +43,10 @@ class _AppCore:
                  max_lapses: int | None = None,
                  retention_max_runs: int | None = None,
                  janitor_seconds: float | None = None,
-                 outage_timeout: float | None = None) -> None:
+                 outage_timeout: float | None = None,
+                 tls_ca_file: str | os.PathLike[str] | None = None,
+                 tls_cert_file: str | os.PathLike[str] | None = None,
+                 tls_key_file: str | os.PathLike[str] | None = None) -> None:
         self._definitions: dict[str, Definition] = {}
         self._service_classes: dict[str, type] = {}
         self._published = False
@@ -55,7 +59,8 @@ class _AppCore:
             drain_timeout=drain_timeout, connect_timeout=connect_timeout,
             blocked_loop_seconds=blocked_loop_seconds, max_lapses=max_lapses,
             retention_max_runs=retention_max_runs, janitor_seconds=janitor_seconds,
-            outage_timeout=outage_timeout)
+            outage_timeout=outage_timeout,
+            tls_ca_file=tls_ca_file, tls_cert_file=tls_cert_file, tls_key_file=tls_key_file)
         self.api_token = api_token
         self.worker_config = self.settings.worker_config
         self.drain_timeout = self.settings.drain_timeout

@@ -127,4 +127,6 @@ def from_native(message: str, code: str) -> BlazingError:
         return StoreFull(message)
     if code == "lost":
         return RunLost(message)
+    if code == "unavailable":
+        return StoreUnavailable(message)
     return NativeError(message, code)

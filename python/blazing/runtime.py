@@ -29,6 +29,7 @@ from blazing.context import Execution
 from blazing.definitions import LANE_ASYNC, LANE_BLOCKING, Definition
 from blazing.errors import (
     BlazingError,
+    ConfigurationError,
     EngineClosedError,
     NativeError,
     RunCancelled,
@@ -44,6 +45,21 @@ from blazing.worker.blocking_pool import BlockingPool
 from blazing.worker.executor import run_async_delivery
 
 log = logging.getLogger("blazing.runtime")
+
+
+def _open_session(settings: Settings, config: dict[str, Any]) -> Session:
+    """Open the core's session; a Redis URL or TLS file it cannot use is a ConfigurationError.
+
+    Python has checked everything else in the config, so a refusal of it ("invalid") at
+    open names the URL or the TLS option and file that the core could not use. A Redis
+    that cannot be reached or refuses this process raises StoreUnavailable (from the core).
+    """
+    try:
+        return Session(config)
+    except NativeError as exc:
+        if settings.redis_url and exc.code == "invalid":
+            raise ConfigurationError(str(exc)) from exc
+        raise
 
 # Command and event codes: see core/frames/frames.go.
 CMD_SUBMIT, CMD_COMPLETE, CMD_CAPACITY, CMD_CANCEL, CMD_WATCH, CMD_PAUSE = 1, 2, 3, 4, 5, 6
@@ -125,7 +141,7 @@ class Runtime:
         try:
             self.services = loop.run_until_complete(create_services(self._service_classes, {}))
             st = self.settings
-            self.session = Session({
+            self.session = _open_session(st, {
                 **st.store_config(),
                 # A foreman names its workers' inboxes, so that it can take
                 # back their leases at once when one dies (BLAZING_INBOX).

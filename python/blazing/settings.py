@@ -36,7 +36,16 @@ DEFAULTS: dict[str, Any] = {
     "outage_timeout": 300.0,
 }
 
-REDIS_SCHEMES = ("redis://", "rediss://", "redis+sentinel://", "redis+cluster://")
+REDIS_SCHEMES = ("redis://", "rediss://", "redis+sentinel://", "rediss+sentinel://",
+                 "redis+cluster://", "rediss+cluster://")
+
+#: The TLS settings, each with its environment twin. The same names are query
+#: options of a ``rediss`` URL, which win over these.
+TLS_SETTINGS = {
+    "tls_ca_file": "BLAZING_TLS_CA_FILE",
+    "tls_cert_file": "BLAZING_TLS_CERT_FILE",
+    "tls_key_file": "BLAZING_TLS_KEY_FILE",
+}
 
 
 def redact(url: str) -> str:
@@ -151,6 +160,9 @@ class Settings:
     outage_timeout: float = DEFAULTS["outage_timeout"]
     # Longest the event loop may go unanswered before the watchdog warns; 0: off.
     blocked_loop_seconds: float = DEFAULTS["blocked_loop_seconds"]
+    tls_ca_file: str | None = None
+    tls_cert_file: str | None = None
+    tls_key_file: str | None = None
 
     @property
     def async_slots(self) -> int:
@@ -177,6 +189,7 @@ class Settings:
         if self.redis_url:
             cfg.update(store="redis", url=self.redis_url, namespace=self.namespace,
                        connect_timeout_ms=int(self.connect_timeout * 1000))
+            cfg.update({k: v for k in TLS_SETTINGS if (v := getattr(self, k))})
         else:
             cfg["store"] = "memory"
             # Embedded mode: the engine runs the optimizer over this process's
@@ -200,7 +213,10 @@ def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | Non
             connect_timeout: float | None = None,
             blocked_loop_seconds: float | None = None, max_lapses: int | None = None,
             retention_max_runs: int | None = None, janitor_seconds: float | None = None,
-            outage_timeout: float | None = None) -> Settings:
+            outage_timeout: float | None = None,
+            tls_ca_file: str | os.PathLike[str] | None = None,
+            tls_cert_file: str | os.PathLike[str] | None = None,
+            tls_key_file: str | os.PathLike[str] | None = None) -> Settings:
     """Resolve options against their environment twins and defaults; refuse bad values.
 
     Every option is checked for its type here, so a wrong one fails as
@@ -242,6 +258,9 @@ def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | Non
     if url is not None and not url.startswith(REDIS_SCHEMES):
         raise ConfigurationError(
             f"redis_url={redact(url)!r} must start with one of {', '.join(REDIS_SCHEMES)}")
+
+    tls = _resolve_tls(url, {"tls_ca_file": tls_ca_file, "tls_cert_file": tls_cert_file,
+                             "tls_key_file": tls_key_file})
 
     cfg = dict(worker_config or {})
     unknown = set(cfg) - WORKER_KEYS
@@ -319,4 +338,43 @@ def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | Non
                                         "BLAZING_JANITOR_SECONDS"),
         outage_timeout=_option_seconds("outage_timeout", outage_timeout,
                                        "BLAZING_OUTAGE_TIMEOUT"),
+        **tls,
     )
+
+
+def _resolve_tls(url: str | None,
+                 given: dict[str, str | os.PathLike[str] | None]) -> dict[str, str | None]:
+    """The TLS files, from the arguments or their environment twins.
+
+    They need a TLS URL (``rediss://``, ``rediss+sentinel://``, ``rediss+cluster://``).
+    Without any Redis URL, given arguments are refused and environment twins ignored,
+    like the other Redis settings' twins. The files themselves are read when the store
+    opens, where a bad one is reported with its option and path.
+    """
+    out: dict[str, str | None] = {}
+    for name, env in TLS_SETTINGS.items():
+        arg = given[name]
+        value: str | None
+        if arg is not None:
+            try:
+                path = os.fspath(arg)
+            except TypeError:
+                path = None
+            if not isinstance(path, str) or not path:
+                raise ConfigurationError(f"{name}= must be a non-empty path, not {arg!r}")
+            value, source = path, f"{name}="
+        else:
+            value, source = os.environ.get(env) or None, env
+        if value is None:
+            continue
+        if not url:
+            if source == env:
+                continue
+            raise ConfigurationError(f"{source} needs a Redis store over TLS (a rediss:// "
+                                     "redis_url): the embedded store makes no connection")
+        if not url.startswith("rediss"):
+            raise ConfigurationError(
+                f"{source} is set but redis_url={redact(url)!r} does not use TLS: "
+                "TLS options need rediss:// (or rediss+sentinel://, rediss+cluster://)")
+        out[name] = value
+    return out

@@ -29,19 +29,29 @@ const OpenTimeout = 5 * time.Second
 // the options are go-redis' (redis.ParseURL). The Sentinel form accepts
 // sentinel_username and sentinel_password options for sentinels that
 // require their own credentials; user and password apply to the Redis
-// servers. cfg.Client is ignored. Errors name the URL with its password
-// redacted.
+// servers. Every TLS form accepts tls_ca_file, tls_cert_file, tls_key_file,
+// tls_server_name (see TLS; cfg.TLS fills in what the URL leaves unset) and
+// skip_verify=true. cfg.Client is ignored.
+//
+// Errors name the URL with its password redacted. A bad URL or TLS option
+// wraps store.ErrInvalid; a Redis that cannot be reached, refuses the
+// credentials or fails the TLS handshake wraps store.ErrUnavailable, and the
+// message says which.
 func Open(ctx context.Context, rawURL string, cfg Config) (*Store, error) {
 	shown := redactURL(rawURL)
-	client, err := newClient(rawURL)
+	client, t, err := newClient(rawURL, cfg.TLS)
 	if err != nil {
-		return nil, fmt.Errorf("redisstore: open %s: %w", shown, scrub(err, rawURL))
+		return nil, fmt.Errorf("redisstore: open %s: %w", shown, invalid{scrub(err, rawURL)})
+	}
+	wait := OpenTimeout
+	if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
+		wait = time.Until(d).Round(time.Millisecond)
 	}
 	pctx, cancel := context.WithTimeout(ctx, OpenTimeout)
 	defer cancel()
 	if err := client.Ping(pctx).Err(); err != nil {
 		_ = client.Close()
-		return nil, fmt.Errorf("redisstore: open %s: Redis does not answer (waited up to %v): %w", shown, OpenTimeout, err)
+		return nil, fmt.Errorf("redisstore: open %s: %w", shown, explainPing(err, t, urlPassword(rawURL) != "", wait))
 	}
 	cfg.Client = client
 	s, err := New(pctx, cfg)
@@ -62,26 +72,46 @@ func Open(ctx context.Context, rawURL string, cfg Config) (*Store, error) {
 // and lets lapsed leases bring back lost reservations.
 const noRetries = -1
 
-func newClient(rawURL string) (redis.UniversalClient, error) {
+// newClient builds the client a URL names, with base filling in the TLS
+// options the URL leaves unset. It also returns the TLS in force, nil when
+// the URL does not use TLS.
+func newClient(rawURL string, base TLS) (redis.UniversalClient, *TLS, error) {
 	scheme, rest, ok := strings.Cut(rawURL, "://")
 	if !ok {
-		return nil, errors.New("not a URL: want redis://, rediss://, redis+sentinel:// or redis+cluster://")
+		return nil, nil, errors.New("not a URL: want redis://, rediss://, redis+sentinel:// or redis+cluster://")
 	}
-	switch strings.ToLower(scheme) {
+	scheme = strings.ToLower(scheme)
+	secure := strings.HasPrefix(scheme, "rediss")
+	switch scheme {
 	case "redis", "rediss":
-		opt, err := redis.ParseURL(rawURL)
+		u, err := url.Parse(rawURL)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
+		}
+		q := u.Query()
+		t, err := tlsFor(scheme, secure, takeTLS(q), base)
+		if err != nil {
+			return nil, nil, err
+		}
+		u.RawQuery = q.Encode() // go-redis refuses options it does not know
+		opt, err := redis.ParseURL(u.String())
+		if err != nil {
+			return nil, nil, err
+		}
+		if t != nil {
+			if opt.TLSConfig, err = t.apply(opt.TLSConfig); err != nil {
+				return nil, nil, err
+			}
 		}
 		opt.MaxRetries = noRetries
-		return redis.NewClient(opt), nil
+		return redis.NewClient(opt), t, nil
 	case "redis+sentinel", "rediss+sentinel":
 		u, err := parseMultiHost(rest, 26379)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if len(u.path) == 0 || u.path[0] == "" {
-			return nil, errors.New("no master name: want redis+sentinel://host:port,.../master[/db]")
+			return nil, nil, errors.New("no master name: want redis+sentinel://host:port,.../master[/db]")
 		}
 		opt := &redis.FailoverOptions{
 			MasterName:       u.path[0],
@@ -93,32 +123,77 @@ func newClient(rawURL string) (redis.UniversalClient, error) {
 			MaxRetries:       noRetries,
 		}
 		if len(u.path) > 2 {
-			return nil, fmt.Errorf("path has %d parts: want /master[/db]", len(u.path))
+			return nil, nil, fmt.Errorf("path has %d parts: want /master[/db]", len(u.path))
 		}
 		if len(u.path) == 2 {
 			if opt.DB, err = strconv.Atoi(u.path[1]); err != nil {
-				return nil, fmt.Errorf("database %q is not a number", u.path[1])
+				return nil, nil, fmt.Errorf("database %q is not a number", u.path[1])
 			}
 		}
-		if strings.HasPrefix(scheme, "rediss") {
-			opt.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		t, cfg, err := multiHostTLS(scheme, secure, u.query, base)
+		if err != nil {
+			return nil, nil, err
 		}
-		return redis.NewFailoverClient(opt), nil
+		opt.TLSConfig = cfg
+		return redis.NewFailoverClient(opt), t, nil
 	case "redis+cluster", "rediss+cluster":
 		u, err := parseMultiHost(rest, 6379)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if len(u.path) > 0 {
-			return nil, errors.New("a cluster URL has no path (Redis Cluster has only database 0)")
+			return nil, nil, errors.New("a cluster URL has no path (Redis Cluster has only database 0)")
 		}
 		opt := &redis.ClusterOptions{Addrs: u.hosts, Username: u.user, Password: u.password, MaxRetries: noRetries}
-		if strings.HasPrefix(scheme, "rediss") {
-			opt.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+		t, cfg, err := multiHostTLS(scheme, secure, u.query, base)
+		if err != nil {
+			return nil, nil, err
 		}
-		return redis.NewClusterClient(opt), nil
+		opt.TLSConfig = cfg
+		return redis.NewClusterClient(opt), t, nil
 	}
-	return nil, fmt.Errorf("unknown scheme %q: want redis, rediss, redis+sentinel or redis+cluster", scheme)
+	return nil, nil, fmt.Errorf("unknown scheme %q: want redis, rediss, redis+sentinel or redis+cluster", scheme)
+}
+
+// tlsFor merges the URL's TLS options over base; it refuses any of them on
+// a scheme without TLS, and returns nil there.
+func tlsFor(scheme string, secure bool, fromURL, base TLS) (*TLS, error) {
+	if !secure {
+		if opt := fromURL.firstOption(); opt != "" {
+			return nil, fmt.Errorf("option %s needs TLS: use %s:// instead of %s://", opt, tlsScheme(scheme), scheme)
+		}
+		if opt := base.firstOption(); opt != "" {
+			return nil, fmt.Errorf("%s is set but %s:// does not use TLS: TLS options need %s://", opt, scheme, tlsScheme(scheme))
+		}
+		return nil, nil
+	}
+	t := fromURL.over(base)
+	return &t, nil
+}
+
+func tlsScheme(scheme string) string {
+	return strings.Replace(scheme, "redis", "rediss", 1)
+}
+
+// multiHostTLS is the TLS of a Sentinel or Cluster URL: its own TLS options
+// over base, and skip_verify (which redis.ParseURL handles for the others).
+func multiHostTLS(scheme string, secure bool, q url.Values, base TLS) (*TLS, *tls.Config, error) {
+	t, err := tlsFor(scheme, secure, takeTLS(q), base)
+	if err != nil || t == nil {
+		return nil, nil, err
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if v := q.Get(optSkipVerify); v != "" {
+		skip, err := strconv.ParseBool(v)
+		if err != nil {
+			return nil, nil, fmt.Errorf("option %s=%q is not true or false", optSkipVerify, v)
+		}
+		cfg.InsecureSkipVerify = skip
+	}
+	if cfg, err = t.apply(cfg); err != nil {
+		return nil, nil, err
+	}
+	return t, cfg, nil
 }
 
 type multiHost struct {
@@ -230,12 +305,13 @@ func redactURL(raw string) string {
 	return out
 }
 
-// Client builds a Redis client from a URL as Open does, for programs (the
-// foreman) that also need Redis beyond the store. Errors hide the password.
-func Client(rawURL string) (redis.UniversalClient, error) {
-	c, err := newClient(rawURL)
+// Client builds a Redis client from a URL as Open does (t fills in the TLS
+// options the URL leaves unset), for programs (the foreman) that also need
+// Redis beyond the store. Errors hide the password and wrap store.ErrInvalid.
+func Client(rawURL string, t TLS) (redis.UniversalClient, error) {
+	c, _, err := newClient(rawURL, t)
 	if err != nil {
-		return nil, fmt.Errorf("redis client for %s: %w", redactURL(rawURL), scrub(err, rawURL))
+		return nil, fmt.Errorf("redis client for %s: %w", redactURL(rawURL), invalid{scrub(err, rawURL)})
 	}
 	return c, nil
 }

@@ -380,25 +380,52 @@ func TestOpen(t *testing.T) {
 	dead := closedPort(t)
 	bad := []struct {
 		url, shown, why string
+		kind            error
 	}{
-		{"redis://user:s3cret@" + dead + "/0", "redis://user:xxxxx@" + dead + "/0", "unreachable"},
-		{"rediss://:s3cret@" + dead, "rediss://:xxxxx@" + dead, "unreachable over TLS"},
-		{"redis+sentinel://u:s3cret@" + dead + "," + dead + "/mymaster/0", "redis+sentinel://u:xxxxx@" + dead + "," + dead + "/mymaster/0", "no sentinel"},
-		{"redis+cluster://:s3cret@" + dead + "," + dead, "redis+cluster://:xxxxx@" + dead + "," + dead, "no cluster node"},
-		{"redis+sentinel://:s3cret@" + dead, "redis+sentinel://:xxxxx@" + dead, "no master name"},
-		{"http://u:s3cret@example.com", "http://u:xxxxx@example.com", "unknown scheme"},
-		{"redis://u:s3cret@host:notaport", "redis://u:xxxxx@host:notaport", "bad port"},
-		{"redis://" + dead + "/0?password=s3cret", "redis://" + dead + "/0?password=xxxxx", "password option"},
+		{"redis://user:s3cret@" + dead + "/0", "redis://user:xxxxx@" + dead + "/0", "unreachable", store.ErrUnavailable},
+		{"rediss://:s3cret@" + dead, "rediss://:xxxxx@" + dead, "unreachable over TLS", store.ErrUnavailable},
+		{"redis+sentinel://u:s3cret@" + dead + "," + dead + "/mymaster/0", "redis+sentinel://u:xxxxx@" + dead + "," + dead + "/mymaster/0", "no sentinel", store.ErrUnavailable},
+		{"redis+cluster://:s3cret@" + dead + "," + dead, "redis+cluster://:xxxxx@" + dead + "," + dead, "no cluster node", store.ErrUnavailable},
+		{"redis+sentinel://:s3cret@" + dead, "redis+sentinel://:xxxxx@" + dead, "no master name", store.ErrInvalid},
+		{"http://u:s3cret@example.com", "http://u:xxxxx@example.com", "unknown scheme", store.ErrInvalid},
+		{"redis://u:s3cret@host:notaport", "redis://u:xxxxx@host:notaport", "bad port", store.ErrInvalid},
+		{"redis://" + dead + "/0?password=s3cret", "redis://" + dead + "/0?password=xxxxx", "password option", store.ErrInvalid},
 	}
 	for _, b := range bad {
 		begin := time.Now()
 		_, err := redisstore.Open(ctx, b.url, redisstore.Config{})
 		took := time.Since(begin)
 		require.Error(t, err, b.why)
+		require.ErrorIs(t, err, b.kind, b.why)
 		require.Contains(t, err.Error(), b.shown, "%s: the error names the URL", b.why)
 		require.NotContains(t, err.Error(), "s3cret", "%s: the password is redacted", b.why)
 		require.Less(t, took, redisstore.OpenTimeout+2*time.Second, "%s: Open gives up in bounded time", b.why)
 		t.Logf("%s (%v): %v", b.why, took.Round(time.Millisecond), err)
+	}
+}
+
+// A wrong password or an unknown user reads as refused credentials, not as
+// a Redis that does not answer, and the password stays hidden.
+func TestOpenWithWrongCredentials(t *testing.T) {
+	c := client(t)
+	ctx := context.Background()
+	user := "blazing-" + namespace()
+	require.NoError(t, c.Do(ctx, "ACL", "SETUSER", user, "on", ">right-s3cret", "~*", "+@all").Err())
+	t.Cleanup(func() { c.Do(context.Background(), "ACL", "DELUSER", user) })
+
+	s, err := redisstore.Open(ctx, "redis://"+user+":right-s3cret@"+redisAddr+"/0", redisstore.Config{Namespace: namespace()})
+	require.NoError(t, err, "the right password opens")
+	require.NoError(t, s.Close())
+
+	for _, u := range []string{
+		"redis://" + user + ":wrong-s3cret@" + redisAddr + "/0",
+		"redis://no-such-user:wrong-s3cret@" + redisAddr + "/0",
+	} {
+		_, err := redisstore.Open(ctx, u, redisstore.Config{})
+		require.ErrorIs(t, err, store.ErrUnavailable, u)
+		require.ErrorContains(t, err, "Redis refused the credentials (WRONGPASS", u)
+		require.Contains(t, err.Error(), ":xxxxx@"+redisAddr, "the URL is named, its password hidden")
+		require.NotContains(t, err.Error(), "s3cret")
 	}
 }
 

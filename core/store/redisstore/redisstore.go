@@ -76,6 +76,9 @@ type Config struct {
 	// Redis uses more than this fraction of its maxmemory (when one is
 	// set); default 0.9.
 	TrimMemoryFraction float64
+	// TLS fills in the TLS options a rediss URL given to Open leaves unset
+	// (New ignores it). Set with a URL that does not use TLS, Open refuses.
+	TLS TLS
 }
 
 // Defaults.
