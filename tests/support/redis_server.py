@@ -92,8 +92,9 @@ class RedisServer:
     with ``requirepass`` it requires that password.
     """
 
-    def __init__(self, *, appendonly: bool = False, tls: Certs | None = None,
-                 auth_clients: bool = True, requirepass: str | None = None) -> None:
+    def __init__(self, *, appendonly: bool = False, appendfsync: str = "always",
+                 tls: Certs | None = None, auth_clients: bool = True,
+                 requirepass: str | None = None, extra: tuple[str, ...] = ()) -> None:
         exe = shutil.which("redis-server")
         if exe is None:
             raise RuntimeError("redis-server is not installed (apt-get install redis-server)")
@@ -101,6 +102,8 @@ class RedisServer:
         self.port = free_port()
         self.dir = Path(tempfile.mkdtemp(prefix="blazing-redis-"))
         self.appendonly = appendonly
+        self.appendfsync = appendfsync
+        self.extra = extra
         self.tls = tls
         self.auth_clients = auth_clients
         self.requirepass = requirepass
@@ -125,10 +128,10 @@ class RedisServer:
         if self.requirepass is not None:
             args += ["--requirepass", self.requirepass]
         if self.appendonly:
-            args += ["--appendonly", "yes", "--appendfsync", "always"]
+            args += ["--appendonly", "yes", "--appendfsync", self.appendfsync]
         else:
             args += ["--appendonly", "no"]
-        return args
+        return args + list(self.extra)
 
     def _ping(self) -> bool:
         """One PING over a fresh connection; an answer (even NOAUTH) means it is up."""
@@ -173,6 +176,13 @@ class RedisServer:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
+        self.proc = None
+
+    def kill(self) -> None:
+        """SIGKILL the server, as a crash or the OOM killer would: no shutdown save."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
         self.proc = None
 
     def restart(self) -> None:
