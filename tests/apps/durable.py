@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import time
 
 from blazing import Blazing
@@ -40,10 +41,14 @@ def make_app(**options: object) -> Blazing:
 
     @app.step
     def add(x: int, y: int) -> int:
-        """A blocking step that can be stopped at a checkpoint."""
+        """A blocking step that can be stopped at a checkpoint; BLAZING_TEST_STEP_MS of
+        simulated blocking work."""
         journal("start")
         if os.environ.get("BLAZING_TEST_GATE") == f"add:{y}":
             checkpoint(f"add:{y}")
+        work_ms = float(os.environ.get("BLAZING_TEST_STEP_MS", "0"))
+        if work_ms:
+            time.sleep(work_ms / 1000)  # the workload itself, not synchronization
         journal("end")
         return x + y
 
@@ -130,6 +135,11 @@ def make_app(**options: object) -> Blazing:
         an async step calling a blocking function), then returns."""
         time.sleep(seconds)
         return "unblocked"
+
+    @app.step
+    async def poison() -> None:
+        """Kills its worker process on every attempt (a segfault, the OOM killer)."""
+        os.kill(os.getpid(), signal.SIGKILL)
 
     @app.step(timeout=0.3)
     async def too_slow() -> None:
