@@ -156,7 +156,11 @@ type Engine struct {
 	tokens     map[store.Ref][]uint64
 	awaited    map[store.Ref]time.Time // when the first token of each ref was registered
 	early      map[store.Ref]uint64    // leases cancelled before their delivery was seen
-	tuner      *tuner                  // Private mode with Optimize set; nil otherwise
+	// lost: operations whose lease a renewal found lost while they ran
+	// here; their late completions still go to the store, which refuses
+	// them (the lease token) and so has the last word (see Complete).
+	lost  map[store.Ref]heldOp
+	tuner *tuner // Private mode with Optimize set; nil otherwise
 	// unreachableSince is when the store was first found unreachable in
 	// the current outage (zero while it answers); see waiters.go.
 	unreachableSince time.Time
@@ -214,6 +218,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		tokens:   make(map[store.Ref][]uint64),
 		awaited:  make(map[store.Ref]time.Time),
 		early:    make(map[store.Ref]uint64),
+		lost:     make(map[store.Ref]heldOp),
 		logs:     newLogQueue(),
 		outWake:  make(chan struct{}, 1),
 		cmdWake:  make(chan struct{}, 1),
@@ -438,8 +443,14 @@ func (e *Engine) Complete(ctx context.Context, comps []Completion) ([]store.Comp
 	now := time.Now()
 	for _, c := range comps {
 		h, ok := e.held[c.Ref]
+		if !ok {
+			// Its lease was found lost while it ran: the store refuses this
+			// completion (its lease token is stale), and says so.
+			h, ok = e.lost[c.Ref]
+			delete(e.lost, c.Ref)
+		}
 		if !ok || h.attempt != c.Attempt {
-			e.log.Info(fmt.Sprintf("result of %s (attempt %d) discarded: this process no longer holds it (its lease was lost, or it was cancelled or timed out)",
+			e.log.Info(fmt.Sprintf("result of %s (attempt %d) discarded: this process no longer holds it (it was cancelled or timed out)",
 				c.Ref, c.Attempt), opAttrs(c.Ref)...)
 			continue
 		}

@@ -43,6 +43,10 @@ func (e *Engine) heartbeat(ctx context.Context) {
 		for _, ref := range lost {
 			if h, ok := e.held[ref]; ok && h.lease == leases[ref] {
 				e.unhold(ref)
+				if len(e.lost) > 4096 {
+					clear(e.lost) // only steps that never return leave entries; keep it bounded
+				}
+				e.lost[ref] = h
 				gone, goneRefs = append(gone, h), append(goneRefs, ref)
 				e.push(Event{Kind: EventCancel, Note: store.Note{
 					Kind: store.NoteCancel, Ref: ref, LeaseID: h.lease,
@@ -52,7 +56,7 @@ func (e *Engine) heartbeat(ctx context.Context) {
 		}
 		e.mu.Unlock()
 		for i, h := range gone {
-			e.log.Warn(fmt.Sprintf("lease of %s %s (attempt %d) lost: it was not renewed in time and another worker may run it now, or it was cancelled; stopping it here, and any result from here will be refused",
+			e.log.Warn(fmt.Sprintf("lease of %s %s (attempt %d) lost: it was not renewed in time and another worker may run it now, or it was cancelled; stopping it here (a blocking step runs on to its end), and its result will be refused",
 				h.name, goneRefs[i], h.attempt), opAttrs(goneRefs[i])...)
 		}
 	}

@@ -353,3 +353,33 @@ func TestJanitorTellsAMissedNote(t *testing.T) {
 	require.Equal(t, []byte("late but here"), ev.Note.Result)
 	require.True(t, book.contains("janitor repaired missed-note", "run=missed"), book.String())
 }
+
+// A completion that comes after a renewal found the lease lost still goes
+// to the store, which refuses it for its stale lease token: the store has
+// the last word, and the log says so.
+func TestCompletionAfterLostLeaseIsRefusedByTheStore(t *testing.T) {
+	mem := newStore(t)
+	logger, book := newLogBook(t)
+	zombie := newEngine(t, mem, false, func(c *Config) {
+		c.Inbox = "zombie"
+		c.Logger = logger
+		c.Heartbeat = 10 * time.Millisecond
+	})
+	r := root("lost-lease")
+	_, errs := mem.Submit(context.Background(), []store.Submission{r})
+	require.NoError(t, errs[0])
+	c := collect(t, zombie)
+	d := c.until("delivery", deliverOf(r.Ref)).Delivery
+	_, err := mem.ReclaimWorker(context.Background(), "zombie", time.Now())
+	require.NoError(t, err)
+	c.until("the renewal finds the lease lost", cancelOf(r.Ref))
+	require.Eventually(t, func() bool { return book.contains("WARN", "lease of flow lost-lease/0", "lost") },
+		eventually, time.Millisecond, "the loss is logged")
+
+	outs, err := zombie.Complete(context.Background(), []Completion{{
+		Completion: store.Completion{Ref: d.Ref, OK: true, Result: []byte("late")}, Attempt: d.Attempt}})
+	require.NoError(t, err)
+	require.Equal(t, []store.CompleteOutcome{store.Stale}, outs, "sent, and refused by the store")
+	require.True(t, book.contains("WARN", "late completion of flow lost-lease/0 refused"), book.String())
+	require.Equal(t, store.StatusPending, getOp(t, mem, r.Ref).Status, "queued again, result not taken")
+}

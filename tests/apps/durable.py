@@ -137,6 +137,16 @@ def make_app(**options: object) -> Blazing:
         return "unblocked"
 
     @app.step
+    def whose() -> int:
+        """A blocking step that can be stopped at checkpoint "whose"; returns the pid
+        of the process that ran it, so a test can tell whose result was kept."""
+        journal("start")
+        if os.environ.get("BLAZING_TEST_GATE") == "whose":
+            checkpoint("whose")
+        journal("end")
+        return os.getpid()
+
+    @app.step
     async def poison() -> None:
         """Kills its worker process on every attempt (a segfault, the OOM killer)."""
         os.kill(os.getpid(), signal.SIGKILL)
