@@ -443,10 +443,10 @@ func (e *Engine) Complete(ctx context.Context, comps []Completion) ([]store.Comp
 	now := time.Now()
 	for _, c := range comps {
 		h, ok := e.held[c.Ref]
-		if !ok {
+		if lh, wasLost := e.lost[c.Ref]; (!ok || h.attempt != c.Attempt) && wasLost {
 			// Its lease was found lost while it ran: the store refuses this
 			// completion (its lease token is stale), and says so.
-			h, ok = e.lost[c.Ref]
+			h, ok = lh, true
 			delete(e.lost, c.Ref)
 		}
 		if !ok || h.attempt != c.Attempt {
