@@ -119,8 +119,9 @@ def test_a_step_that_kills_every_worker_fails_with_worker_lost(redis_server, tmp
 
     def keep_one_worker() -> None:
         # What a foreman does: replace a worker that died.
+        # Not waiting for "ready": a worker may take the pill and die first.
         while not done.is_set():
-            worker = fleet.start("async")
+            worker = fleet.start("async", wait=False)
             deaths.append(worker.proc.wait())
 
     keeper = threading.Thread(target=keep_one_worker, daemon=True)

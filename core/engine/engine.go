@@ -132,17 +132,21 @@ type Engine struct {
 	inflight  [store.NumLanes]int // delivered or being reserved
 	// reserving counts store Reserve calls in flight per lane; missed says a
 	// caller found no room meanwhile (see reserveOnce).
-	paused     bool // draining: reserve nothing new
-	reserving  [store.NumLanes]int
-	claimed    [store.NumLanes]int // slots claimed by those calls
-	missed     [store.NumLanes]bool
-	held       map[store.Ref]heldOp
-	outSubs    []pendingSub    // submissions waiting for the store to come back
-	outComps   []pendingComp   // completions likewise
-	outWatches []pendingWatch  // watches likewise
-	outCancels []pendingCancel // cancellations likewise
-	outWake    chan struct{}
-	counts     counters
+	paused    bool // draining: reserve nothing new
+	reserving [store.NumLanes]int
+	claimed   [store.NumLanes]int // slots claimed by those calls
+	missed    [store.NumLanes]bool
+	held      map[store.Ref]heldOp
+	outSubs   []pendingSub // submissions waiting for the store to come back
+	// unsubmitted counts, per ref, submissions in the outbox (queued or
+	// being retried): a waiter on one is not asked about before the store
+	// has it (see rewatch).
+	unsubmitted map[store.Ref]int
+	outComps    []pendingComp   // completions likewise
+	outWatches  []pendingWatch  // watches likewise
+	outCancels  []pendingCancel // cancellations likewise
+	outWake     chan struct{}
+	counts      counters
 	// inboxTrouble: reading the inbox failed; on the next success, rewatch.
 	inboxTrouble atomic.Bool
 	// Commands waiting for the command loop (shared stores only).
@@ -219,11 +223,13 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 		awaited:  make(map[store.Ref]time.Time),
 		early:    make(map[store.Ref]uint64),
 		lost:     make(map[store.Ref]heldOp),
-		logs:     newLogQueue(),
-		outWake:  make(chan struct{}, 1),
-		cmdWake:  make(chan struct{}, 1),
-		cmdQuit:  make(chan struct{}),
-		cmdDone:  make(chan struct{}),
+
+		unsubmitted: make(map[store.Ref]int),
+		logs:        newLogQueue(),
+		outWake:     make(chan struct{}, 1),
+		cmdWake:     make(chan struct{}, 1),
+		cmdQuit:     make(chan struct{}),
+		cmdDone:     make(chan struct{}),
 	}
 	if cfg.Private && cfg.Optimize.Interval > 0 {
 		t, err := newTuner(cfg.Optimize)

@@ -60,7 +60,7 @@ func (e *Engine) repairWaits(ctx context.Context, now time.Time) {
 	e.mu.Lock()
 	var old []store.Ref
 	for ref, since := range e.awaited {
-		if now.Sub(since) >= e.cfg.JanitorEvery {
+		if now.Sub(since) >= e.cfg.JanitorEvery && e.unsubmitted[ref] == 0 {
 			old = append(old, ref)
 		}
 	}

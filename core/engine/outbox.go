@@ -64,8 +64,17 @@ func transient(err error) bool {
 func (e *Engine) queueSubs(subs []Submit, now time.Time) {
 	for _, s := range subs {
 		e.outSubs = append(e.outSubs, pendingSub{s, now})
+		e.unsubmitted[s.Ref]++
 	}
 	e.wakeOutbox()
+}
+
+// submitted records that a submission left the outbox (the store took it,
+// or it was given up on). Caller holds mu.
+func (e *Engine) submitted(ref store.Ref) {
+	if e.unsubmitted[ref]--; e.unsubmitted[ref] <= 0 {
+		delete(e.unsubmitted, ref)
+	}
 }
 
 // queueComps keeps completions (and their operations' names, for the log)
@@ -175,11 +184,13 @@ func (e *Engine) retrySubs(ctx context.Context, subs []pendingSub) bool {
 	var keep []pendingSub
 	var failed []Event
 	var away error
+	var done []store.Ref
 	for i, err := range errs {
 		sub := ss[i]
 		waited := now.Sub(subs[i].since).Round(time.Second)
 		switch {
 		case err == nil:
+			done = append(done, sub.Ref)
 			continue
 		case transient(err) && !errors.Is(err, store.ErrFull) && now.Sub(subs[i].since) < e.cfg.OutageTimeout:
 			keep = append(keep, subs[i])
@@ -191,11 +202,15 @@ func (e *Engine) retrySubs(ctx context.Context, subs []pendingSub) bool {
 			err = submitError(sub, err)
 		}
 		e.log.Error(fmt.Sprintf("submission of %s %s failed: %v", sub.Name, sub.Ref, err), opAttrs(sub.Ref)...)
+		done = append(done, sub.Ref)
 		if tok := subs[i].sub.Token; tok != 0 {
 			failed = append(failed, failedEvent(tok, sub.Ref, errorType(err), err.Error()))
 		}
 	}
 	e.mu.Lock()
+	for _, ref := range done {
+		e.submitted(ref)
+	}
 	for _, ev := range failed {
 		e.dropToken(ev.Note.Ref, ev.Token)
 	}

@@ -111,12 +111,15 @@ func lostMessage(ref store.Ref) string {
 // was lost with the connection; watching again delivers the note of
 // anything that finished meanwhile (a second copy finds no waiter and is
 // dropped). An operation the store no longer has fails its waiters with
-// RunLost.
+// RunLost. Submissions still in the outbox are left out: the store has not
+// had them yet, so their absence is no loss.
 func (e *Engine) rewatch(ctx context.Context) {
 	e.mu.Lock()
 	refs := make([]store.Ref, 0, len(e.tokens))
 	for ref := range e.tokens {
-		refs = append(refs, ref)
+		if e.unsubmitted[ref] == 0 { // one still in the outbox is not in the store yet
+			refs = append(refs, ref)
+		}
 	}
 	e.mu.Unlock()
 	lost := 0

@@ -388,3 +388,28 @@ func TestCompletionAfterLostLeaseIsRefusedByTheStore(t *testing.T) {
 	require.NotEqual(t, store.StatusSucceeded, op.Status, "the late result was not taken")
 	require.Nil(t, op.Result)
 }
+
+// A submission still in the outbox when the store comes back empty (a Redis
+// restarted without its data) is not taken for lost by the re-watch that
+// follows: it is submitted, runs, and its result reaches the caller.
+func TestSubmissionInTheOutboxSurvivesAnEmptyRestart(t *testing.T) {
+	fs := &flakyStore{st: newStore(t)}
+	client := newEngine(t, fs, false, func(c *Config) {
+		c.Inbox = "client"
+		c.Capacity = [store.NumLanes]int{}
+	})
+	worker := newEngine(t, fs, false, func(c *Config) { c.Inbox = "worker" })
+	fs.down.Store(true)
+	r := root("submitted-during-outage")
+	require.NoError(t, client.Enqueue(Commands{Submits: []Submit{{Submission: r, Token: 21}}}))
+	c := collect(t, client)
+	c.quiet(50*time.Millisecond, resultFor(21))
+	fresh := newStore(t) // restarted empty: no inboxes, no runs
+	require.NoError(t, fresh.OpenInbox(context.Background(), "worker"))
+	fs.swap(fresh)
+	fs.down.Store(false)
+	serveOne(t, worker, r.Ref, "made it")
+	ev := c.until("the result", resultFor(21))
+	require.Equal(t, store.StatusSucceeded, ev.Note.Status, "not RunLost: %+v", ev.Note.Error)
+	require.Equal(t, []byte("made it"), ev.Note.Result)
+}
