@@ -15,7 +15,7 @@
    before repeat k+1 of any (rows rotated each repeat), so machine noise spreads evenly.
 3. Writes benchmarks/results/peers-latest.json (every run, the medians, the machine, the
    versions) and peers-latest.md (the table, and Blazing's ratio to each peer), prints the
-   markdown, and on a full run puts it into benchmarks/peers/README.md and the README.
+   markdown, and on a full run puts it into benchmarks/peers/README.md and benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -470,8 +470,8 @@ def markdown(report: dict[str, Any]) -> str:
 
 
 def update_readme(md: str) -> None:
-    """Replace the table between the markers of this README and the project's."""
-    for readme in (README, ROOT / "README.md"):
+    """Replace the table between the markers of this README and the benchmarks' one."""
+    for readme in (README, PEERS.parent / "README.md"):
         if not readme.exists():
             continue
         text = readme.read_text()
