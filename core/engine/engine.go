@@ -713,7 +713,9 @@ func (e *Engine) reserveOnce(ctx context.Context, lane store.Lane, wait time.Dur
 			leases[d.Ref] = d.LeaseID
 		}
 		if len(leases) > 0 {
-			_ = e.st.Release(context.Background(), e.cfg.Inbox, leases)
+			if err := e.st.Release(context.Background(), e.cfg.Inbox, leases); err != nil {
+				e.log.Warn(fmt.Sprintf("could not hand back %d operations reserved as the engine closed (they run again once their leases lapse): %v", len(leases), err))
+			}
 		}
 		return 0, false, nil
 	}
@@ -745,17 +747,33 @@ func (e *Engine) reserveOnce(ctx context.Context, lane store.Lane, wait time.Dur
 // timeoutAfter fails an attempt that outlives its timeout; the store then
 // retries it or records the failure, and tells this engine to stop it.
 func (e *Engine) timeoutAfter(d store.Delivery) *time.Timer {
-	ref, lease := d.Ref, d.LeaseID
 	limit := time.Duration(d.TimeoutMs) * time.Millisecond
-	return time.AfterFunc(limit, func() {
-		info := store.ErrorInfo{
-			Type:    "builtins.TimeoutError",
-			Message: fmt.Sprintf("%s (%s) timed out after %s", d.Name, ref, limit),
+	return time.AfterFunc(limit, func() { e.timedOut(d, limit) })
+}
+
+// timedOut fails an attempt that outlived its timeout. If the store cannot
+// take that now it tries again every second, for as long as this process
+// holds the attempt: a timeout is not lost to an outage.
+func (e *Engine) timedOut(d store.Delivery, limit time.Duration) {
+	info := store.ErrorInfo{
+		Type:    "builtins.TimeoutError",
+		Message: fmt.Sprintf("%s (%s) timed out after %s", d.Name, d.Ref, limit),
+	}
+	_, err := e.st.Fail(e.ctx, d.Ref, d.LeaseID, info)
+	switch {
+	case err == nil:
+		_ = e.Pump(e.ctx)
+	case e.ctx.Err() != nil:
+	case transient(err):
+		e.mu.Lock()
+		if h, ok := e.held[d.Ref]; ok && h.lease == d.LeaseID && !e.closed {
+			h.timer = time.AfterFunc(time.Second, func() { e.timedOut(d, limit) })
+			e.held[d.Ref] = h
 		}
-		if _, err := e.st.Fail(e.ctx, ref, lease, info); err == nil {
-			_ = e.Pump(e.ctx)
-		}
-	})
+		e.mu.Unlock()
+	default:
+		e.log.Error(fmt.Sprintf("the timeout of %s %s could not be recorded: %v", d.Name, d.Ref, err), opAttrs(d.Ref)...)
+	}
 }
 
 // Drain takes queued events without waiting.

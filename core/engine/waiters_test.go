@@ -413,3 +413,23 @@ func TestSubmissionInTheOutboxSurvivesAnEmptyRestart(t *testing.T) {
 	require.Equal(t, store.StatusSucceeded, ev.Note.Status, "not RunLost: %+v", ev.Note.Error)
 	require.Equal(t, []byte("made it"), ev.Note.Result)
 }
+
+// A timeout that fires while the store is away is recorded once it is
+// back, not lost.
+func TestTimeoutDuringAnOutageIsNotLost(t *testing.T) {
+	mem := newStore(t)
+	fs := &flakyStore{st: mem}
+	w := newEngine(t, fs, false, func(c *Config) { c.Inbox = "w" })
+	r := root("slow")
+	r.Opts.TimeoutMs = 50
+	_, errs := mem.Submit(context.Background(), []store.Submission{r})
+	require.NoError(t, errs[0])
+	collect(t, w).until("delivery", deliverOf(r.Ref))
+	fs.down.Store(true) // the timer fires while the store is away
+	time.Sleep(100 * time.Millisecond) // past the 50 ms timeout: the stimulus
+	require.Equal(t, store.StatusRunning, getOp(t, mem, r.Ref).Status)
+	fs.down.Store(false)
+	require.Eventually(t, func() bool { return getOp(t, mem, r.Ref).Status == store.StatusFailed },
+		eventually, time.Millisecond, "the timeout is recorded once the store is back")
+	require.Equal(t, "builtins.TimeoutError", getOp(t, mem, r.Ref).Error.Type)
+}
