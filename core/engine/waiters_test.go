@@ -18,10 +18,11 @@ import (
 // maxmemory does; swap replaces the store behind it (a Redis restarted
 // without its data).
 type flakyStore struct {
-	mu   sync.Mutex
-	st   store.Store
-	down atomic.Bool
-	full atomic.Bool
+	mu        sync.Mutex
+	st        store.Store
+	down      atomic.Bool
+	full      atomic.Bool
+	failTries atomic.Int32 // calls of Fail, to see a timeout fire
 }
 
 func (f *flakyStore) inner() store.Store {
@@ -91,6 +92,7 @@ func (f *flakyStore) Cancel(ctx context.Context, unit, path, reason string) (int
 }
 
 func (f *flakyStore) Fail(ctx context.Context, ref store.Ref, leaseID uint64, info store.ErrorInfo) (store.CompleteOutcome, error) {
+	f.failTries.Add(1)
 	if err := f.fail(true); err != nil {
 		return 0, err
 	}
@@ -425,8 +427,9 @@ func TestTimeoutDuringAnOutageIsNotLost(t *testing.T) {
 	_, errs := mem.Submit(context.Background(), []store.Submission{r})
 	require.NoError(t, errs[0])
 	collect(t, w).until("delivery", deliverOf(r.Ref))
-	fs.down.Store(true) // the timer fires while the store is away
-	time.Sleep(100 * time.Millisecond) // past the 50 ms timeout: the stimulus
+	fs.down.Store(true)
+	require.Eventually(t, func() bool { return fs.failTries.Load() >= 2 }, eventually, time.Millisecond,
+		"the timeout fires while the store is away, and is tried again")
 	require.Equal(t, store.StatusRunning, getOp(t, mem, r.Ref).Status)
 	fs.down.Store(false)
 	require.Eventually(t, func() bool { return getOp(t, mem, r.Ref).Status == store.StatusFailed },
