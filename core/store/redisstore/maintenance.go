@@ -28,8 +28,9 @@ const (
 	// repairScan bounds the entries per queue one Repair looks at.
 	repairScan = 5000
 	// repairNotesScan is the SCAN count of one Repair's look for notes of
-	// closed inboxes.
-	repairNotesScan = 1000
+	// closed inboxes (a few ms of Redis per call; such notes also expire
+	// with the inbox TTL, so a slow pass over a big keyspace is enough).
+	repairNotesScan = 10_000
 	// trimMemoryTarget: under memory pressure Trim deletes about this
 	// fraction of the finished runs per call (at least trimMemoryMin).
 	trimMemoryTarget = 0.05
