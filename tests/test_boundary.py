@@ -23,21 +23,28 @@ import msgpack
 import pytest
 
 import blazing._native as native
+from blazing import frames
 from blazing.errors import EngineClosedError, ForkedProcessError, NativeError
+from blazing.frames import CMD_CANCEL as CANCEL
+from blazing.frames import CMD_CAPACITY as CAPACITY
+from blazing.frames import CMD_COMPLETE as COMPLETE
+from blazing.frames import CMD_SUBMIT as SUBMIT
+from blazing.frames import CMD_WATCH as WATCH
+from blazing.frames import EV_DELIVER, EV_RESULT, SUCCEEDED
 
-SUBMIT, COMPLETE, CAPACITY, CANCEL, WATCH = 1, 2, 3, 4, 5
-EV_DELIVER, EV_RESULT, EV_CANCEL = 1, 2, 3
-SUCCEEDED = 3
+# The valid frames come from the contract's builders; the malformed ones below
+# are made by hand on purpose.
 
 
 def submit_cmd(unit: str, token: int = 1, args: bytes | None = b"\x90", path: str = "0",
                parent: str = "", timeout_ms: int = 0) -> list:
     depth = 0 if not parent else path.count(".")
-    return [SUBMIT, unit, path, parent, depth, "flow", 0, args, token, 0, 0, 0, timeout_ms, 0]
+    return frames.submit(unit, path, parent, depth, "flow", frames.LANE_ASYNC, args, token,
+                         0, 0, 0, timeout_ms, 0)
 
 
 def complete_cmd(unit: str, result: bytes | None = b"\xc0", path: str = "0") -> list:
-    return [COMPLETE, unit, path, 1, True, result, None, False]
+    return frames.complete(unit, path, 1, True, result, None, False)
 
 
 VALID_SUBMIT = msgpack.packb([submit_cmd("u-valid", token=11)])

@@ -28,6 +28,7 @@ from blazing.errors import (
     NativeLibraryError,
     StoreUnavailable,
 )
+from blazing.frames import REPLY_ERRORS, REPLY_EVENTS
 
 # Reply codes, mirrored from cgo/main.go.
 _RC_OK = 0
@@ -211,7 +212,7 @@ class Session:
     def batch(self, commands: list[Any]) -> tuple[list[Any], list[Any]]:
         """Run commands; return (errors, events)."""
         reply = msgpack.unpackb(self.batch_raw(msgpack.packb(commands)))
-        return reply[0], reply[1]
+        return reply[REPLY_ERRORS], reply[REPLY_EVENTS]
 
     def wait(self, timeout_ms: int) -> list[Any]:
         """Block (without the GIL) up to ``timeout_ms`` for events."""
@@ -220,7 +221,7 @@ class Session:
         rc = lib.bz_wait(
             self._h, timeout_ms, b.out, _BUF_SIZE, ctypes.byref(b.outn), ctypes.byref(b.big)
         )
-        return msgpack.unpackb(_take(lib, rc, b))[1]
+        return msgpack.unpackb(_take(lib, rc, b))[REPLY_EVENTS]
 
     def get_raw(self, frame: bytes) -> bytes:
         """Read one operation record; ``frame`` is msgpack ``[unit, path]``."""

@@ -16,8 +16,9 @@ from blazing.definitions import (
     make_wrapper,
 )
 from blazing.errors import UnknownNameError
-from blazing.history import OperationRecord
-from blazing.lookup import check_unit_id, looking_up
+from blazing.inspector import Inspector
+from blazing.lookup import looking_up
+from blazing.records import OperationRecord
 from blazing.run import RemoteRun
 from blazing.runtime import Runtime
 from blazing.settings import resolve
@@ -25,8 +26,10 @@ from blazing.settings import resolve
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=type)
 
-class _AppCore:
-    """What both apps share: the registry of definitions and the runtime."""
+class BaseApp:
+    """What both apps share: the registry of definitions, the runtime that runs them in
+    this process, and the read path over its store. Use :class:`Blazing` or
+    :class:`SyncBlazing`."""
 
     def __init__(self, *, redis_url: str | None = None,
                  worker_config: dict[str, Any] | None = None,
@@ -158,12 +161,16 @@ class _AppCore:
             self._runtime.start()
         return self._runtime
 
+    def _inspector(self) -> Inspector:
+        # The operator reads go through the store's read path, not the runtime.
+        return self._ensure_started().require_inspector()
+
     def _submit(self, defn: Definition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RemoteRun:
         return self._ensure_started().submit_root(defn, args, kwargs)
 
     def stats(self) -> dict[str, dict[str, float]]:
         """Queue depth, oldest age, running and slots per lane."""
-        return self._ensure_started().stats()
+        return self._inspector().stats()
 
     def optimizer_decisions(self) -> list[dict[str, Any]]:
         """The latest decisions (at most 256, oldest first) of the optimizer that
@@ -173,11 +180,11 @@ class _AppCore:
         (``{'async': n, 'blocking': n}`` workers), confirmed, and the ``async``
         and ``blocking`` lanes as scored (depth, urgency, ...). Empty with Redis,
         where the foreman decides and records in ``{namespace}:decisions``."""
-        return self._ensure_started().optimizer_decisions()
+        return self._inspector().decisions()
 
     def failed_runs(self, limit: int = 50, offset: int = 0) -> list[OperationRecord]:
         """The dead-letter list: failed runs, most recent first."""
-        return self._ensure_started().failed_runs(limit, offset)
+        return self._inspector().failed_runs(limit, offset)
 
     def get_run(self, unit_id: str) -> RemoteRun:
         """A :class:`RemoteRun` handle on an existing run, e.g. one requeued or
@@ -186,11 +193,9 @@ class _AppCore:
         Raises :class:`~blazing.errors.RunNotFound` if no run has that id and
         ``TypeError`` if the id is not a str.
         """
-        check_unit_id(unit_id)
-        rt = self._ensure_started()
+        name = self._inspector().record(unit_id).name
         with looking_up(unit_id):
-            name = rt.status_record(unit_id).name
-            return rt.watch_run(unit_id, name)
+            return self._runtime.watch_run(unit_id, name)
 
     def requeue(self, unit_id: str) -> None:
         """Put a failed or cancelled run back to work; its succeeded steps are replayed.
@@ -198,10 +203,7 @@ class _AppCore:
         Raises :class:`~blazing.errors.RunNotFound` if no run has that id and
         ``TypeError`` if the id is not a str.
         """
-        check_unit_id(unit_id)
-        rt = self._ensure_started()
-        with looking_up(unit_id):
-            rt.requeue(unit_id)
+        self._inspector().requeue(unit_id)
 
     def __getattr__(self, name: str) -> Any:
         if name.startswith("_"):
@@ -218,7 +220,7 @@ class _AppCore:
         raise NotImplementedError
 
 
-class Blazing(_AppCore):
+class Blazing(BaseApp):
     """The async app (FastAPI, services, asyncio code).
 
     ``Blazing()`` with no arguments runs everything in this process on the
@@ -280,7 +282,7 @@ class Blazing(_AppCore):
         await self.stop()
 
 
-class SyncBlazing(_AppCore):
+class SyncBlazing(BaseApp):
     """The blocking app, for scripts, notebooks and Django/Flask views.
 
     ``app.<name>(...)`` and ``app.run(name, ...)`` block and return the result.

@@ -2,37 +2,45 @@
 
     blazing [--redis-url URL] [--namespace NS] failed [--limit N] [--offset N] [--json]
     blazing [--redis-url URL] [--namespace NS] requeue UNIT_ID
+
+It reads through an :class:`~blazing.inspector.Inspector` over a session of its
+own: no runtime, no workers, no event loop.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import socket
 import sys
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 
+from blazing._native import Session
 from blazing.errors import BlazingError, ConfigurationError
-from blazing.lookup import looking_up
+from blazing.inspector import Inspector
 from blazing.settings import redact, resolve
 
 
-def _connect(args: argparse.Namespace):  # noqa: ANN202 - returns a Runtime
-    from blazing.runtime import Runtime
-
+@contextmanager
+def _inspector(args: argparse.Namespace) -> Iterator[Inspector]:
     settings = resolve(redis_url=args.redis_url, namespace=args.namespace, local_workers=False)
     if not settings.redis_url:
         raise ConfigurationError("pass --redis-url or set BLAZING_REDIS_URL")
-    rt = Runtime({}, {}, settings)
-    rt.start()
-    return rt
+    session = Session({**settings.store_config(), "async": 0, "blocking": 0,
+                       "inbox": f"cli-{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"})
+    try:
+        yield Inspector(session)
+    finally:
+        session.close()
 
 
 def cmd_failed(args: argparse.Namespace) -> int:
     """List the dead letters."""
-    rt = _connect(args)
-    try:
-        rows = rt.failed_runs(args.limit, args.offset)
-    finally:
-        rt.stop(1)
+    with _inspector(args) as inspector:
+        rows = inspector.failed_runs(args.limit, args.offset)
     if args.json:
         print(json.dumps([{**r.__dict__,
                            "created_at": r.created_at and r.created_at.isoformat(),
@@ -53,12 +61,8 @@ def cmd_failed(args: argparse.Namespace) -> int:
 
 def cmd_requeue(args: argparse.Namespace) -> int:
     """Requeue one failed run."""
-    rt = _connect(args)
-    try:
-        with looking_up(args.unit_id):
-            rt.requeue(args.unit_id)
-    finally:
-        rt.stop(1)
+    with _inspector(args) as inspector:
+        inspector.requeue(args.unit_id)
     print(f"requeued {args.unit_id}")
     return 0
 

@@ -1,27 +1,37 @@
 """What is running right now: the operation whose code is on this stack.
 
 Step calls made while an :class:`Execution` is current become durable child
-operations of it; with none current, decorated functions are plain calls.
+operations of it, made through its :class:`CallHost` (the runtime implements
+it); with none current, decorated functions are plain calls.
 """
 
 from __future__ import annotations
 
 from contextvars import ContextVar
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
-    from blazing.runtime import Runtime
+    from blazing.definitions import Definition
+
+
+class CallHost(Protocol):
+    """Where a running operation's step calls go (the runtime that runs it)."""
+
+    def call_child(self, ex: Execution, defn: Definition, args: tuple[Any, ...],
+                   kwargs: dict[str, Any]) -> Any:
+        """Make a durable child call: an awaitable on an event loop, else its result."""
+        ...
 
 
 class Execution:
     """One running attempt of an operation (a workflow or a step)."""
 
-    __slots__ = ("runtime", "unit", "path", "depth", "name", "lane", "services", "_calls",
+    __slots__ = ("host", "unit", "path", "depth", "name", "lane", "services", "_calls",
                  "waiting", "attempt")
 
-    def __init__(self, runtime: Runtime, unit: str, path: str, depth: int, name: str,
+    def __init__(self, host: CallHost, unit: str, path: str, depth: int, name: str,
                  lane: int, services: Any, attempt: int) -> None:
-        self.runtime = runtime
+        self.host = host
         self.unit = unit
         self.path = path
         self.depth = depth

@@ -10,12 +10,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from blazing.base import BaseService
 from blazing.context import current
 from blazing.errors import DefinitionError
-
-LANE_ASYNC = 0
-LANE_BLOCKING = 1
+from blazing.frames import LANE_ASYNC, LANE_BLOCKING
+from blazing.services import BaseService
 
 _STEP_TYPES = {"BLOCKING": LANE_BLOCKING, "NON_BLOCKING": LANE_ASYNC}
 
@@ -119,7 +117,7 @@ def make_wrapper(defn: Definition) -> Callable[..., Any]:
         ex = current.get()
         if ex is None:
             return fn(*args, **kwargs)
-        return ex.runtime.call_child(ex, defn, args, kwargs)
+        return ex.host.call_child(ex, defn, args, kwargs)
 
     if defn.is_async:
         _mark_coroutine_function(wrapper)

@@ -1,4 +1,4 @@
-"""Records of runs and operations as the store keeps them."""
+"""Records of runs and operations as the store keeps them, for operators."""
 
 from __future__ import annotations
 
@@ -6,9 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from blazing.run import STATUS_NAMES
-
-LANES = ("async", "blocking")
+from blazing import frames
 
 
 def _time(ns: int) -> datetime | None:
@@ -37,13 +35,19 @@ class OperationRecord:
 
     @classmethod
     def from_frame(cls, rec: list[Any]) -> OperationRecord:
-        """Decode the core's operation frame (see core/frames Writer.Operation)."""
-        err = rec[13]
+        """Decode the core's operation frame (see :mod:`blazing.frames`)."""
+        err = rec[frames.OP_ERROR]
+        lane = rec[frames.OP_LANE]
+        status = rec[frames.OP_STATUS]
         return cls(
-            unit_id=rec[0], path=rec[1], parent=rec[2], depth=rec[3], name=rec[4],
-            lane=LANES[rec[5]] if 0 <= rec[5] < len(LANES) else str(rec[5]),
-            status=STATUS_NAMES.get(rec[6], str(rec[6])), attempts=rec[7], worker=rec[8],
-            created_at=_time(rec[9]), started_at=_time(rec[10]), finished_at=_time(rec[11]),
-            error_type=err[0] if err else None, error_message=err[1] if err else None,
-            error_traceback=err[2] if err else None,
+            unit_id=rec[frames.OP_UNIT], path=rec[frames.OP_PATH], parent=rec[frames.OP_PARENT],
+            depth=rec[frames.OP_DEPTH], name=rec[frames.OP_NAME],
+            lane=frames.LANE_NAMES[lane] if 0 <= lane < len(frames.LANE_NAMES) else str(lane),
+            status=frames.STATUS_NAMES.get(status, str(status)),
+            attempts=rec[frames.OP_ATTEMPTS], worker=rec[frames.OP_WORKER],
+            created_at=_time(rec[frames.OP_CREATED]), started_at=_time(rec[frames.OP_STARTED]),
+            finished_at=_time(rec[frames.OP_FINISHED]),
+            error_type=err[frames.ERR_TYPE] if err else None,
+            error_message=err[frames.ERR_MESSAGE] if err else None,
+            error_traceback=err[frames.ERR_TRACEBACK] if err else None,
         )

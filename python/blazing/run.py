@@ -1,25 +1,45 @@
-"""``RemoteRun``: the client's handle on one run of a workflow or step."""
+"""``RemoteRun``: the client's handle on one run of a workflow or step.
+
+Like arq's ``Job``, the handle holds what it needs to reach the run (a
+:class:`RunControl`) and the slot its outcome arrives in, never the worker.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
 from collections.abc import Generator
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from blazing import codec
 from blazing.errors import BlazingError, RunCancelled
-from blazing.lookup import looking_up
+from blazing.frames import (
+    CANCELLED,
+    ERR_MESSAGE,
+    ERR_PAYLOAD,
+    ERR_TRACEBACK,
+    ERR_TYPE,
+    LOCAL_ERROR,
+    STATUS_NAMES,
+    SUCCEEDED,
+)
 
-if TYPE_CHECKING:
-    from blazing.runtime import Runtime
 
-# Operation statuses, as the Go core numbers them.
-PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = 1, 2, 3, 4, 5
-STATUS_NAMES = {PENDING: "pending", RUNNING: "running", SUCCEEDED: "succeeded",
-                FAILED: "failed", CANCELLED: "cancelled"}
-# A local failure (the submission itself was refused): the "result" is the exception.
-LOCAL_ERROR = -1
+class RunControl(Protocol):
+    """What a handle needs to reach its run: cancel it, read its status, and know
+    when waiting would block the thread that must deliver its result."""
+
+    def cancel(self, unit: str, path: str, reason: str) -> int:
+        """Cancel the run (path "") or one call; how many operations were cancelled."""
+        ...
+
+    def status(self, unit: str) -> str:
+        """The run's status name (``RunNotFound`` for an unknown run)."""
+        ...
+
+    def on_runtime_thread(self) -> bool:
+        """Whether the calling thread is the one whose loop delivers results."""
+        ...
 
 
 def outcome_to_value(status: int, result: Any, err: Any) -> Any:
@@ -29,11 +49,12 @@ def outcome_to_value(status: int, result: Any, err: Any) -> Any:
     if status == LOCAL_ERROR:
         raise result
     if status == CANCELLED:
-        raise RunCancelled(err[1] if err else "cancelled")
+        raise RunCancelled(err[ERR_MESSAGE] if err else "cancelled")
     if err is None:
         raise BlazingError(f"operation ended with status {STATUS_NAMES.get(status, status)}")
     raise codec.decode_exception(
-        {"type": err[0], "message": err[1], "traceback": err[2], "payload": err[3]})
+        {"type": err[ERR_TYPE], "message": err[ERR_MESSAGE], "traceback": err[ERR_TRACEBACK],
+         "payload": err[ERR_PAYLOAD]})
 
 
 class ResultSlot:
@@ -114,10 +135,10 @@ class RemoteRun:
     ``*_sync`` twin for code without an event loop.
     """
 
-    __slots__ = ("_runtime", "unit_id", "name", "_slot")
+    __slots__ = ("_control", "unit_id", "name", "_slot")
 
-    def __init__(self, runtime: Runtime, unit_id: str, name: str, slot: ResultSlot) -> None:
-        self._runtime = runtime
+    def __init__(self, control: RunControl, unit_id: str, name: str, slot: ResultSlot) -> None:
+        self._control = control
         self.unit_id = unit_id
         self.name = name
         self._slot = slot
@@ -155,7 +176,7 @@ class RemoteRun:
         return self.status_sync()
 
     def _check_thread(self, what: str) -> None:
-        if self._runtime.on_runtime_thread():
+        if self._control.on_runtime_thread():
             raise BlazingError(
                 f"{what}() would block the Blazing runtime's own event loop (run {self.unit_id}); "
                 "inside a workflow or step, await the call instead"
@@ -183,9 +204,7 @@ class RemoteRun:
 
         Raises :class:`~blazing.errors.RunNotFound` if the store no longer has the run.
         """
-        with looking_up(self.unit_id):
-            return self._runtime.cancel(
-                self.unit_id, "", f"run {self.unit_id} cancelled by client") > 0
+        return self._control.cancel(self.unit_id, "", f"run {self.unit_id} cancelled by client") > 0
 
     def status_sync(self) -> str:
         """Blocking :meth:`status`.
@@ -193,5 +212,4 @@ class RemoteRun:
         Raises :class:`~blazing.errors.RunNotFound` if the store no longer has the run
         (its retention passed, or the embedded store it lived in was stopped).
         """
-        with looking_up(self.unit_id):
-            return self._runtime.status(self.unit_id)
+        return self._control.status(self.unit_id)

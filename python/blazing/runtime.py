@@ -23,10 +23,10 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from blazing import codec
+from blazing import codec, frames
 from blazing._native import Session
 from blazing.context import Execution
-from blazing.definitions import LANE_ASYNC, LANE_BLOCKING, Definition
+from blazing.definitions import Definition
 from blazing.errors import (
     BlazingError,
     ConfigurationError,
@@ -36,13 +36,23 @@ from blazing.errors import (
     UnknownNameError,
     from_native,
 )
-from blazing.history import OperationRecord
-from blazing.run import LOCAL_ERROR, STATUS_NAMES, RemoteRun, ResultSlot, outcome_to_value
+from blazing.frames import (
+    EV_CANCEL,
+    EV_DELIVER,
+    EV_KIND,
+    EV_LOG,
+    EV_MIX,
+    EV_RESULT,
+    LANE_BLOCKING,
+    LOCAL_ERROR,
+)
+from blazing.inspector import Inspector
+from blazing.run import RemoteRun, ResultSlot, outcome_to_value
 from blazing.services import Services, create_services
 from blazing.settings import Settings
-from blazing.worker import loop_watchdog
+from blazing.worker import executor
 from blazing.worker.blocking_pool import BlockingPool
-from blazing.worker.executor import run_async_delivery
+from blazing.worker.loop_watchdog import LoopWatchdog
 
 log = logging.getLogger("blazing.runtime")
 
@@ -60,10 +70,6 @@ def _open_session(settings: Settings, config: dict[str, Any]) -> Session:
         if settings.redis_url and exc.code == "invalid":
             raise ConfigurationError(str(exc)) from exc
         raise
-
-# Command and event codes: see core/frames/frames.go.
-CMD_SUBMIT, CMD_COMPLETE, CMD_CAPACITY, CMD_CANCEL, CMD_WATCH, CMD_PAUSE = 1, 2, 3, 4, 5, 6
-EV_DELIVER, EV_RESULT, EV_CANCEL, EV_MIX, EV_LOG = 1, 2, 3, 4, 5
 
 core_log = logging.getLogger("blazing.core")
 
@@ -96,7 +102,8 @@ class Runtime:
         self._loop_tid = -1
         self._loop_thread: threading.Thread | None = None
         self._events_thread: threading.Thread | None = None
-        self._watchdog: loop_watchdog.LoopWatchdog | None = None
+        self._watchdog: LoopWatchdog | None = None
+        self.inspector: Inspector | None = None  # the read path, over the session
         self._notify_fd = -1  # eventfd the core announces events on (Redis mode)
         self._pending: list[list[Any]] = []
         self._flush_scheduled = False
@@ -131,7 +138,23 @@ class Runtime:
             if failure:
                 raise failure[0]
             self.started = True
-            self._watchdog = loop_watchdog.start_for(self)  # None when turned off
+            self._watchdog = self._start_watchdog()  # None when turned off
+
+    def _start_watchdog(self) -> LoopWatchdog | None:
+        """Watch the loop for steps that block it, unless turned off
+        (``blocked_loop_seconds=0``) or no work runs here."""
+        st = self.settings
+        if st.blocked_loop_seconds <= 0 or not st.local_workers or self.loop is None:
+            return None
+        label = f"namespace {st.namespace!r}" if st.redis_url else "embedded"
+        registry = self.registry
+
+        def kind(name: str) -> str:
+            defn = registry.get(name)
+            return defn.kind if defn is not None else "step"
+
+        return LoopWatchdog(self.loop, self._loop_tid, st.blocked_loop_seconds, self.running,
+                            label, kind).start()
 
     def _loop_main(self, ready: threading.Event, failure: list[BaseException]) -> None:
         loop = _new_loop()
@@ -150,7 +173,8 @@ class Runtime:
                 "async": st.async_slots,
                 "blocking": st.blocking_threads,
             })
-            self.pool = BlockingPool(self, st.blocking_threads)
+            self.inspector = Inspector(self.session)
+            self.pool = BlockingPool(self._run_blocking, st.blocking_threads)
             if st.redis_url:
                 # Events reach the loop through an eventfd it watches: a thread
                 # parked in the core and a hop to the loop would cost two
@@ -228,7 +252,7 @@ class Runtime:
                 return
             self.stopping = True
         if pause:
-            self.send_now([[CMD_PAUSE, True]])
+            self.send_now([frames.pause(True)])
         with self._idle:
             self._idle.wait_for(lambda: self._active == 0, timeout)
         loop, session = self.loop, self.session
@@ -257,7 +281,7 @@ class Runtime:
         for cb in tokens.values():
             cb(LOCAL_ERROR, EngineClosedError("the app stopped before this run finished"), None)
         with self._state_lock:
-            self.session = self.loop = self.pool = None
+            self.session = self.loop = self.pool = self.inspector = None
             self._loop_tid = -1
             self._pending = []
             self._flush_scheduled = False
@@ -335,7 +359,7 @@ class Runtime:
         except EngineClosedError:
             # Completions and slot changes of work that outlived stop() are
             # moot; a new submission must hear that nobody will run it.
-            if self.stopping and all(c[0] not in (CMD_SUBMIT, CMD_WATCH) for c in cmds):
+            if self.stopping and all(frames.command_token(c) is None for c in cmds):
                 return []
             raise
         for idx, code, message in errors:
@@ -345,13 +369,14 @@ class Runtime:
         return errors
 
     def _command_failed(self, cmd: list[Any], code: str, message: str) -> None:
-        if cmd[0] in (CMD_SUBMIT, CMD_WATCH):
-            token = cmd[8] if cmd[0] == CMD_SUBMIT else cmd[3]
+        token = frames.command_token(cmd)
+        if token is not None:
             cb = self._tokens.pop(token, None)
             if cb is not None:
                 cb(LOCAL_ERROR, from_native(message, code), None)
                 return
-        log.error("command %s for %s/%s failed: %s", cmd[0], cmd[1], cmd[2], message)
+        log.error("command %s for %s/%s failed: %s", cmd[0], cmd[frames.CMD_UNIT],
+                  cmd[frames.CMD_PATH], message)
 
     # -------------------------------------------------------------- events
 
@@ -360,14 +385,14 @@ class Runtime:
         on_loop = threading.get_ident() == self._loop_tid
         for_loop: list[Any] = []
         for ev in events:
-            kind = ev[0]
+            kind = ev[EV_KIND]
             if kind == EV_RESULT:
-                cb = self._tokens.pop(ev[1], None)
+                cb = self._tokens.pop(ev[frames.RESULT_TOKEN], None)
                 if cb is not None:
-                    cb(ev[2], ev[3], ev[4])
+                    cb(ev[frames.RESULT_STATUS], ev[frames.RESULT_VALUE], ev[frames.RESULT_ERROR])
             elif kind == EV_DELIVER:
                 self.activity(1)
-                if ev[6] == LANE_BLOCKING:
+                if ev[frames.DELIVER_LANE] == LANE_BLOCKING:
                     assert self.pool is not None
                     self.pool.put(ev)
                 else:
@@ -376,15 +401,15 @@ class Runtime:
                 for_loop.append(ev)
             elif kind == EV_LOG:
                 # A record of the Go core's, naming the run and step it concerns.
-                _, level, message, unit, path = ev
-                core_log.log(_py_level(level), message,
-                             extra={"blazing_run": unit, "blazing_step": path})
+                core_log.log(_py_level(ev[frames.LOG_LEVEL]), ev[frames.LOG_MESSAGE],
+                             extra={"blazing_run": ev[frames.LOG_UNIT],
+                                    "blazing_step": ev[frames.LOG_PATH]})
             elif kind == EV_MIX:
                 # The embedded optimizer moved workers between lanes; the
                 # engine has changed the slots, the threads follow.
-                _, async_workers, blocking_workers, _, blocking_delta = ev
+                blocking_delta = ev[frames.MIX_BLOCKING_DELTA]
                 log.info("optimizer: now %d async + %d blocking workers",
-                         async_workers, blocking_workers)
+                         ev[frames.MIX_ASYNC], ev[frames.MIX_BLOCKING])
                 if self.pool is not None and blocking_delta:
                     self.pool.resize(blocking_delta)
         if for_loop:
@@ -401,13 +426,13 @@ class Runtime:
         loop = self.loop
         assert loop is not None
         for ev in events:
-            if ev[0] == EV_DELIVER:
-                key = (ev[1], ev[2])
-                task = loop.create_task(run_async_delivery(self, ev))
+            if ev[EV_KIND] == EV_DELIVER:
+                key = (ev[frames.DELIVER_UNIT], ev[frames.DELIVER_PATH])
+                task = loop.create_task(self._run_async(ev))
                 task.add_done_callback(functools.partial(self._task_done, key))
                 self.running[key] = task
-            else:
-                key = (ev[1], ev[2])
+            else:  # EV_CANCEL
+                key = (ev[frames.CANCEL_UNIT], ev[frames.CANCEL_PATH])
                 self.cancelled.add(key)
                 task = self.running.pop(key, None)
                 if task is not None:
@@ -419,11 +444,24 @@ class Runtime:
             self.cancelled.discard(key)
             self.activity(-1)
 
-    def complete(self, unit: str, path: str, attempt: int, ok: bool, payload: bytes | None,
-                 err: list[Any] | None, no_retry: bool = False) -> None:
+    async def _run_async(self, ev: list[Any]) -> None:
+        """Run an async-lane delivery and report how it ended (a cancelled task
+        reports nothing: see _task_done)."""
+        outcome = await executor.run_async(self, ev)
+        self.running.pop((outcome.unit, outcome.path), None)
+        self.complete(outcome)
+
+    def _run_blocking(self, ev: list[Any], loop: asyncio.AbstractEventLoop | None
+                      ) -> asyncio.AbstractEventLoop | None:
+        """Run a blocking-lane delivery on a pool thread and report how it ended."""
+        outcome, loop = executor.run_blocking(self, ev, loop)
+        self.complete(outcome)
+        return loop
+
+    def complete(self, outcome: executor.Outcome) -> None:
         """Report the end of an attempt that ran here."""
-        self.cancelled.discard((unit, path))
-        self.send([CMD_COMPLETE, unit, path, attempt, ok, payload, err, no_retry])
+        self.cancelled.discard((outcome.unit, outcome.path))
+        self.send(outcome.command())
         self.activity(-1)
 
     # ------------------------------------------------------- calling steps
@@ -432,8 +470,8 @@ class Runtime:
                    args: bytes, token: int) -> list[Any]:
         """Build a submit command."""
         o = defn.options
-        return [CMD_SUBMIT, unit, path, parent, depth, defn.name, defn.lane, args, token,
-                o.retries, o.backoff_ms, o.backoff_max_ms, o.timeout_ms, o.priority]
+        return frames.submit(unit, path, parent, depth, defn.name, defn.lane, args, token,
+                             o.retries, o.backoff_ms, o.backoff_max_ms, o.timeout_ms, o.priority)
 
     def encode_args(self, defn: Definition, args: tuple[Any, ...], kwargs: dict[str, Any],
                     where: str) -> bytes:
@@ -479,7 +517,7 @@ class Runtime:
             return None
         if ex.lane == LANE_BLOCKING and self.pool is not None:
             self.pool.resize(1)
-        return [CMD_CAPACITY, ex.lane, 1]
+        return frames.capacity(ex.lane, 1)
 
     def _return_slot(self, ex: Execution) -> list[Any] | None:
         ex.waiting -= 1
@@ -487,7 +525,7 @@ class Runtime:
             return None
         if ex.lane == LANE_BLOCKING and self.pool is not None:
             self.pool.resize(-1)
-        return [CMD_CAPACITY, ex.lane, -1]
+        return frames.capacity(ex.lane, -1)
 
     def _child_done(self, ex: Execution, path: str, token: int, fut: asyncio.Future[Any]) -> None:
         cmds = []
@@ -497,7 +535,7 @@ class Runtime:
             # The caller stopped waiting (asyncio.wait_for, task cancelled):
             # stop the call too rather than leave it running for no one.
             self._tokens.pop(token, None)
-            cmds.append([CMD_CANCEL, ex.unit, path, f"caller {ex.unit}/{ex.path} stopped waiting"])
+            cmds.append(frames.cancel(ex.unit, path, f"caller {ex.unit}/{ex.path} stopped waiting"))
         ret = self._return_slot(ex)
         if ret is not None:
             cmds.append(ret)
@@ -543,59 +581,29 @@ class Runtime:
         """A handle on an existing run (by unit id), resolved when it finishes."""
         slot = ResultSlot()
         token = self.new_token(slot.set)
-        errors = self.send_now([[CMD_WATCH, unit, "0", token]])
+        errors = self.send_now([frames.watch(unit, "0", token)])
         if errors:
             raise NativeError(f"no run {unit}: {errors[0][2]}", errors[0][1])
         return RemoteRun(self, unit, name, slot)
 
     def cancel(self, unit: str, path: str, reason: str) -> int:
-        """Cancel a unit (path "") or a call and everything under it."""
-        session = self._require_session()
-        before = session.get(unit, path or "0")[6]
-        errors = self.send_now([[CMD_CANCEL, unit, path, reason]])
+        """Cancel a unit (path "") or a call and everything under it; 0 if it had
+        finished already (``RunNotFound`` for an unknown one)."""
+        before = self.require_inspector().status(unit, path or "0")
+        errors = self.send_now([frames.cancel(unit, path, reason)])
         if errors:
-            raise NativeError(errors[0][2], errors[0][1])
-        return 0 if before >= 3 else 1
+            raise from_native(errors[0][2], errors[0][1])
+        return 0 if before in ("succeeded", "failed", "cancelled") else 1
 
-    def status_record(self, unit: str, path: str = "0") -> OperationRecord:
-        """The full record of an operation."""
-        return OperationRecord.from_frame(self._require_session().get(unit, path))
+    def status(self, unit: str) -> str:
+        """A run's status name (``RunNotFound`` for an unknown run)."""
+        return self.require_inspector().status(unit)
 
-    def status(self, unit: str, path: str = "0") -> str:
-        """Status name of an operation."""
-        rec = self._require_session().get(unit, path)
-        return STATUS_NAMES.get(rec[6], str(rec[6]))
-
-    def failed_runs(self, limit: int = 50, offset: int = 0) -> list[OperationRecord]:
-        """The dead letters: failed runs, most recent first."""
-        rows = self._require_session().query([1, offset, limit])
-        return [OperationRecord.from_frame(r) for r in rows]
-
-    def counters(self) -> dict[str, Any]:
-        """What this process ran: started/succeeded/failed/retried, duration histogram."""
-        started, ok, failed, retried, total, buckets = self._require_session().query([3])
-        return {"started": started, "succeeded": ok, "failed": failed, "retried": retried,
-                "duration_sum": total, "duration_buckets": buckets}
-
-    def optimizer_decisions(self) -> list[dict[str, Any]]:
-        """The embedded optimizer's latest decisions (at most 256), oldest first."""
-        return list(self._require_session().query([4]))
-
-    def requeue(self, unit: str) -> None:
-        """Run a failed or cancelled run again; steps that succeeded are not re-run."""
-        self._require_session().query([2, unit])
-
-    def stats(self) -> dict[str, dict[str, float]]:
-        """Per lane: depth, oldest_age_ms, running, capacity, inflight."""
-        names = ("depth", "oldest_age_ms", "running", "capacity", "inflight")
-        raw = self._require_session().stats()
-        return {lane: dict(zip(names, row, strict=True))
-                for lane, row in zip(("async", "blocking"), raw, strict=True)}
-
-    def _require_session(self) -> Session:
-        if self.session is None:
+    def require_inspector(self) -> Inspector:
+        """The read path over this runtime's session (it must be started)."""
+        if self.inspector is None:
             raise EngineClosedError("the app is not started")
-        return self.session
+        return self.inspector
 
     def unknown(self, name: str) -> UnknownNameError:
         """The error for a name nobody registered."""
@@ -634,4 +642,4 @@ def _new_loop() -> asyncio.AbstractEventLoop:
     return asyncio.new_event_loop()
 
 
-__all__ = ["Runtime", "LANE_ASYNC", "LANE_BLOCKING"]
+__all__ = ["Runtime"]

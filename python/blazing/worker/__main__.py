@@ -32,7 +32,7 @@ EXIT_APP = 3
 
 def load_app(spec: str) -> Any:
     """Import ``module:attribute`` (the current directory is on the path)."""
-    from blazing.app import _AppCore
+    from blazing.app import BaseApp
 
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
@@ -44,7 +44,7 @@ def load_app(spec: str) -> Any:
         app = getattr(module, attr)
     except AttributeError:
         raise ConfigurationError(f"module {module_name!r} has no attribute {attr!r}") from None
-    if not isinstance(app, _AppCore):
+    if not isinstance(app, BaseApp):
         raise ConfigurationError(
             f"{spec} is a {type(app).__name__}, not a Blazing or SyncBlazing app")
     return app
@@ -57,7 +57,7 @@ async def beat_loop(runtime: Any, every: float, stop: threading.Event) -> None:
     stuck stops beating and the foreman replaces it.
     """
     while True:
-        c = runtime.counters()
+        c = runtime.require_inspector().counters()
         current = next(iter(runtime.running), None)
         beat = {"state": "draining" if stop.is_set() else "serving",
                 "running": runtime.active, "succeeded": c["succeeded"], "failed": c["failed"],

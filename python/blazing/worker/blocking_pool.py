@@ -6,16 +6,17 @@ import asyncio
 import logging
 import queue
 import threading
-from typing import TYPE_CHECKING, Any
-
-from blazing.worker.executor import run_blocking_delivery
-
-if TYPE_CHECKING:
-    from blazing.runtime import Runtime
+from collections.abc import Callable
+from typing import Any
 
 log = logging.getLogger("blazing.worker")
 
 _STOP = None
+
+# Runs one delivery on the calling pool thread, given that thread's own event
+# loop (None until a BLOCKING async step needs one); returns the loop to reuse.
+RunDelivery = Callable[[list[Any], asyncio.AbstractEventLoop | None],
+                       asyncio.AbstractEventLoop | None]
 
 
 class BlockingPool:
@@ -25,8 +26,8 @@ class BlockingPool:
     made (so nested calls cannot deadlock) and shrinks back as threads finish.
     """
 
-    def __init__(self, runtime: Runtime, size: int) -> None:
-        self._runtime = runtime
+    def __init__(self, run: RunDelivery, size: int) -> None:
+        self._run = run
         self._q: queue.SimpleQueue[list[Any] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._target = size
@@ -62,7 +63,7 @@ class BlockingPool:
                 ev = self._q.get()
                 if ev is _STOP:
                     return
-                loop = run_blocking_delivery(self._runtime, ev, loop)
+                loop = self._run(ev, loop)
                 with self._lock:
                     if len(self._threads) > self._target:
                         return  # the pool shrank: this thread is surplus

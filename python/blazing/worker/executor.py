@@ -1,21 +1,57 @@
-"""Running one delivered operation: decode its arguments, inject services,
-call the user function, encode the outcome and report it."""
+"""Running one delivered operation: decode its arguments, inject services, call the
+user function, and encode what came of it as an :class:`Outcome`.
+
+The executor reports; it does not act: the caller (the runtime) completes the
+attempt and keeps its own books. What it needs from its host is the small
+:class:`ExecutorHost` below.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from typing import TYPE_CHECKING, Any
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-from blazing import codec
-from blazing.context import Execution, current
+from blazing import codec, frames
+from blazing.context import CallHost, Execution, current
 from blazing.definitions import Definition
 from blazing.errors import DefinitionError
 
-if TYPE_CHECKING:
-    from blazing.runtime import Runtime
-
 log = logging.getLogger("blazing.worker")
+
+
+class ExecutorHost(CallHost, Protocol):
+    """What running a delivery needs: the definitions, the services, the value limit,
+    and where the step calls it makes go (a :class:`~blazing.context.CallHost`)."""
+
+    registry: Mapping[str, Definition]
+    services: Any
+    max_value_bytes: int
+
+    def unknown(self, name: str) -> Exception:
+        """The error for a name nobody registered."""
+        ...
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """How one attempt ended: a result, or an error frame; ``no_retry`` when retries
+    could not help (an unknown name, arguments that cannot be decoded)."""
+
+    unit: str
+    path: str
+    attempt: int
+    ok: bool
+    payload: bytes | None = None
+    error: list[Any] | None = None
+    no_retry: bool = False
+
+    def command(self) -> list[Any]:
+        """The complete command that reports it."""
+        return frames.complete(self.unit, self.path, self.attempt, self.ok, self.payload,
+                               self.error, self.no_retry)
 
 
 class _Refused(Exception):
@@ -26,13 +62,14 @@ class _Refused(Exception):
         self.exc = exc
 
 
-def prepare(runtime: Runtime, ev: list[Any]) -> tuple[Definition, Execution, tuple[Any, ...],
-                                                     dict[str, Any]]:
+def prepare(host: ExecutorHost, ev: list[Any]) -> tuple[Definition, Execution, tuple[Any, ...],
+                                                       dict[str, Any]]:
     """Look up the definition and decode arguments of a delivery event."""
-    _, unit, path, _parent, depth, name, lane, args, attempt = ev
-    defn = runtime.registry.get(name)
+    unit, path = ev[frames.DELIVER_UNIT], ev[frames.DELIVER_PATH]
+    name, args = ev[frames.DELIVER_NAME], ev[frames.DELIVER_ARGS]
+    defn = host.registry.get(name)
     if defn is None:
-        raise _Refused(runtime.unknown(name))
+        raise _Refused(host.unknown(name))
     try:
         a, kw = codec.decode(args)
     except codec.CodecError as exc:
@@ -40,76 +77,69 @@ def prepare(runtime: Runtime, ev: list[Any]) -> tuple[Definition, Execution, tup
     if not isinstance(a, (list, tuple)) or not isinstance(kw, dict):
         raise _Refused(codec.MalformedPayloadError(
             f"arguments of {name} ({unit}/{path}) are not an (args, kwargs) pair"))
-    ex = Execution(runtime, unit, path, depth, name, lane, runtime.services, attempt)
+    ex = Execution(host, unit, path, ev[frames.DELIVER_DEPTH], name, ev[frames.DELIVER_LANE],
+                   host.services, ev[frames.DELIVER_ATTEMPT])
     if defn.wants_services:
         kw = dict(kw)
-        kw["services"] = runtime.services
+        kw["services"] = host.services
     return defn, ex, tuple(a), kw
 
 
 def error_frame(exc: BaseException) -> list[Any]:
-    """Encode an exception as the core's [type, message, traceback, payload]."""
+    """Encode an exception as the core's error frame."""
     info = codec.encode_exception(exc)
-    return [info["type"], info["message"], info["traceback"], info["payload"]]
+    return frames.error(info["type"], info["message"], info["traceback"], info["payload"])
 
 
-def encode_result(defn: Definition, ex: Execution, value: Any) -> bytes:
-    """Encode a result, naming the operation if it cannot be."""
+def _encode_result(host: ExecutorHost, defn: Definition, ex: Execution, value: Any) -> bytes:
     try:
-        return codec.encode(value, ex.runtime.max_value_bytes)
+        return codec.encode(value, host.max_value_bytes)
     except codec.CodecError as exc:
         context = f"result of {defn.name} ({ex.unit}/{ex.path})"
         raise _Refused(codec.with_context(exc, context)) from exc
 
 
-async def run_async_delivery(runtime: Runtime, ev: list[Any]) -> None:
-    """Run an async-lane delivery as a task on the runtime loop.
+def _failed(ev: list[Any], exc: BaseException, no_retry: bool) -> Outcome:
+    return Outcome(ev[frames.DELIVER_UNIT], ev[frames.DELIVER_PATH], ev[frames.DELIVER_ATTEMPT],
+                   False, error=error_frame(exc), no_retry=no_retry)
 
-    If the task is cancelled (the run was cancelled or timed out, the lease
-    was lost, or the app is stopping) the core expects no completion; the
-    runtime's done-callback does the bookkeeping.
+
+async def run_async(host: ExecutorHost, ev: list[Any]) -> Outcome:
+    """Run an async-lane delivery on the current event loop.
+
+    If the task running this is cancelled (the run was cancelled or timed out,
+    the lease was lost, or the app is stopping) the cancellation propagates and
+    there is no outcome: the core expects no completion.
     """
-    unit, path, attempt = ev[1], ev[2], ev[8]
-    key = (unit, path)
     token = None
     try:
-        defn, ex, args, kwargs = prepare(runtime, ev)
+        defn, ex, args, kwargs = prepare(host, ev)
         if not defn.is_async:
             raise _Refused(DefinitionError(f"{defn.name} is not async but was queued as async"))
         token = current.set(ex)
         value = await defn.fn(*args, **kwargs)
-        payload = encode_result(defn, ex, value)
+        payload = _encode_result(host, defn, ex, value)
     except _Refused as r:
-        _finish_failed(runtime, unit, path, attempt, r.exc, True)
-        return
+        return _failed(ev, r.exc, True)
     except Exception as exc:  # noqa: BLE001 - the step's failure is its result
-        _finish_failed(runtime, unit, path, attempt, exc, False)
-        return
+        return _failed(ev, exc, False)
     finally:
         if token is not None:
             current.reset(token)
-    runtime.running.pop(key, None)
-    runtime.complete(unit, path, attempt, True, payload, None)
+    return Outcome(ev[frames.DELIVER_UNIT], ev[frames.DELIVER_PATH], ev[frames.DELIVER_ATTEMPT],
+                   True, payload)
 
 
-def _finish_failed(runtime: Runtime, unit: str, path: str, attempt: int, exc: BaseException,
-                   no_retry: bool) -> None:
-    runtime.running.pop((unit, path), None)
-    runtime.complete(unit, path, attempt, False, None, error_frame(exc), no_retry)
-
-
-def run_blocking_delivery(
-    runtime: Runtime, ev: list[Any], thread_loop: asyncio.AbstractEventLoop | None
-) -> asyncio.AbstractEventLoop | None:
+def run_blocking(host: ExecutorHost, ev: list[Any], thread_loop: asyncio.AbstractEventLoop | None
+                 ) -> tuple[Outcome, asyncio.AbstractEventLoop | None]:
     """Run a blocking-lane delivery on this worker thread.
 
     ``async def`` steps marked BLOCKING run on this thread's own event loop,
     created on first use and returned for reuse.
     """
-    unit, path, attempt = ev[1], ev[2], ev[8]
     token = None
     try:
-        defn, ex, args, kwargs = prepare(runtime, ev)
+        defn, ex, args, kwargs = prepare(host, ev)
         token = current.set(ex)
         if defn.is_async:
             if thread_loop is None:
@@ -117,15 +147,13 @@ def run_blocking_delivery(
             value = thread_loop.run_until_complete(defn.fn(*args, **kwargs))
         else:
             value = defn.fn(*args, **kwargs)
-        payload = encode_result(defn, ex, value)
+        payload = _encode_result(host, defn, ex, value)
     except _Refused as r:
-        _finish_failed(runtime, unit, path, attempt, r.exc, True)
-        return thread_loop
+        return _failed(ev, r.exc, True), thread_loop
     except Exception as exc:  # noqa: BLE001 - the step's failure is its result
-        _finish_failed(runtime, unit, path, attempt, exc, False)
-        return thread_loop
+        return _failed(ev, exc, False), thread_loop
     finally:
         if token is not None:
             current.reset(token)
-    runtime.complete(unit, path, attempt, True, payload, None)
-    return thread_loop
+    return Outcome(ev[frames.DELIVER_UNIT], ev[frames.DELIVER_PATH], ev[frames.DELIVER_ATTEMPT],
+                   True, payload), thread_loop

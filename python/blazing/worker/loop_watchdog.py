@@ -27,12 +27,10 @@ import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import FrameType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from blazing.context import Execution
-
-if TYPE_CHECKING:
-    from blazing.runtime import Runtime
+from blazing.worker.executor import run_async
 
 log = logging.getLogger("blazing.worker")
 
@@ -197,12 +195,15 @@ class LoopWatchdog:
             frame = getattr(coro, "cr_frame", None)
             if frame is None or id(frame) not in depth:
                 continue
+            # The executor's frame (inside the task's) holds the Execution;
+            # the step's own code is the frame it awaits, and what the step
+            # called (a library, say) is inside that.
             i = depth[id(frame)]
-            # The step's own code is the frame the delivery awaits; what it
-            # called (a library, say) is inside it.
+            while i > 0 and frames[i].f_code is not _RUN_ASYNC:
+                i -= 1
             shown = frames[:i] if i > 0 else frames[:1]
             step_where = _where(frames[i - 1]) if i > 1 else None
-            ex = _execution_of(frame)
+            ex = _execution_of(frames[i])
             name = ex.name if ex else None
             kind = self._kinds(name) if self._kinds and name else "step"
             return Culprit(kind, name, unit, path, ex.attempt if ex else None,
@@ -210,8 +211,12 @@ class LoopWatchdog:
         return Culprit("step", None, None, None, None, where, None, _format(frames))
 
 
+# The executor's coroutine, whose frame keeps the running Execution in ``ex``.
+_RUN_ASYNC = run_async.__code__
+
+
 def _execution_of(delivery_frame: FrameType) -> Execution | None:
-    # run_async_delivery keeps the Execution in its local ``ex``. The frame is
+    # executor.run_async keeps the Execution in its local ``ex``. The frame is
     # suspended inside the blocking call, so reading its locals is a snapshot.
     try:
         ex = delivery_frame.f_locals.get("ex")
@@ -228,20 +233,3 @@ def _format(innermost_first: list[FrameType]) -> str:
     frames = list(reversed(innermost_first[:STACK_LIMIT]))
     summary = traceback.StackSummary.extract((fr, fr.f_lineno) for fr in frames)
     return "Stack (most recent call last):\n" + "".join(summary.format()).rstrip("\n")
-
-
-def start_for(runtime: Runtime) -> LoopWatchdog | None:
-    """Start a watchdog on a started runtime's loop, unless turned off
-    (``blocked_loop_seconds=0``) or the runtime runs no work here."""
-    st = runtime.settings
-    if st.blocked_loop_seconds <= 0 or not st.local_workers or runtime.loop is None:
-        return None
-    label = f"namespace {st.namespace!r}" if st.redis_url else "embedded"
-    registry = runtime.registry
-
-    def kind(name: str) -> str:
-        defn = registry.get(name)
-        return defn.kind if defn is not None else "step"
-
-    return LoopWatchdog(runtime.loop, runtime._loop_tid, st.blocked_loop_seconds,
-                        runtime.running, label, kind).start()

@@ -1,0 +1,150 @@
+"""The frames that cross the Go/Python boundary, written down once.
+
+Every code, the command builders and the positions of the fields in each frame
+live here; everything else in the package imports them. The Go side of the
+contract is ``core/frames`` (its package doc lists the same frames). Frames are
+positional msgpack arrays, because every step call crosses twice and the cost
+per field matters; events are read by index, through the named positions below.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# ------------------------------------------------------------------- lanes
+
+LANE_ASYNC = 0
+LANE_BLOCKING = 1
+LANE_NAMES = ("async", "blocking")
+
+# ----------------------------------------------------------------- statuses
+
+PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = 1, 2, 3, 4, 5
+STATUS_NAMES = {PENDING: "pending", RUNNING: "running", SUCCEEDED: "succeeded",
+                FAILED: "failed", CANCELLED: "cancelled"}
+# Not a store status: a submission refused locally; the "result" is the exception.
+LOCAL_ERROR = -1
+
+# ------------------------------------------------------------------ commands
+# A batch is a list of commands, each a list led by its code.
+
+CMD_SUBMIT, CMD_COMPLETE, CMD_CAPACITY, CMD_CANCEL, CMD_WATCH, CMD_PAUSE = 1, 2, 3, 4, 5, 6
+
+# Field positions shared by the commands that name an operation.
+CMD_UNIT, CMD_PATH = 1, 2
+SUBMIT_TOKEN = 8
+WATCH_TOKEN = 3
+
+
+def submit(unit: str, path: str, parent: str, depth: int, name: str, lane: int, args: bytes,
+           token: int, retries: int, backoff_ms: int, backoff_max_ms: int, timeout_ms: int,
+           priority: int) -> list[Any]:
+    """Create (or join, or replay) an operation; ``token`` (0: none) hears its end."""
+    return [CMD_SUBMIT, unit, path, parent, depth, name, lane, args, token,
+            retries, backoff_ms, backoff_max_ms, timeout_ms, priority]
+
+
+def complete(unit: str, path: str, attempt: int, ok: bool, result: bytes | None,
+             error: list[Any] | None, no_retry: bool = False) -> list[Any]:
+    """The end of one attempt: a result, or an error frame (see :func:`error`)."""
+    return [CMD_COMPLETE, unit, path, attempt, ok, result, error, no_retry]
+
+
+def capacity(lane: int, delta: int) -> list[Any]:
+    """Change a lane's slots by ``delta``."""
+    return [CMD_CAPACITY, lane, delta]
+
+
+def cancel(unit: str, path: str, reason: str) -> list[Any]:
+    """Cancel a unit (``path`` "") or one call and everything under it."""
+    return [CMD_CANCEL, unit, path, reason]
+
+
+def watch(unit: str, path: str, token: int) -> list[Any]:
+    """Have ``token`` told when the operation finishes."""
+    return [CMD_WATCH, unit, path, token]
+
+
+def pause(paused: bool) -> list[Any]:
+    """Stop (or resume) reserving new work, as a draining worker does."""
+    return [CMD_PAUSE, paused]
+
+
+def command_token(cmd: list[Any]) -> int | None:
+    """The waiter token a submit or watch command carries; None for other commands."""
+    if cmd[0] == CMD_SUBMIT:
+        return cmd[SUBMIT_TOKEN]
+    if cmd[0] == CMD_WATCH:
+        return cmd[WATCH_TOKEN]
+    return None
+
+
+def error(type_name: str, message: str, traceback: str, payload: bytes | None) -> list[Any]:
+    """An error frame: [type, message, traceback, payload]."""
+    return [type_name, message, traceback, payload]
+
+
+ERR_TYPE, ERR_MESSAGE, ERR_TRACEBACK, ERR_PAYLOAD = 0, 1, 2, 3
+
+# -------------------------------------------------------------------- replies
+# A reply is [errors, events]; each error is [command_index, code, message].
+
+REPLY_ERRORS, REPLY_EVENTS = 0, 1
+
+# -------------------------------------------------------------------- events
+# Each event is a list led by its kind.
+
+EV_DELIVER, EV_RESULT, EV_CANCEL, EV_MIX, EV_LOG = 1, 2, 3, 4, 5
+EV_KIND = 0
+
+# [1, unit, path, parent, depth, name, lane, args, attempt]: run this.
+DELIVER_UNIT, DELIVER_PATH, DELIVER_PARENT, DELIVER_DEPTH = 1, 2, 3, 4
+DELIVER_NAME, DELIVER_LANE, DELIVER_ARGS, DELIVER_ATTEMPT = 5, 6, 7, 8
+
+# [2, token, status, result|None, error|None]: what a token waited on ended.
+RESULT_TOKEN, RESULT_STATUS, RESULT_VALUE, RESULT_ERROR = 1, 2, 3, 4
+
+# [3, unit, path, error|None]: stop running this.
+CANCEL_UNIT, CANCEL_PATH, CANCEL_ERROR = 1, 2, 3
+
+# [4, async, blocking, async_delta, blocking_delta]: the embedded optimizer moved workers.
+MIX_ASYNC, MIX_BLOCKING, MIX_ASYNC_DELTA, MIX_BLOCKING_DELTA = 1, 2, 3, 4
+
+# [5, level, message, unit, path]: a record for the log (slog levels).
+LOG_LEVEL, LOG_MESSAGE, LOG_UNIT, LOG_PATH = 1, 2, 3, 4
+
+# ------------------------------------------------------------------- records
+# An operation record (a get, or each row of a failed-runs query):
+# [unit, path, parent, depth, name, lane, status, attempts, worker,
+#  created_ns, started_ns, finished_ns, result|None, error|None]
+
+OP_UNIT, OP_PATH, OP_PARENT, OP_DEPTH, OP_NAME, OP_LANE, OP_STATUS = 0, 1, 2, 3, 4, 5, 6
+OP_ATTEMPTS, OP_WORKER, OP_CREATED, OP_STARTED, OP_FINISHED = 7, 8, 9, 10, 11
+OP_RESULT, OP_ERROR = 12, 13
+
+# Stats: per lane [depth, oldest_age_ms, running, capacity, inflight].
+STATS_FIELDS = ("depth", "oldest_age_ms", "running", "capacity", "inflight")
+
+# ------------------------------------------------------------------- queries
+
+QUERY_FAILED, QUERY_REQUEUE, QUERY_COUNTERS, QUERY_DECISIONS = 1, 2, 3, 4
+
+
+def query_failed(offset: int, limit: int) -> list[Any]:
+    """The dead letters: failed runs, newest first -> [record, ...]."""
+    return [QUERY_FAILED, offset, limit]
+
+
+def query_requeue(unit: str) -> list[Any]:
+    """Run a failed or cancelled run again -> None."""
+    return [QUERY_REQUEUE, unit]
+
+
+def query_counters() -> list[Any]:
+    """This process's counters -> [started, succeeded, failed, retried, sum_secs, buckets]."""
+    return [QUERY_COUNTERS]
+
+
+def query_decisions() -> list[Any]:
+    """The embedded optimizer's latest decisions -> [{...}, ...]."""
+    return [QUERY_DECISIONS]
