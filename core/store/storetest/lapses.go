@@ -10,20 +10,6 @@ import (
 
 // Lease lapses, progress, and taking back a gone worker's leases.
 
-func init() {
-	scenarios = append(scenarios, []struct {
-		name string
-		run  func(e *env)
-	}{
-		{"lapse_without_progress_is_counted", testLapseWithoutProgressCounted},
-		{"lapse_while_waiting_on_a_call_is_not_counted", testLapseWhileWaiting},
-		{"lapse_after_a_call_finished_is_not_counted", testLapseAfterCallFinished},
-		{"lapse_after_renewal_is_not_counted", testLapseAfterRenewal},
-		{"reclaim_worker_takes_back_its_leases", testReclaimWorker},
-		{"repair_leaves_a_healthy_store_alone", testRepairHealthy},
-	}...)
-}
-
 // lapseOnce hands the operation to worker under a 10 s lease and lets the
 // lease lapse; it returns the delivery and Reclaim's report of the lapse.
 func (e *env) lapseOnce(lane store.Lane, worker string, during func(store.Delivery)) (store.Delivery, store.Lapse) {
