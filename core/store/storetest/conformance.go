@@ -592,36 +592,6 @@ func testWatch(e *env) {
 	require.Empty(t, e.pop("watcher"))
 }
 
-type popResult struct {
-	notes []store.Note
-	err   error
-	took  time.Duration
-}
-
-func (e *env) popAsync(ctx context.Context, inbox string, max int, wait time.Duration) <-chan popResult {
-	started := make(chan struct{})
-	res := make(chan popResult, 1)
-	go func() {
-		close(started)
-		begin := time.Now()
-		notes, err := e.s.Pop(ctx, inbox, max, wait)
-		res <- popResult{notes, err, time.Since(begin)}
-	}()
-	<-started
-	return res
-}
-
-func (e *env) awaitPop(res <-chan popResult, what string) popResult {
-	e.t.Helper()
-	select {
-	case r := <-res:
-		return r
-	case <-time.After(wakeTimeout):
-		require.FailNow(e.t, "Pop did not return in time", what)
-	}
-	return popResult{}
-}
-
 func testPopWakes(e *env) {
 	t := e.t
 	e.open("client")
@@ -630,11 +600,11 @@ func testPopWakes(e *env) {
 	e.submitOne(r, store.Created)
 	d := e.reserveOne(store.LaneAsync, "w")
 
-	res := e.popAsync(e.ctx, "client", 10, longWait)
+	res := PopAsync(e.ctx, e.s, "client", 10, longWait)
 	require.Equal(t, store.Recorded, e.completeOne("w", ok(d, "v")))
-	got := e.awaitPop(res, "a blocked Pop must return when a note arrives")
-	require.NoError(t, got.err)
-	e.oneNote(got.notes, store.NoteFinished, r.Ref, store.StatusSucceeded)
+	got := await(e, res, "Pop", "a blocked Pop must return when a note arrives")
+	require.NoError(t, got.Err)
+	e.oneNote(got.Notes, store.NoteFinished, r.Ref, store.StatusSucceeded)
 }
 
 // finishOps runs n root ops to success, each with inbox as waiter.
@@ -732,51 +702,21 @@ func testInboxOpenIdempotent(e *env) {
 	require.ElementsMatch(t, refs, []store.Ref{notes[0].Ref, notes[1].Ref})
 }
 
-type reserveResult struct {
-	ds   []store.Delivery
-	err  error
-	took time.Duration
-}
-
-func (e *env) reserveAsync(ctx context.Context, lane store.Lane, worker string, wait time.Duration) <-chan reserveResult {
-	started := make(chan struct{})
-	res := make(chan reserveResult, 1)
-	go func() {
-		close(started)
-		begin := time.Now()
-		ds, err := e.s.Reserve(ctx, lane, worker, 10, testLease, wait)
-		res <- reserveResult{ds, err, time.Since(begin)}
-	}()
-	<-started
-	return res
-}
-
-func (e *env) awaitReserve(res <-chan reserveResult, what string) reserveResult {
-	e.t.Helper()
-	select {
-	case r := <-res:
-		return r
-	case <-time.After(wakeTimeout):
-		require.FailNow(e.t, "Reserve did not return in time", what)
-	}
-	return reserveResult{}
-}
-
 func testReserveWakes(e *env) {
 	t := e.t
-	res := e.reserveAsync(e.ctx, store.LaneBlocking, "w", longWait)
+	res := ReserveAsync(e.ctx, e.s, store.LaneBlocking, "w", 10, testLease, longWait)
 	other := sub("async", "0") // work on the other lane must not satisfy it
 	e.submitOne(other, store.Created)
 	s := sub("u", "0")
 	s.Lane = store.LaneBlocking
 	s.Args = []byte("payload")
 	e.submitOne(s, store.Created)
-	got := e.awaitReserve(res, "a blocked Reserve must return when work is submitted")
-	require.NoError(t, got.err)
-	require.Len(t, got.ds, 1)
-	require.Equal(t, s.Ref, got.ds[0].Ref)
-	require.Equal(t, []byte("payload"), got.ds[0].Args)
-	require.Equal(t, 1, got.ds[0].Attempt)
+	got := await(e, res, "Reserve", "a blocked Reserve must return when work is submitted")
+	require.NoError(t, got.Err)
+	require.Len(t, got.Deliveries, 1)
+	require.Equal(t, s.Ref, got.Deliveries[0].Ref)
+	require.Equal(t, []byte("payload"), got.Deliveries[0].Args)
+	require.Equal(t, 1, got.Deliveries[0].Attempt)
 	e.requireStatus(s.Ref, store.StatusRunning)
 	e.requireStatus(other.Ref, store.StatusPending)
 }
@@ -797,11 +737,11 @@ func testReserveWaitExpires(e *env) {
 func testReserveCtxCancel(e *env) {
 	t := e.t
 	ctx, cancel := context.WithCancel(e.ctx)
-	res := e.reserveAsync(ctx, store.LaneAsync, "w", longWait)
+	res := ReserveAsync(ctx, e.s, store.LaneAsync, "w", 10, testLease, longWait)
 	cancel()
-	got := e.awaitReserve(res, "a blocked Reserve must return when its context is cancelled")
-	require.ErrorIs(t, got.err, context.Canceled)
-	require.Empty(t, got.ds)
+	got := await(e, res, "Reserve", "a blocked Reserve must return when its context is cancelled")
+	require.ErrorIs(t, got.Err, context.Canceled)
+	require.Empty(t, got.Deliveries)
 
 	// Nothing was taken: work submitted now is still there.
 	e.submitOne(sub("u", "0"), store.Created)
@@ -1020,13 +960,13 @@ func testClose(e *env) {
 	e.submitOne(r, store.Created)
 	d := e.reserveOne(store.LaneAsync, "w")
 
-	blockedReserve := e.reserveAsync(e.ctx, store.LaneAsync, "w2", longWait)
-	blockedPop := e.popAsync(e.ctx, "client", 10, longWait)
+	blockedReserve := ReserveAsync(e.ctx, e.s, store.LaneAsync, "w2", 10, testLease, longWait)
+	blockedPop := PopAsync(e.ctx, e.s, "client", 10, longWait)
 	require.NoError(t, e.s.Close())
-	rr := e.awaitReserve(blockedReserve, "Close must wake a blocked Reserve")
-	require.ErrorIs(t, rr.err, store.ErrClosed, "blocked Reserve")
-	pr := e.awaitPop(blockedPop, "Close must wake a blocked Pop")
-	require.ErrorIs(t, pr.err, store.ErrClosed, "blocked Pop")
+	rr := await(e, blockedReserve, "Reserve", "Close must wake a blocked Reserve")
+	require.ErrorIs(t, rr.Err, store.ErrClosed, "blocked Reserve")
+	pr := await(e, blockedPop, "Pop", "Close must wake a blocked Pop")
+	require.ErrorIs(t, pr.Err, store.ErrClosed, "blocked Pop")
 
 	ctx := e.ctx
 	_, errs := e.s.Submit(ctx, []store.Submission{sub("v", "0")})
