@@ -7,11 +7,13 @@
 //		})
 //	}
 //
-// Scenarios are written only against the store.Store interface. Each runs in
-// its own subtest with a new store and a new Clock that stands still unless a
-// scenario advances it; drivers must take every timestamp (creation, start,
-// finish, lease ends, retry due times, ages) from that clock. Real time is
-// used only for the wait arguments of Reserve and Pop.
+// Scenarios are written only against the store.Store interface, one file
+// per area (submit.go, reserve.go, ...); the scenarios table below lists them
+// all. Each runs in its own subtest with a new store and a new Clock that
+// stands still unless a scenario advances it; drivers must take every
+// timestamp (creation, start, finish, lease ends, retry due times, ages) from
+// that clock. Real time is used only for the wait arguments of Reserve and
+// Pop.
 package storetest
 
 import (
@@ -95,15 +97,15 @@ type scenario struct {
 // scenarios lists every scenario, by area. The names are the subtest names
 // (go test -run 'TestConformance/<name>'): keep them stable.
 var scenarios = []scenario{
-	// Submission: the happy path, join and replay, conflicts, invalid items.
+	// submit.go: the happy path, join and replay, conflicts, invalid items.
 	{"submit_reserve_complete", testSubmitReserveComplete},
 	{"idempotent_submit_join_replay", testJoinReplay},
 	{"conflict_is_per_item", testConflictPerItem},
 	{"duplicate_ref_in_one_batch", testDuplicateInBatch},
 	{"invalid_submissions", testInvalidSubmissions},
 
-	// Reserve and leases: lanes, priority and FIFO, waiting, lapse, renew,
-	// release, lapses with and without progress, a gone worker's leases.
+	// reserve.go: lanes, priority and FIFO, waiting, lapse, renew, release,
+	// lapses with and without progress, a gone worker's leases.
 	{"lanes_are_separate", testLanesAreSeparate},
 	{"priority_then_fifo_and_max", testPriorityFIFOMax},
 	{"reserve_wakes_on_submit", testReserveWakes},
@@ -119,7 +121,7 @@ var scenarios = []scenario{
 	{"lapse_after_renewal_is_not_counted", testLapseAfterRenewal},
 	{"reclaim_worker_takes_back_its_leases", testReclaimWorker},
 
-	// Completion and notes: first result wins, Watch, inboxes and Pop.
+	// complete.go: first result wins, Watch, inboxes and Pop.
 	{"completion_first_wins", testCompletionFirstWins},
 	{"watch", testWatch},
 	{"inbox_pop_wakes_on_note", testPopWakes},
@@ -128,28 +130,28 @@ var scenarios = []scenario{
 	{"inbox_unknown_and_closed", testInboxUnknownClosed},
 	{"inbox_open_idempotent", testInboxOpenIdempotent},
 
-	// Cancellation: a subtree, a unit, the count, a finished caller's
-	// calls, and Fail.
+	// cancel.go: a subtree, a unit, the count, a finished caller's calls,
+	// and Fail.
 	{"cancel_subtree", testCancelSubtree},
 	{"cancel_unit", testCancelUnit},
 	{"cancel_count_includes_descendants", testCancelCount},
 	{"finished_parent_cancels_children", testParentFinishCancelsChildren},
 	{"fail_running_op", testFail},
 
-	// Retries: without and with backoff, NoRetry.
+	// retry.go: without and with backoff, NoRetry.
 	{"failure_without_retries", testFailureWithoutRetries},
 	{"retries_without_backoff", testRetriesWithoutBackoff},
 	{"retry_backoff_delays", testRetryBackoff},
 	{"no_retry_fails_at_once", testNoRetry},
 
-	// Operator reads and actions: Stats, dead letters, Requeue, Repair.
+	// operator.go: Stats, dead letters, Requeue, Repair.
 	{"stats", testStats},
 	{"failed_lists_dead_letters", testFailedList},
 	{"requeue_failed_unit", testRequeue},
 	{"requeue_cancelled_unit", testRequeueCancelled},
 	{"repair_leaves_a_healthy_store_alone", testRepairHealthy},
 
-	// The store as a whole: many callers at once, and Close.
+	// concurrency.go and close.go: many callers at once, and Close.
 	{"concurrent_submit_reserve_complete", testConcurrency},
 	{"close", testClose},
 }
