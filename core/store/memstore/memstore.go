@@ -159,7 +159,7 @@ func (s *Store) Submit(_ context.Context, subs []store.Submission) ([]store.Outc
 	woke := [store.NumLanes]bool{}
 	for i := range subs {
 		sub := &subs[i]
-		if err := validate(sub); err != nil {
+		if err := sub.Validate(); err != nil {
 			errs[i] = err
 			continue
 		}
@@ -223,20 +223,6 @@ func (s *Store) Submit(_ context.Context, subs []store.Submission) ([]store.Outc
 		}
 	}
 	return outs, errs
-}
-
-func validate(sub *store.Submission) error {
-	switch {
-	case sub.Ref.Unit == "" || sub.Ref.Path == "":
-		return fmt.Errorf("%w: empty unit or path", store.ErrInvalid)
-	case sub.Name == "":
-		return fmt.Errorf("%w: %s has no name", store.ErrInvalid, sub.Ref)
-	case !sub.Lane.Valid():
-		return fmt.Errorf("%w: %s has unknown lane %d", store.ErrInvalid, sub.Ref, sub.Lane)
-	case sub.Parent == "" && sub.Ref.Path != store.RootPath:
-		return fmt.Errorf("%w: %s is not a root but has no parent", store.ErrInvalid, sub.Ref)
-	}
-	return nil
 }
 
 func (o *op) addWaiter(inbox string) {
