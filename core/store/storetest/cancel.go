@@ -18,13 +18,7 @@ func testCancelSubtree(e *env) {
 	root := sub("u", "0")
 	root.Inbox = "client"
 	e.submitOne(root, store.Created)
-	var kids []store.Submission
-	for _, p := range []string{"0.1", "0.2", "0.10"} {
-		k := sub("u", p)
-		k.Lane = store.LaneBlocking
-		k.Inbox = "client"
-		kids = append(kids, k)
-	}
+	kids := blockingCalls("u", "client", "0.1", "0.2", "0.10")
 	e.submit(kids...)
 	grandkid := sub("u", "0.1.2")
 	grandkid.Lane = store.LaneBlocking
@@ -77,13 +71,7 @@ func testCancelUnit(e *env) {
 	root := sub("u", "0")
 	root.Inbox = "client"
 	e.submitOne(root, store.Created)
-	var kids []store.Submission
-	for _, p := range []string{"0.1", "0.2", "0.3"} {
-		k := sub("u", p)
-		k.Lane = store.LaneBlocking
-		k.Inbox = "client"
-		kids = append(kids, k)
-	}
+	kids := blockingCalls("u", "client", "0.1", "0.2", "0.3")
 	e.submit(kids...)
 	e.submitOne(sub("other", "0"), store.Created)
 	dRoot := e.reserveOne(store.LaneAsync, "w-root")

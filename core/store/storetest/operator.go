@@ -170,13 +170,7 @@ func testRequeue(e *env) {
 	root.Inbox = "client"
 	e.submitOne(root, store.Created)
 	dRoot := e.reserveOne(store.LaneAsync, "w")
-	var kids []store.Submission
-	for _, p := range []string{"0.1", "0.2", "0.3", "0.4"} {
-		k := sub("u", p)
-		k.Lane = store.LaneBlocking
-		k.Inbox = "client"
-		kids = append(kids, k)
-	}
+	kids := blockingCalls("u", "client", "0.1", "0.2", "0.3", "0.4")
 	e.submit(kids...)
 	d1 := e.reserveOne(store.LaneBlocking, "w")
 	require.Equal(t, kids[0].Ref, d1.Ref)

@@ -176,6 +176,18 @@ func sub(unit, path string) store.Submission {
 	return s
 }
 
+// blockingCalls builds calls of unit on the blocking lane at paths, each
+// with inbox as its waiter.
+func blockingCalls(unit, inbox string, paths ...string) []store.Submission {
+	out := make([]store.Submission, len(paths))
+	for i, p := range paths {
+		out[i] = sub(unit, p)
+		out[i].Lane = store.LaneBlocking
+		out[i].Inbox = inbox
+	}
+	return out
+}
+
 func ref(unit, path string) store.Ref { return store.Ref{Unit: unit, Path: path} }
 
 func ok(d store.Delivery, result string) store.Completion {
