@@ -48,7 +48,7 @@ func TestPipelinedWaitGetsWorkInTheWakeUpReply(t *testing.T) {
 	waitBlocked(t, before+1)
 
 	submitted := time.Now()
-	mustSubmit(t, clientStore, store.Submission{Ref: store.Ref{Unit: "u", Path: "0"}, Name: "flow", Args: []byte("a")})
+	storetest.MustSubmit(t, clientStore, store.Submission{Ref: store.Ref{Unit: "u", Path: "0"}, Name: "flow", Args: []byte("a")})
 	r := <-got
 	require.NoError(t, r.Err)
 	require.Len(t, r.Deliveries, 1)
@@ -78,7 +78,7 @@ func TestPipelinedWaitCancelledReservesNothing(t *testing.T) {
 
 	// Work submitted now goes to another worker: the cancelled wait's
 	// script did not take it, and nothing of it is still waiting.
-	mustSubmit(t, other, store.Submission{Ref: store.Ref{Unit: "v", Path: "0"}, Name: "flow"})
+	storetest.MustSubmit(t, other, store.Submission{Ref: store.Ref{Unit: "v", Path: "0"}, Name: "flow"})
 	ds, err := other.Reserve(context.Background(), store.LaneAsync, "w2", 4, time.Minute, 0)
 	require.NoError(t, err)
 	require.Len(t, ds, 1)
@@ -107,7 +107,7 @@ func TestPipelinedWaitSpansRounds(t *testing.T) {
 	// The scenario is time itself: let the first 1 s round run out.
 	start := time.Now()
 	require.Eventually(t, func() bool { return time.Since(start) > 1200*time.Millisecond }, 5*time.Second, 10*time.Millisecond)
-	mustSubmit(t, clientStore, store.Submission{Ref: store.Ref{Unit: "late", Path: "0"}, Name: "flow"})
+	storetest.MustSubmit(t, clientStore, store.Submission{Ref: store.Ref{Unit: "late", Path: "0"}, Name: "flow"})
 	r := <-got
 	require.NoError(t, r.Err)
 	require.Len(t, r.Deliveries, 1)
@@ -128,7 +128,7 @@ func TestPipelinedWaitFitsTheReadTimeout(t *testing.T) {
 	// Let several 150 ms rounds pass: with 1 s waits each would fail its read.
 	start := time.Now()
 	require.Eventually(t, func() bool { return time.Since(start) > 700*time.Millisecond }, 5*time.Second, 10*time.Millisecond)
-	mustSubmit(t, clientStore, store.Submission{Ref: store.Ref{Unit: "u", Path: "0"}, Name: "flow"})
+	storetest.MustSubmit(t, clientStore, store.Submission{Ref: store.Ref{Unit: "u", Path: "0"}, Name: "flow"})
 	r := <-got
 	require.NoError(t, r.Err)
 	require.Len(t, r.Deliveries, 1)
