@@ -3,7 +3,6 @@ package bridge_test
 import (
 	"context"
 	"fmt"
-	"math"
 	"net"
 	"path/filepath"
 	"sync"
@@ -16,19 +15,13 @@ import (
 	"github.com/blazingflow/blazing/core/bridge"
 	"github.com/blazingflow/blazing/core/engine"
 	"github.com/blazingflow/blazing/core/frames"
+	"github.com/blazingflow/blazing/core/internal/msgpacktest"
 	"github.com/blazingflow/blazing/core/store"
 )
 
-func pack(t testing.TB, v any) []byte {
-	t.Helper()
-	b, err := msgpack.Marshal(v)
-	require.NoError(t, err)
-	return b
-}
-
 func open(t *testing.T, cfg map[string]any) *bridge.Session {
 	t.Helper()
-	s, err := bridge.Open(context.Background(), pack(t, cfg))
+	s, err := bridge.Open(context.Background(), msgpacktest.Pack(t, cfg))
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = s.Close() })
 	return s
@@ -73,35 +66,9 @@ func batch(t *testing.T, s *bridge.Session, cmds ...[]any) reply {
 	for i, c := range cmds {
 		arr[i] = c
 	}
-	out, err := s.Batch(context.Background(), pack(t, arr))
+	out, err := s.Batch(context.Background(), msgpacktest.Pack(t, arr))
 	require.NoError(t, err)
 	return decodeReply(t, out)
-}
-
-// num turns any decoded msgpack integer into an int64.
-func num(t *testing.T, v any) int64 {
-	t.Helper()
-	switch n := v.(type) {
-	case int8:
-		return int64(n)
-	case int16:
-		return int64(n)
-	case int32:
-		return int64(n)
-	case int64:
-		return n
-	case uint8:
-		return int64(n)
-	case uint16:
-		return int64(n)
-	case uint32:
-		return int64(n)
-	case uint64:
-		require.LessOrEqual(t, n, uint64(math.MaxInt64))
-		return int64(n)
-	}
-	require.Failf(t, "not an integer", "%T %v", v, v)
-	return 0
 }
 
 func TestOpenBadConfig(t *testing.T) {
@@ -111,22 +78,22 @@ func TestOpenBadConfig(t *testing.T) {
 		"empty":                {},
 		"garbage":              []byte("\xc1\xc1\xc1"),
 		"not msgpack":          []byte("inbox=t"),
-		"truncated map":        pack(t, map[string]any{"inbox": "t", "async": 1})[:6],
-		"a string":             pack(t, "inbox"),
-		"an int":               pack(t, 5),
-		"no inbox":             pack(t, map[string]any{"async": 1}),
-		"empty inbox":          pack(t, map[string]any{"inbox": ""}),
-		"inbox is an int":      pack(t, map[string]any{"inbox": 7}),
-		"async is a string":    pack(t, map[string]any{"inbox": "t", "async": "4"}),
-		"negative async":       pack(t, map[string]any{"inbox": "t", "async": -1}),
-		"negative blocking":    pack(t, map[string]any{"inbox": "t", "blocking": -1}),
-		"negative lease":       pack(t, map[string]any{"inbox": "t", "lease_ms": -1}),
-		"negative heartbeat":   pack(t, map[string]any{"inbox": "t", "heartbeat_ms": -1}),
-		"negative reclaim":     pack(t, map[string]any{"inbox": "t", "reclaim_ms": -1}),
-		"negative retention":   pack(t, map[string]any{"inbox": "t", "retention_s": -1}),
-		"unknown store":        pack(t, map[string]any{"inbox": "t", "store": "etcd"}),
-		"redis without url":    pack(t, map[string]any{"inbox": "t", "store": "redis"}),
-		"store name wrong":     pack(t, map[string]any{"inbox": "t", "store": "Memory"}),
+		"truncated map":        msgpacktest.Pack(t, map[string]any{"inbox": "t", "async": 1})[:6],
+		"a string":             msgpacktest.Pack(t, "inbox"),
+		"an int":               msgpacktest.Pack(t, 5),
+		"no inbox":             msgpacktest.Pack(t, map[string]any{"async": 1}),
+		"empty inbox":          msgpacktest.Pack(t, map[string]any{"inbox": ""}),
+		"inbox is an int":      msgpacktest.Pack(t, map[string]any{"inbox": 7}),
+		"async is a string":    msgpacktest.Pack(t, map[string]any{"inbox": "t", "async": "4"}),
+		"negative async":       msgpacktest.Pack(t, map[string]any{"inbox": "t", "async": -1}),
+		"negative blocking":    msgpacktest.Pack(t, map[string]any{"inbox": "t", "blocking": -1}),
+		"negative lease":       msgpacktest.Pack(t, map[string]any{"inbox": "t", "lease_ms": -1}),
+		"negative heartbeat":   msgpacktest.Pack(t, map[string]any{"inbox": "t", "heartbeat_ms": -1}),
+		"negative reclaim":     msgpacktest.Pack(t, map[string]any{"inbox": "t", "reclaim_ms": -1}),
+		"negative retention":   msgpacktest.Pack(t, map[string]any{"inbox": "t", "retention_s": -1}),
+		"unknown store":        msgpacktest.Pack(t, map[string]any{"inbox": "t", "store": "etcd"}),
+		"redis without url":    msgpacktest.Pack(t, map[string]any{"inbox": "t", "store": "redis"}),
+		"store name wrong":     msgpacktest.Pack(t, map[string]any{"inbox": "t", "store": "Memory"}),
 		"huge str header":      {0x81, 0xa5, 'i', 'n', 'b', 'o', 'x', 0xdb, 0xff, 0xff, 0xff, 0xff, 't'},
 		"huge map header":      {0xdf, 0xff, 0xff, 0xff, 0xff},
 		"deeply nested arrays": append(repeat(0x91, 10_000), 0xc0),
@@ -166,7 +133,7 @@ func TestOpenRedisTLSConfig(t *testing.T) {
 			"unavailable", "Redis does not answer"},
 	} {
 		c.cfg["inbox"], c.cfg["store"], c.cfg["connect_timeout_ms"] = "t", "redis", 1000
-		s, err := bridge.Open(ctx, pack(t, c.cfg))
+		s, err := bridge.Open(ctx, msgpacktest.Pack(t, c.cfg))
 		require.Nil(t, s)
 		require.ErrorContains(t, err, c.msg)
 		require.Equal(t, c.code, frames.Code(err), "%v", err)
@@ -201,24 +168,24 @@ func TestBatchCycle(t *testing.T) {
 	require.Len(t, r.Events, 1)
 	ev := r.Events[0]
 	require.Len(t, ev, 9)
-	require.Equal(t, int64(engine.EventDeliver), num(t, ev[0]))
+	require.Equal(t, int64(engine.EventDeliver), msgpacktest.Int64(t, ev[0]))
 	require.Equal(t, "u", ev[1])
 	require.Equal(t, "0", ev[2])
 	require.Equal(t, "", ev[3])
-	require.Equal(t, int64(0), num(t, ev[4]))
+	require.Equal(t, int64(0), msgpacktest.Int64(t, ev[4]))
 	require.Equal(t, "flow", ev[5])
-	require.Equal(t, int64(store.LaneAsync), num(t, ev[6]))
+	require.Equal(t, int64(store.LaneAsync), msgpacktest.Int64(t, ev[6]))
 	require.Equal(t, args, ev[7])
-	require.Equal(t, int64(1), num(t, ev[8]))
+	require.Equal(t, int64(1), msgpacktest.Int64(t, ev[8]))
 
 	r = batch(t, s, completeCmd("u", "0", []byte("result")))
 	require.Empty(t, r.Errors)
 	require.Len(t, r.Events, 1)
 	ev = r.Events[0]
 	require.Len(t, ev, 5)
-	require.Equal(t, int64(engine.EventResult), num(t, ev[0]))
-	require.Equal(t, int64(5), num(t, ev[1]))
-	require.Equal(t, int64(store.StatusSucceeded), num(t, ev[2]))
+	require.Equal(t, int64(engine.EventResult), msgpacktest.Int64(t, ev[0]))
+	require.Equal(t, int64(5), msgpacktest.Int64(t, ev[1]))
+	require.Equal(t, int64(store.StatusSucceeded), msgpacktest.Int64(t, ev[2]))
 	require.Equal(t, []byte("result"), ev[3])
 	require.Nil(t, ev[4])
 
@@ -237,11 +204,11 @@ func TestBatchCompleteThenSubmitInOneBatch(t *testing.T) {
 	require.Empty(t, r.Errors)
 	kinds := map[int64][]any{}
 	for _, ev := range r.Events {
-		kinds[num(t, ev[0])] = ev
+		kinds[msgpacktest.Int64(t, ev[0])] = ev
 	}
 	require.Len(t, r.Events, 2)
 	require.Equal(t, "b", kinds[int64(engine.EventDeliver)][1])
-	require.Equal(t, int64(1), num(t, kinds[int64(engine.EventResult)][1]))
+	require.Equal(t, int64(1), msgpacktest.Int64(t, kinds[int64(engine.EventResult)][1]))
 }
 
 func TestBatchMalformedKeepsSessionUsable(t *testing.T) {
@@ -250,10 +217,10 @@ func TestBatchMalformedKeepsSessionUsable(t *testing.T) {
 	for name, frame := range map[string][]byte{
 		"nil":             nil,
 		"garbage":         []byte("\xc1"),
-		"not an array":    pack(t, map[string]any{"a": 1}),
-		"unknown command": pack(t, []any{[]any{9}}),
-		"bad lane":        pack(t, []any{[]any{frames.CmdSubmit, "u", "0", "", 0, "flow", 7, nil, 1, 0, 0, 0, 0, 0}}),
-		"trailing":        append(pack(t, []any{}), 0x00),
+		"not an array":    msgpacktest.Pack(t, map[string]any{"a": 1}),
+		"unknown command": msgpacktest.Pack(t, []any{[]any{9}}),
+		"bad lane":        msgpacktest.Pack(t, []any{[]any{frames.CmdSubmit, "u", "0", "", 0, "flow", 7, nil, 1, 0, 0, 0, 0, 0}}),
+		"trailing":        append(msgpacktest.Pack(t, []any{}), 0x00),
 		"huge array":      {0xdd, 0xff, 0xff, 0xff, 0xff},
 		"nested":          append(repeat(0x91, 100_000), 0xc0),
 	} {
@@ -266,17 +233,17 @@ func TestBatchMalformedKeepsSessionUsable(t *testing.T) {
 	}
 	// A malformed batch runs none of its commands, even the valid ones
 	// before the bad one.
-	bad := pack(t, []any{submitCmd("x", "0", "", "flow", nil, 1, 0), []any{frames.CmdCapacity, 5, 1}})
+	bad := msgpacktest.Pack(t, []any{submitCmd("x", "0", "", "flow", nil, 1, 0), []any{frames.CmdCapacity, 5, 1}})
 	_, err := s.Batch(ctx, bad)
 	require.ErrorIs(t, err, frames.ErrMalformed)
-	_, err = s.Get(ctx, pack(t, []any{"x", "0"}))
+	_, err = s.Get(ctx, msgpacktest.Pack(t, []any{"x", "0"}))
 	require.ErrorIs(t, err, store.ErrNotFound)
 
 	r := batch(t, s, submitCmd("u", "0", "", "flow", nil, 1, 0))
 	require.Len(t, r.Events, 1)
 	r = batch(t, s, completeCmd("u", "0", nil))
 	require.Len(t, r.Events, 1)
-	require.Equal(t, int64(store.StatusSucceeded), num(t, r.Events[0][2]))
+	require.Equal(t, int64(store.StatusSucceeded), msgpacktest.Int64(t, r.Events[0][2]))
 }
 
 func TestPerCommandErrors(t *testing.T) {
@@ -297,7 +264,7 @@ func TestPerCommandErrors(t *testing.T) {
 	got := map[int64][]any{}
 	for _, e := range r.Errors {
 		require.Len(t, e, 3)
-		got[num(t, e[0])] = e
+		got[msgpacktest.Int64(t, e[0])] = e
 	}
 	require.Len(t, got, 6, "errors: %v", r.Errors)
 	for idx, code := range map[int64]string{1: "conflict", 2: "invalid", 3: "not_found", 4: "not_found", 5: "lost", 7: "invalid"} {
@@ -315,8 +282,8 @@ func TestPerCommandErrors(t *testing.T) {
 	r = batch(t, s, completeCmd("u", "0", []byte("r")))
 	var tokens []int64
 	for _, ev := range r.Events {
-		if num(t, ev[0]) == int64(engine.EventResult) {
-			tokens = append(tokens, num(t, ev[1]))
+		if msgpacktest.Int64(t, ev[0]) == int64(engine.EventResult) {
+			tokens = append(tokens, msgpacktest.Int64(t, ev[1]))
 		}
 	}
 	require.ElementsMatch(t, []int64{1, 6}, tokens)
@@ -334,17 +301,17 @@ func TestGetAndStats(t *testing.T) {
 	require.Len(t, st, store.NumLanes)
 	async := st[0]
 	require.Len(t, async, 5)
-	require.Equal(t, int64(1), num(t, async[0]), "depth: v waits")
+	require.Equal(t, int64(1), msgpacktest.Int64(t, async[0]), "depth: v waits")
 	require.IsType(t, float64(0), async[1])
 	require.GreaterOrEqual(t, async[1].(float64), 0.0)
-	require.Equal(t, int64(1), num(t, async[2]), "running")
-	require.Equal(t, int64(1), num(t, async[3]), "capacity")
-	require.Equal(t, int64(1), num(t, async[4]), "inflight")
+	require.Equal(t, int64(1), msgpacktest.Int64(t, async[2]), "running")
+	require.Equal(t, int64(1), msgpacktest.Int64(t, async[3]), "capacity")
+	require.Equal(t, int64(1), msgpacktest.Int64(t, async[4]), "inflight")
 	blocking := st[1]
-	require.Equal(t, []int64{0, 0, 2, 0}, []int64{num(t, blocking[0]), num(t, blocking[2]), num(t, blocking[3]), num(t, blocking[4])})
+	require.Equal(t, []int64{0, 0, 2, 0}, []int64{msgpacktest.Int64(t, blocking[0]), msgpacktest.Int64(t, blocking[2]), msgpacktest.Int64(t, blocking[3]), msgpacktest.Int64(t, blocking[4])})
 
 	batch(t, s, completeCmd("u", "0", []byte("done")))
-	out, err = s.Get(ctx, pack(t, []any{"u", "0"}))
+	out, err = s.Get(ctx, msgpacktest.Pack(t, []any{"u", "0"}))
 	require.NoError(t, err)
 	var op []any
 	require.NoError(t, msgpack.Unmarshal(out, &op))
@@ -352,29 +319,29 @@ func TestGetAndStats(t *testing.T) {
 	require.Equal(t, "u", op[0])
 	require.Equal(t, "0", op[1])
 	require.Equal(t, "", op[2])
-	require.Equal(t, int64(0), num(t, op[3]))
+	require.Equal(t, int64(0), msgpacktest.Int64(t, op[3]))
 	require.Equal(t, "flow", op[4])
-	require.Equal(t, int64(store.LaneAsync), num(t, op[5]))
-	require.Equal(t, int64(store.StatusSucceeded), num(t, op[6]))
-	require.Equal(t, int64(1), num(t, op[7]))
+	require.Equal(t, int64(store.LaneAsync), msgpacktest.Int64(t, op[5]))
+	require.Equal(t, int64(store.StatusSucceeded), msgpacktest.Int64(t, op[6]))
+	require.Equal(t, int64(1), msgpacktest.Int64(t, op[7]))
 	require.Equal(t, "b", op[8])
-	created, started, finished := num(t, op[9]), num(t, op[10]), num(t, op[11])
+	created, started, finished := msgpacktest.Int64(t, op[9]), msgpacktest.Int64(t, op[10]), msgpacktest.Int64(t, op[11])
 	require.Positive(t, created)
 	require.GreaterOrEqual(t, started, created)
 	require.GreaterOrEqual(t, finished, started)
 	require.Equal(t, []byte("done"), op[12])
 	require.Nil(t, op[13])
 
-	out, err = s.Get(ctx, pack(t, []any{"v", "0"}))
+	out, err = s.Get(ctx, msgpacktest.Pack(t, []any{"v", "0"}))
 	require.NoError(t, err)
 	var op2 []any
 	require.NoError(t, msgpack.Unmarshal(out, &op2))
-	require.Equal(t, int64(store.StatusRunning), num(t, op2[6]), "v took u's slot")
+	require.Equal(t, int64(store.StatusRunning), msgpacktest.Int64(t, op2[6]), "v took u's slot")
 
-	_, err = s.Get(ctx, pack(t, []any{"nope", "0"}))
+	_, err = s.Get(ctx, msgpacktest.Pack(t, []any{"nope", "0"}))
 	require.ErrorIs(t, err, store.ErrNotFound)
 	require.Equal(t, "not_found", frames.Code(err))
-	for _, bad := range [][]byte{nil, []byte("\xc1"), pack(t, []any{"u"}), pack(t, []any{"u", 0})} {
+	for _, bad := range [][]byte{nil, []byte("\xc1"), msgpacktest.Pack(t, []any{"u"}), msgpacktest.Pack(t, []any{"u", 0})} {
 		_, err = s.Get(ctx, bad)
 		require.ErrorIs(t, err, frames.ErrMalformed)
 	}
@@ -397,11 +364,11 @@ func TestWaitGetsTimerEvents(t *testing.T) {
 	require.Len(t, events, 2, "events: %v", events)
 	kinds := map[int64][]any{}
 	for _, ev := range events {
-		kinds[num(t, ev[0])] = ev
+		kinds[msgpacktest.Int64(t, ev[0])] = ev
 	}
 	res := kinds[int64(engine.EventResult)]
-	require.Equal(t, int64(9), num(t, res[1]))
-	require.Equal(t, int64(store.StatusFailed), num(t, res[2]))
+	require.Equal(t, int64(9), msgpacktest.Int64(t, res[1]))
+	require.Equal(t, int64(store.StatusFailed), msgpacktest.Int64(t, res[2]))
 	require.Equal(t, "builtins.TimeoutError", res[4].([]any)[0])
 	cn := kinds[int64(engine.EventCancel)]
 	require.Equal(t, "slow", cn[1])
@@ -415,7 +382,7 @@ func TestWaitGetsTimerEvents(t *testing.T) {
 
 func TestWaitAndBatchAfterClose(t *testing.T) {
 	ctx := context.Background()
-	s, err := bridge.Open(ctx, pack(t, map[string]any{"inbox": "b", "async": 1}))
+	s, err := bridge.Open(ctx, msgpacktest.Pack(t, map[string]any{"inbox": "b", "async": 1}))
 	require.NoError(t, err)
 
 	done := make(chan error, 1)
@@ -434,7 +401,7 @@ func TestWaitAndBatchAfterClose(t *testing.T) {
 	require.ErrorIs(t, err, engine.ErrClosed)
 	require.Equal(t, "closed", frames.Code(err))
 
-	_, err = s.Batch(ctx, pack(t, []any{submitCmd("u", "0", "", "flow", nil, 1, 0)}))
+	_, err = s.Batch(ctx, msgpacktest.Pack(t, []any{submitCmd("u", "0", "", "flow", nil, 1, 0)}))
 	require.Error(t, err)
 	require.Equal(t, "closed", frames.Code(err), "got %v", err)
 	require.NoError(t, s.Close(), "Close is idempotent")
@@ -584,7 +551,7 @@ func TestEmbeddedOptimizerMovesSlotsAndRecordsDecisions(t *testing.T) {
 		// A blocking-lane run nobody completes: the lane stays behind.
 		cmds = append(cmds, []any{frames.CmdSubmit, fmt.Sprint("u", i), "0", "", 0, "cpu", 1, nil, 0, 0, 0, 0, 0, 0})
 	}
-	out, err := s.Batch(ctx, pack(t, cmds))
+	out, err := s.Batch(ctx, msgpacktest.Pack(t, cmds))
 	require.NoError(t, err)
 	require.Empty(t, decodeReply(t, out).Errors)
 	deadline := time.Now().Add(5 * time.Second)
@@ -601,7 +568,7 @@ func TestEmbeddedOptimizerMovesSlotsAndRecordsDecisions(t *testing.T) {
 	}
 	require.Equal(t, []any{int8(engine.EventMix), int8(1), int8(2), int8(-1), int8(1)}, mix)
 
-	out, err = s.Query(ctx, pack(t, []any{frames.QueryDecisions}))
+	out, err = s.Query(ctx, msgpacktest.Pack(t, []any{frames.QueryDecisions}))
 	require.NoError(t, err)
 	var ds []map[string]any
 	require.NoError(t, msgpack.Unmarshal(out, &ds))
@@ -615,11 +582,11 @@ func TestEmbeddedOptimizerMovesSlotsAndRecordsDecisions(t *testing.T) {
 func TestEmbeddedOptimizerOffOrBad(t *testing.T) {
 	ctx := context.Background()
 	s := open(t, map[string]any{"inbox": "off", "async": 1})
-	out, err := s.Query(ctx, pack(t, []any{frames.QueryDecisions}))
+	out, err := s.Query(ctx, msgpacktest.Pack(t, []any{frames.QueryDecisions}))
 	require.NoError(t, err)
 	var ds []any
 	require.NoError(t, msgpack.Unmarshal(out, &ds))
 	require.Empty(t, ds)
-	_, err = bridge.Open(ctx, pack(t, map[string]any{"inbox": "bad", "auto_optimize": true, "async_workers": 1}))
+	_, err = bridge.Open(ctx, msgpacktest.Pack(t, map[string]any{"inbox": "bad", "auto_optimize": true, "async_workers": 1}))
 	require.ErrorIs(t, err, bridge.ErrConfig)
 }

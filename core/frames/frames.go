@@ -22,6 +22,12 @@
 //	[3, unit, path, error|nil]                                  cancel
 //	[4, async, blocking, async_delta, blocking_delta]           mix (embedded optimizer moved workers)
 //	[5, level, message, unit, path]                             log (slog level: -4 debug, 0 info, 4 warn, 8 error)
+//
+// These are every command (the Cmd constants) and every event (engine's
+// EventKind). The other frames are described where they are read or
+// written: a ref [unit, path] (DecodeRef), queries (the Query constants) and
+// the replies to reads (Writer.Operation, Operations, Stats, Counters,
+// Decisions).
 package frames
 
 import (

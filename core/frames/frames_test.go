@@ -15,17 +15,9 @@ import (
 
 	"github.com/blazingflow/blazing/core/engine"
 	"github.com/blazingflow/blazing/core/frames"
+	"github.com/blazingflow/blazing/core/internal/msgpacktest"
 	"github.com/blazingflow/blazing/core/store"
 )
-
-// pack encodes v with the default encoder (full-width ints), the way a
-// generic msgpack client might.
-func pack(t testing.TB, v any) []byte {
-	t.Helper()
-	b, err := msgpack.Marshal(v)
-	require.NoError(t, err)
-	return b
-}
 
 // batch packs commands into a batch frame.
 func batch(t testing.TB, cmds ...[]any) []byte {
@@ -34,7 +26,7 @@ func batch(t testing.TB, cmds ...[]any) []byte {
 	for i, c := range cmds {
 		arr[i] = c
 	}
-	return pack(t, arr)
+	return msgpacktest.Pack(t, arr)
 }
 
 func submitCmd() []any {
@@ -181,11 +173,11 @@ func TestDecodeBatchErrors(t *testing.T) {
 		{"nil frame", nil, "empty frame"},
 		{"empty frame", []byte{}, "empty frame"},
 		{"not an array: int", []byte{0x01}, "batch: expected an array"},
-		{"not an array: string", pack(t, "hello"), "batch: expected an array"},
-		{"not an array: map", pack(t, map[string]int{"a": 1}), "batch: expected an array"},
+		{"not an array: string", msgpacktest.Pack(t, "hello"), "batch: expected an array"},
+		{"not an array: map", msgpacktest.Pack(t, map[string]int{"a": 1}), "batch: expected an array"},
 		{"nil batch", []byte{0xc0}, "batch: array length -1"},
 		{"command not an array", batch(t), ""}, // placeholder, replaced below
-		{"empty command", pack(t, []any{[]any{}}), "empty command"},
+		{"empty command", msgpacktest.Pack(t, []any{[]any{}}), "empty command"},
 		{"command code is a string", batch(t, []any{"1", "u", "0", ""}), "command code: expected an integer"},
 		{"command code is a float", batch(t, []any{1.0, "u", "0", ""}), "command code: expected an integer"},
 		{"unknown command code 0", batch(t, []any{0, "u"}), "unknown command code 0"},
@@ -268,12 +260,12 @@ func TestDecodeBatchErrors(t *testing.T) {
 		{"error claiming 2^32-1 fields", errorHeaderFrame(t), "out of range"},
 		{"deeply nested arrays", nested(100_000), "command code: expected an integer"},
 		{"nested arrays as fields", batch(t, with(submitCmd(), 1, []any{[]any{[]any{}}})), "unit: expected a string"},
-		{"fixext where string expected", append([]byte{0x91, 0x94, 0x04, 0xd4, 0x01, 0x00}, pack(t, "0")...), "unit: expected a string"},
+		{"fixext where string expected", append([]byte{0x91, 0x94, 0x04, 0xd4, 0x01, 0x00}, msgpacktest.Pack(t, "0")...), "unit: expected a string"},
 		{"not msgpack at all", []byte("GET / HTTP/1.1\r\n\r\n"), ""},
 		{"reserved code 0xc1", []byte{0xc1}, "batch: expected an array"},
 	}
 	// A batch whose command is not an array.
-	tests[6].frame = pack(t, []any{"submit"})
+	tests[6].frame = msgpacktest.Pack(t, []any{"submit"})
 	tests[6].want = "command: expected an array"
 
 	for _, tt := range tests {
@@ -399,7 +391,7 @@ func TestDecodeBatchStrictStringAndBoolFields(t *testing.T) {
 	}{
 		{"submit unit is nil", batch(t, with(submitCmd(), 1, nil)), "unit: expected a string"},
 		{"submit path is bytes", batch(t, with(submitCmd(), 2, []byte("0"))), "path: expected a string"},
-		{"submit name is invalid UTF-8", append(submitPrefix(t, 5), append([]byte{0xa2, 0xff, 0xfe}, pack(t, submitCmd()[6:])[1:]...)...), "name"},
+		{"submit name is invalid UTF-8", append(submitPrefix(t, 5), append([]byte{0xa2, 0xff, 0xfe}, msgpacktest.Pack(t, submitCmd()[6:])[1:]...)...), "name"},
 		{"error message is nil", batch(t, with(completeErr(), 6, []any{"T", nil, "TB", nil})), "error.message: expected a string"},
 		{"error traceback is bytes", batch(t, with(completeErr(), 6, []any{"T", "M", []byte("TB"), nil})), "error.traceback: expected a string"},
 		{"complete ok is nil", batch(t, with(completeErr(), 4, nil)), "ok: expected a bool"},
@@ -414,19 +406,19 @@ func TestDecodeBatchStrictStringAndBoolFields(t *testing.T) {
 }
 
 func TestDecodeRef(t *testing.T) {
-	ref, err := frames.DecodeRef(pack(t, []any{"u", "0.1"}))
+	ref, err := frames.DecodeRef(msgpacktest.Pack(t, []any{"u", "0.1"}))
 	require.NoError(t, err)
 	require.Equal(t, store.Ref{Unit: "u", Path: "0.1"}, ref)
 
 	for name, frame := range map[string][]byte{
 		"empty":          nil,
-		"not an array":   pack(t, "u"),
-		"one field":      pack(t, []any{"u"}),
-		"three fields":   pack(t, []any{"u", "0", "x"}),
-		"int unit":       pack(t, []any{1, "0"}),
+		"not an array":   msgpacktest.Pack(t, "u"),
+		"one field":      msgpacktest.Pack(t, []any{"u"}),
+		"three fields":   msgpacktest.Pack(t, []any{"u", "0", "x"}),
+		"int unit":       msgpacktest.Pack(t, []any{1, "0"}),
 		"huge array":     {0xdd, 0xff, 0xff, 0xff, 0xff},
 		"huge str":       {0x92, 0xdb, 0xff, 0xff, 0xff, 0xff, 'u'},
-		"truncated path": pack(t, []any{"u", "0.1"})[:4],
+		"truncated path": msgpacktest.Pack(t, []any{"u", "0.1"})[:4],
 	} {
 		t.Run(name, func(t *testing.T) {
 			_, err := frames.DecodeRef(frame)
@@ -458,38 +450,12 @@ func unpack(t *testing.T, b []byte) []any {
 	return v
 }
 
-// num turns any decoded msgpack integer into an int64.
-func num(t *testing.T, v any) int64 {
-	t.Helper()
-	switch n := v.(type) {
-	case int8:
-		return int64(n)
-	case int16:
-		return int64(n)
-	case int32:
-		return int64(n)
-	case int64:
-		return n
-	case uint8:
-		return int64(n)
-	case uint16:
-		return int64(n)
-	case uint32:
-		return int64(n)
-	case uint64:
-		require.LessOrEqual(t, n, uint64(math.MaxInt64))
-		return int64(n)
-	}
-	require.Failf(t, "not an integer", "%T %v", v, v)
-	return 0
-}
-
 func unum(t *testing.T, v any) uint64 {
 	t.Helper()
 	if u, ok := v.(uint64); ok {
 		return u
 	}
-	n := num(t, v)
+	n := msgpacktest.Int64(t, v)
 	require.GreaterOrEqual(t, n, int64(0))
 	return uint64(n)
 }
@@ -523,47 +489,47 @@ func TestWriterReply(t *testing.T) {
 
 	gotErrs := list(t, reply[0], 2)
 	e0 := list(t, gotErrs[0], 3)
-	require.Equal(t, int64(0), num(t, e0[0]))
+	require.Equal(t, int64(0), msgpacktest.Int64(t, e0[0]))
 	require.Equal(t, "conflict", e0[1])
 	require.Equal(t, "m0", e0[2])
 	e1 := list(t, gotErrs[1], 3)
-	require.Equal(t, int64(7), num(t, e1[0]))
+	require.Equal(t, int64(7), msgpacktest.Int64(t, e1[0]))
 	require.Equal(t, "invalid", e1[1])
 	require.Equal(t, "", e1[2])
 
 	gotEvs := list(t, reply[1], len(evs))
 	d := list(t, gotEvs[0], 9)
-	require.Equal(t, int64(engine.EventDeliver), num(t, d[0]))
+	require.Equal(t, int64(engine.EventDeliver), msgpacktest.Int64(t, d[0]))
 	require.Equal(t, "u1", d[1])
 	require.Equal(t, "0.2", d[2])
 	require.Equal(t, "0", d[3])
-	require.Equal(t, int64(1), num(t, d[4]))
+	require.Equal(t, int64(1), msgpacktest.Int64(t, d[4]))
 	require.Equal(t, "step", d[5])
-	require.Equal(t, int64(store.LaneBlocking), num(t, d[6]))
+	require.Equal(t, int64(store.LaneBlocking), msgpacktest.Int64(t, d[6]))
 	require.Equal(t, []byte("a"), d[7])
-	require.Equal(t, int64(3), num(t, d[8]))
+	require.Equal(t, int64(3), msgpacktest.Int64(t, d[8]))
 
 	d = list(t, gotEvs[1], 9)
 	require.Equal(t, "", d[3])
 	require.Nil(t, d[7], "nil args stay nil")
-	require.Equal(t, int64(0), num(t, d[8]))
+	require.Equal(t, int64(0), msgpacktest.Int64(t, d[8]))
 
 	r := list(t, gotEvs[2], 5)
-	require.Equal(t, int64(engine.EventResult), num(t, r[0]))
+	require.Equal(t, int64(engine.EventResult), msgpacktest.Int64(t, r[0]))
 	require.Equal(t, uint64(math.MaxUint64), unum(t, r[1]))
-	require.Equal(t, int64(store.StatusSucceeded), num(t, r[2]))
+	require.Equal(t, int64(store.StatusSucceeded), msgpacktest.Int64(t, r[2]))
 	require.Equal(t, []byte("r"), r[3])
 	require.Nil(t, r[4])
 
 	r = list(t, gotEvs[3], 5)
 	require.Equal(t, uint64(5), unum(t, r[1]))
-	require.Equal(t, int64(store.StatusFailed), num(t, r[2]))
+	require.Equal(t, int64(store.StatusFailed), msgpacktest.Int64(t, r[2]))
 	require.Nil(t, r[3])
 	ei := list(t, r[4], 4)
 	require.Equal(t, []any{"builtins.KeyError", "k", "tb", []byte{1, 2}}, ei)
 
 	c := list(t, gotEvs[4], 4)
-	require.Equal(t, int64(engine.EventCancel), num(t, c[0]))
+	require.Equal(t, int64(engine.EventCancel), msgpacktest.Int64(t, c[0]))
 	require.Equal(t, "u3", c[1])
 	require.Equal(t, "0.1", c[2])
 	require.Equal(t, []any{"builtins.KeyError", "k", "tb", []byte{1, 2}}, list(t, c[3], 4))
@@ -594,15 +560,15 @@ func TestWriterOperation(t *testing.T) {
 	require.Equal(t, "u", rec[0])
 	require.Equal(t, "0.4", rec[1])
 	require.Equal(t, "0", rec[2])
-	require.Equal(t, int64(1), num(t, rec[3]))
+	require.Equal(t, int64(1), msgpacktest.Int64(t, rec[3]))
 	require.Equal(t, "step", rec[4])
-	require.Equal(t, int64(store.LaneBlocking), num(t, rec[5]))
-	require.Equal(t, int64(store.StatusFailed), num(t, rec[6]))
-	require.Equal(t, int64(2), num(t, rec[7]))
+	require.Equal(t, int64(store.LaneBlocking), msgpacktest.Int64(t, rec[5]))
+	require.Equal(t, int64(store.StatusFailed), msgpacktest.Int64(t, rec[6]))
+	require.Equal(t, int64(2), msgpacktest.Int64(t, rec[7]))
 	require.Equal(t, "proc-1", rec[8])
-	require.Equal(t, created.UnixNano(), num(t, rec[9]))
-	require.Equal(t, int64(0), num(t, rec[10]), "a zero time is 0, not year-1 nanoseconds")
-	require.Equal(t, finished.UnixNano(), num(t, rec[11]))
+	require.Equal(t, created.UnixNano(), msgpacktest.Int64(t, rec[9]))
+	require.Equal(t, int64(0), msgpacktest.Int64(t, rec[10]), "a zero time is 0, not year-1 nanoseconds")
+	require.Equal(t, finished.UnixNano(), msgpacktest.Int64(t, rec[11]))
 	require.Nil(t, rec[12])
 	require.Equal(t, []any{"T", "M", "TB", nil}, list(t, rec[13], 4))
 
@@ -628,17 +594,17 @@ func TestWriterStats(t *testing.T) {
 	w := frames.NewWriter()
 	out := list(t, unpack1(t, w.Stats(st, [store.NumLanes]int{8, 3}, [store.NumLanes]int{2, 1})), store.NumLanes)
 	l0 := list(t, out[0], 5)
-	require.Equal(t, int64(4), num(t, l0[0]))
+	require.Equal(t, int64(4), msgpacktest.Int64(t, l0[0]))
 	require.Equal(t, 1.5, l0[1])
-	require.Equal(t, int64(2), num(t, l0[2]))
-	require.Equal(t, int64(8), num(t, l0[3]))
-	require.Equal(t, int64(2), num(t, l0[4]))
+	require.Equal(t, int64(2), msgpacktest.Int64(t, l0[2]))
+	require.Equal(t, int64(8), msgpacktest.Int64(t, l0[3]))
+	require.Equal(t, int64(2), msgpacktest.Int64(t, l0[4]))
 	l1 := list(t, out[1], 5)
-	require.Equal(t, int64(0), num(t, l1[0]))
+	require.Equal(t, int64(0), msgpacktest.Int64(t, l1[0]))
 	require.Equal(t, 0.0, l1[1])
-	require.Equal(t, int64(1), num(t, l1[2]))
-	require.Equal(t, int64(3), num(t, l1[3]))
-	require.Equal(t, int64(1), num(t, l1[4]))
+	require.Equal(t, int64(1), msgpacktest.Int64(t, l1[2]))
+	require.Equal(t, int64(3), msgpacktest.Int64(t, l1[3]))
+	require.Equal(t, int64(1), msgpacktest.Int64(t, l1[4]))
 }
 
 // TestReplyErrorInfoMatchesCommandErrorInfo checks the two directions

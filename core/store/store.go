@@ -113,6 +113,24 @@ type Submission struct {
 	Inbox string
 }
 
+// Validate reports, wrapping ErrInvalid, what makes s malformed in itself:
+// an empty unit, path or name, an unknown lane, or a path other than
+// RootPath without a parent. Whether the parent exists is the store's to
+// say (ErrNotFound). Drivers call it for every item of a Submit.
+func (s *Submission) Validate() error {
+	switch {
+	case s.Ref.Unit == "" || s.Ref.Path == "":
+		return fmt.Errorf("%w: empty unit or path", ErrInvalid)
+	case s.Name == "":
+		return fmt.Errorf("%w: %s has no name", ErrInvalid, s.Ref)
+	case !s.Lane.Valid():
+		return fmt.Errorf("%w: %s has unknown lane %d", ErrInvalid, s.Ref, s.Lane)
+	case s.Parent == "" && s.Ref.Path != RootPath:
+		return fmt.Errorf("%w: %s is not a root but has no parent", ErrInvalid, s.Ref)
+	}
+	return nil
+}
+
 // Outcome tells a submitter what it found.
 type Outcome uint8
 

@@ -60,12 +60,6 @@ type unit struct {
 	finished time.Time
 }
 
-type inbox struct {
-	notes   []store.Note
-	wake    chan struct{}
-	waiters int // Pop calls asleep on wake
-}
-
 // Store is the memstore driver. The zero value is not usable; call New.
 type Store struct {
 	cfg Config
@@ -159,7 +153,7 @@ func (s *Store) Submit(_ context.Context, subs []store.Submission) ([]store.Outc
 	woke := [store.NumLanes]bool{}
 	for i := range subs {
 		sub := &subs[i]
-		if err := validate(sub); err != nil {
+		if err := sub.Validate(); err != nil {
 			errs[i] = err
 			continue
 		}
@@ -225,20 +219,6 @@ func (s *Store) Submit(_ context.Context, subs []store.Submission) ([]store.Outc
 	return outs, errs
 }
 
-func validate(sub *store.Submission) error {
-	switch {
-	case sub.Ref.Unit == "" || sub.Ref.Path == "":
-		return fmt.Errorf("%w: empty unit or path", store.ErrInvalid)
-	case sub.Name == "":
-		return fmt.Errorf("%w: %s has no name", store.ErrInvalid, sub.Ref)
-	case !sub.Lane.Valid():
-		return fmt.Errorf("%w: %s has unknown lane %d", store.ErrInvalid, sub.Ref, sub.Lane)
-	case sub.Parent == "" && sub.Ref.Path != store.RootPath:
-		return fmt.Errorf("%w: %s is not a root but has no parent", store.ErrInvalid, sub.Ref)
-	}
-	return nil
-}
-
 func (o *op) addWaiter(inbox string) {
 	if inbox == "" {
 		return
@@ -257,23 +237,6 @@ func finishedNote(o *op) store.Note {
 
 func cancelInfo(reason string) *store.ErrorInfo {
 	return &store.ErrorInfo{Type: "blazing.errors.RunCancelled", Message: reason}
-}
-
-// notify appends a note to an inbox that exists. Caller holds mu.
-func (s *Store) notify(name string, n store.Note) {
-	if name == "" {
-		return
-	}
-	ib := s.inboxes[name]
-	if ib == nil {
-		return
-	}
-	ib.notes = append(ib.notes, n)
-	if ib.waiters > 0 {
-		close(ib.wake)
-		ib.wake = make(chan struct{})
-		ib.waiters = 0
-	}
 }
 
 func (s *Store) pushReady(o *op, now time.Time) {
@@ -652,150 +615,6 @@ func (s *Store) lookup(ref store.Ref) *op {
 		return u.ops[ref.Path]
 	}
 	return nil
-}
-
-// Get implements store.Store.
-func (s *Store) Get(_ context.Context, ref store.Ref) (store.Operation, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	o := s.lookup(ref)
-	if o == nil {
-		return store.Operation{}, fmt.Errorf("get %s: %w", ref, store.ErrNotFound)
-	}
-	return o.rec, nil
-}
-
-// OpenInbox implements store.Store.
-func (s *Store) OpenInbox(_ context.Context, name string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return store.ErrClosed
-	}
-	if name == "" {
-		return fmt.Errorf("open inbox: %w: empty name", store.ErrInvalid)
-	}
-	if s.inboxes[name] == nil {
-		s.inboxes[name] = &inbox{wake: make(chan struct{})}
-	}
-	return nil
-}
-
-// CloseInbox implements store.Store.
-func (s *Store) CloseInbox(_ context.Context, name string) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if ib := s.inboxes[name]; ib != nil {
-		close(ib.wake)
-		delete(s.inboxes, name)
-	}
-	delete(s.alive, name)
-	return nil
-}
-
-// Pop implements store.Store.
-func (s *Store) Pop(ctx context.Context, name string, max int, wait time.Duration) ([]store.Note, error) {
-	var deadline time.Time
-	for {
-		s.mu.Lock()
-		if s.closed {
-			s.mu.Unlock()
-			return nil, store.ErrClosed
-		}
-		ib := s.inboxes[name]
-		if ib == nil {
-			s.mu.Unlock()
-			return nil, fmt.Errorf("pop %q: %w", name, store.ErrUnknownInbox)
-		}
-		if n := len(ib.notes); n > 0 {
-			if max <= 0 || max > n {
-				max = n
-			}
-			out := ib.notes[:max:max]
-			ib.notes = ib.notes[max:]
-			if len(ib.notes) == 0 {
-				ib.notes = nil
-			}
-			s.mu.Unlock()
-			return out, nil
-		}
-		if wait <= 0 {
-			s.mu.Unlock()
-			return nil, nil
-		}
-		if deadline.IsZero() {
-			deadline = time.Now().Add(wait)
-		}
-		remaining := time.Until(deadline)
-		if remaining <= 0 {
-			s.mu.Unlock()
-			return nil, nil
-		}
-		wake := ib.wake
-		ib.waiters++
-		s.mu.Unlock()
-		if err := sleep(ctx, wake, s.done, remaining); err != nil {
-			return nil, err
-		}
-	}
-}
-
-// Stats implements store.Store.
-func (s *Store) Stats(_ context.Context) ([store.NumLanes]store.LaneStats, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out [store.NumLanes]store.LaneStats
-	now := s.now()
-	for l := range out {
-		out[l].Depth = s.ready[l].Len() + s.nDelayed[l]
-		var oldest time.Time
-		for _, o := range s.ready[l].ops {
-			if oldest.IsZero() || o.readyAt.Before(oldest) {
-				oldest = o.readyAt
-			}
-		}
-		if !oldest.IsZero() {
-			out[l].OldestAge = now.Sub(oldest)
-		}
-	}
-	for o := range s.running {
-		out[o.rec.Lane].Running++
-	}
-	return out, nil
-}
-
-// Failed implements store.Store.
-func (s *Store) Failed(_ context.Context, offset, limit int) ([]store.Operation, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return nil, store.ErrClosed
-	}
-	var out []store.Operation
-	seen := 0
-	for i := len(s.dead) - 1; i >= 0 && (limit <= 0 || len(out) < limit); i-- {
-		o := s.dead[i]
-		if s.units[o.unit.id] != o.unit || o.rec.Status != store.StatusFailed || o.rec.FinishedAt.IsZero() {
-			continue // purged or requeued
-		}
-		if dup := s.deadIndex(o); dup != i {
-			continue // requeued and failed again: listed at its latest place
-		}
-		if seen++; seen > offset {
-			out = append(out, o.rec)
-		}
-	}
-	return out, nil
-}
-
-// deadIndex is the last index of o in the dead list. Caller holds mu.
-func (s *Store) deadIndex(o *op) int {
-	for i := len(s.dead) - 1; i >= 0; i-- {
-		if s.dead[i] == o {
-			return i
-		}
-	}
-	return -1
 }
 
 // Requeue implements store.Store.

@@ -22,23 +22,15 @@ func root(unit string) store.Submission {
 	return store.Submission{Ref: store.Ref{Unit: unit, Path: store.RootPath}, Name: "flow"}
 }
 
-func submit(t *testing.T, s store.Store, subs ...store.Submission) {
-	t.Helper()
-	_, errs := s.Submit(context.Background(), subs)
-	for i, err := range errs {
-		require.NoError(t, err, "submission %d", i)
-	}
-}
-
 func TestRetentionPurge(t *testing.T) {
 	ctx := context.Background()
 	clock := storetest.NewClock(storetest.Epoch)
 	s := memstore.New(memstore.Config{Now: clock.Now, Retention: time.Minute})
 	defer s.Close()
 
-	submit(t, s, root("done"))
+	storetest.MustSubmit(t, s, root("done"))
 	child := store.Submission{Ref: store.Ref{Unit: "done", Path: "0.1"}, Parent: "0", Depth: 1, Name: "step"}
-	submit(t, s, child, root("live"))
+	storetest.MustSubmit(t, s, child, root("live"))
 	ds, err := s.Reserve(ctx, store.LaneAsync, "w", 1, time.Hour, 0)
 	require.NoError(t, err)
 	require.Len(t, ds, 1)
@@ -75,7 +67,7 @@ func TestRetentionDefaultsToAnHour(t *testing.T) {
 	clock := storetest.NewClock(storetest.Epoch)
 	s := memstore.New(memstore.Config{Now: clock.Now})
 	defer s.Close()
-	submit(t, s, root("u"))
+	storetest.MustSubmit(t, s, root("u"))
 	n, err := s.Cancel(ctx, "u", "", "")
 	require.NoError(t, err)
 	require.Equal(t, 1, n)
@@ -102,11 +94,11 @@ func TestStatsOldestAge(t *testing.T) {
 	defer s.Close()
 
 	old := root("old")
-	submit(t, s, old)
+	storetest.MustSubmit(t, s, old)
 	clock.Advance(10 * time.Second)
 	young := root("young")
 	young.Opts.Priority = 9
-	submit(t, s, young)
+	storetest.MustSubmit(t, s, young)
 	clock.Advance(time.Second)
 
 	st, err := s.Stats(ctx)
@@ -122,7 +114,7 @@ func TestStatsOldestAge(t *testing.T) {
 
 	delayed := root("delayed")
 	delayed.Opts = store.Options{Retries: 1, BackoffMs: 60_000}
-	submit(t, s, delayed)
+	storetest.MustSubmit(t, s, delayed)
 	ds, err = s.Reserve(ctx, store.LaneAsync, "w", 2, time.Hour, 0)
 	require.NoError(t, err)
 	require.Len(t, ds, 2)
@@ -147,7 +139,7 @@ func TestTrimByCount(t *testing.T) {
 	defer s.Close()
 	finish := func(unit string, ok bool) {
 		t.Helper()
-		submit(t, s, root(unit))
+		storetest.MustSubmit(t, s, root(unit))
 		ds, err := s.Reserve(ctx, store.LaneAsync, "w", 1, time.Hour, 0)
 		require.NoError(t, err)
 		require.Len(t, ds, 1)

@@ -48,7 +48,7 @@ func TestOutOfMemoryRefusesWholeScripts(t *testing.T) {
 	s := newStore(t, redisstore.Config{Client: c})
 	require.NoError(t, s.OpenInbox(ctx, "client"))
 	held := store.Submission{Ref: store.Ref{Unit: "held", Path: "0"}, Name: "flow", Inbox: "client"}
-	mustSubmit(t, s, held)
+	storetest.MustSubmit(t, s, held)
 	ds, err := s.Reserve(ctx, store.LaneAsync, "w", 1, time.Minute, 0)
 	require.NoError(t, err)
 	require.Len(t, ds, 1)
@@ -79,7 +79,7 @@ func TestOutOfMemoryRefusesWholeScripts(t *testing.T) {
 	notes, err := s.Pop(ctx, "client", 0, 0)
 	require.NoError(t, err)
 	require.Len(t, notes, 1, "and its waiter told")
-	mustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "new", Path: "0"}, Name: "flow"})
+	storetest.MustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "new", Path: "0"}, Name: "flow"})
 }
 
 // Trim deletes the oldest finished runs past MaxRuns, every key of them.
@@ -144,7 +144,7 @@ func TestTrimSparesRequeuedRuns(t *testing.T) {
 	require.NoError(t, s.OpenInbox(ctx, "client"))
 	runThreeStep(t, s, 2, "client")
 	root := store.Submission{Ref: store.Ref{Unit: "again", Path: "0"}, Name: "flow"}
-	mustSubmit(t, s, root)
+	storetest.MustSubmit(t, s, root)
 	ds, err := s.Reserve(ctx, store.LaneAsync, "w", 1, time.Minute, 0)
 	require.NoError(t, err)
 	_, err = s.Complete(ctx, "w", []store.Completion{{Ref: ds[0].Ref, LeaseID: ds[0].LeaseID, Error: &store.ErrorInfo{Type: "E"}}})
@@ -167,7 +167,7 @@ func TestRepairMendsWhatWasPlanted(t *testing.T) {
 	s := newStore(t, redisstore.Config{Client: c, Namespace: ns})
 	k := func(rest string) string { return "{" + ns + "}:" + rest }
 	require.NoError(t, s.OpenInbox(ctx, "client"))
-	mustSubmit(t, s,
+	storetest.MustSubmit(t, s,
 		store.Submission{Ref: store.Ref{Unit: "orphan", Path: "0"}, Name: "flow", Inbox: "client"},
 		store.Submission{Ref: store.Ref{Unit: "queued", Path: "0"}, Name: "flow"})
 	ds, err := s.Reserve(ctx, store.LaneAsync, "ghost", 1, time.Minute, 0)

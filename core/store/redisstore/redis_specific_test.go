@@ -26,15 +26,6 @@ func unitID() string {
 	return hex.EncodeToString(b[:]) // like the Python client's uuid4().hex
 }
 
-func mustSubmit(t testing.TB, s store.Store, subs ...store.Submission) []store.Outcome {
-	t.Helper()
-	outs, errs := s.Submit(context.Background(), subs)
-	for i, err := range errs {
-		require.NoError(t, err, "submission %d", i)
-	}
-	return outs
-}
-
 func mustComplete(t testing.TB, s store.Store, worker string, ds []store.Delivery, result []byte) {
 	t.Helper()
 	comps := make([]store.Completion, len(ds))
@@ -61,7 +52,7 @@ func runThreeStep(t testing.TB, s store.Store, n int, inbox string) []string {
 		units[i] = unitID()
 		roots[i] = store.Submission{Ref: store.Ref{Unit: units[i], Path: "0"}, Name: "app.flow", Args: args, Inbox: inbox}
 	}
-	mustSubmit(t, s, roots...)
+	storetest.MustSubmit(t, s, roots...)
 	ds, err := s.Reserve(ctx, store.LaneAsync, "host-4242-async", n, time.Minute, 0)
 	require.NoError(t, err)
 	require.Len(t, ds, n)
@@ -74,7 +65,7 @@ func runThreeStep(t testing.TB, s store.Store, n int, inbox string) []string {
 			})
 		}
 	}
-	mustSubmit(t, s, kids...)
+	storetest.MustSubmit(t, s, kids...)
 	kds, err := s.Reserve(ctx, store.LaneBlocking, "host-4242-blocking", len(kids), time.Minute, 0)
 	require.NoError(t, err)
 	require.Len(t, kds, len(kids))
@@ -190,19 +181,19 @@ func TestEveryKeyHasABoundedLifetime(t *testing.T) {
 
 	// A failed run, a cancelled one, one still pending with a running call,
 	// and a delayed retry.
-	mustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "failed", Path: "0"}, Name: "flow"})
+	storetest.MustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "failed", Path: "0"}, Name: "flow"})
 	ds, err := s.Reserve(ctx, store.LaneAsync, "w", 1, time.Minute, 0)
 	require.NoError(t, err)
 	outs, err := s.Complete(ctx, "w", []store.Completion{{Ref: ds[0].Ref, LeaseID: ds[0].LeaseID, Error: &store.ErrorInfo{Type: "E"}}})
 	require.NoError(t, err)
 	require.Equal(t, []store.CompleteOutcome{store.Recorded}, outs)
-	mustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "cancelled", Path: "0"}, Name: "flow"})
+	storetest.MustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "cancelled", Path: "0"}, Name: "flow"})
 	_, err = s.Cancel(ctx, "cancelled", "", "")
 	require.NoError(t, err)
-	mustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "live", Path: "0"}, Name: "flow", Inbox: "client"})
-	mustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "live", Path: "0.1"}, Parent: "0", Depth: 1, Name: "step",
+	storetest.MustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "live", Path: "0"}, Name: "flow", Inbox: "client"})
+	storetest.MustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "live", Path: "0.1"}, Parent: "0", Depth: 1, Name: "step",
 		Lane: store.LaneBlocking, Opts: store.Options{Retries: 3, BackoffMs: 60_000}})
-	mustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "live", Path: "0.2"}, Parent: "0", Depth: 1, Name: "step",
+	storetest.MustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "live", Path: "0.2"}, Parent: "0", Depth: 1, Name: "step",
 		Lane: store.LaneBlocking})
 	ds, err = s.Reserve(ctx, store.LaneBlocking, "w", 1, time.Minute, 0)
 	require.NoError(t, err)
@@ -268,7 +259,7 @@ func TestMalformedRecords(t *testing.T) {
 	sub := func(u string) store.Submission {
 		return store.Submission{Ref: store.Ref{Unit: u, Path: "0"}, Name: "flow", Args: []byte("x"), Inbox: "client"}
 	}
-	mustSubmit(t, s, sub("garbled"), sub("wrongtype"), sub("good"))
+	storetest.MustSubmit(t, s, sub("garbled"), sub("wrongtype"), sub("good"))
 	key := func(u string) string { return "{" + ns + "}:o:" + u + ":0" }
 	require.NoError(t, c.HSet(ctx, key("garbled"), "s", "garbage").Err())
 	require.NoError(t, c.Del(ctx, key("wrongtype")).Err())
@@ -336,7 +327,7 @@ func TestScriptCacheFlushed(t *testing.T) {
 	for i := range subs {
 		subs[i] = store.Submission{Ref: store.Ref{Unit: "u" + strconv.Itoa(i), Path: "0"}, Name: "flow"}
 	}
-	mustSubmit(t, s, subs...)
+	storetest.MustSubmit(t, s, subs...)
 	require.NoError(t, c.ScriptFlush(ctx).Err())
 	ds, err := s.Reserve(ctx, store.LaneAsync, "w", 400, time.Minute, 0)
 	require.NoError(t, err)
@@ -372,7 +363,7 @@ func TestOpen(t *testing.T) {
 
 	s, err := redisstore.Open(ctx, "redis://"+redisAddr+"/0", redisstore.Config{Namespace: namespace()})
 	require.NoError(t, err)
-	mustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "u", Path: "0"}, Name: "flow"})
+	storetest.MustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "u", Path: "0"}, Name: "flow"})
 	_, err = s.Stats(ctx)
 	require.NoError(t, err)
 	require.NoError(t, s.Close())
@@ -472,7 +463,7 @@ func TestReserveWakesForDueRetry(t *testing.T) {
 	s := newStore(t, redisstore.Config{})
 	_, ok := s.NextDue()
 	require.False(t, ok, "nothing delayed")
-	mustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "u", Path: "0"}, Name: "flow",
+	storetest.MustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "u", Path: "0"}, Name: "flow",
 		Opts: store.Options{Retries: 1, BackoffMs: 400, BackoffMaxMs: 400}})
 	ds, err := s.Reserve(ctx, store.LaneAsync, "w", 1, time.Minute, 0)
 	require.NoError(t, err)
@@ -502,7 +493,7 @@ func TestReserveWakesForDueRetry(t *testing.T) {
 func TestParentAndDepthRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	s := newStore(t, redisstore.Config{})
-	mustSubmit(t, s,
+	storetest.MustSubmit(t, s,
 		store.Submission{Ref: store.Ref{Unit: "u", Path: "0"}, Name: "flow"},
 		store.Submission{Ref: store.Ref{Unit: "u", Path: "0.1"}, Parent: "0", Depth: 1, Name: "a", Lane: store.LaneBlocking},
 		store.Submission{Ref: store.Ref{Unit: "u", Path: "0.1.5"}, Parent: "0", Depth: 7, Name: "b", Lane: store.LaneBlocking})
@@ -543,7 +534,7 @@ func TestReserveAfterEmptyStillWakes(t *testing.T) {
 	ds, err := s.Reserve(ctx, store.LaneAsync, "w", 4, time.Minute, 0)
 	require.NoError(t, err)
 	require.Empty(t, ds, "nothing submitted yet: the lane is found empty")
-	mustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "late", Path: "0"}, Name: "flow"})
+	storetest.MustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "late", Path: "0"}, Name: "flow"})
 	begin := time.Now()
 	ds, err = s.Reserve(ctx, store.LaneAsync, "w", 4, time.Minute, 10*time.Second)
 	require.NoError(t, err)
@@ -552,7 +543,7 @@ func TestReserveAfterEmptyStillWakes(t *testing.T) {
 
 	// The lane is empty again (1 < 4 delivered); a failure schedules a retry.
 	other := newStore(t, redisstore.Config{Namespace: ns}) // another worker process
-	mustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "retry", Path: "0"}, Name: "flow",
+	storetest.MustSubmit(t, s, store.Submission{Ref: store.Ref{Unit: "retry", Path: "0"}, Name: "flow",
 		Opts: store.Options{Retries: 1, BackoffMs: 300, BackoffMaxMs: 300}})
 	got, err := other.Reserve(ctx, store.LaneAsync, "w2", 1, time.Minute, 0)
 	require.NoError(t, err)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/blazingflow/blazing/core/store"
 	"github.com/blazingflow/blazing/core/store/redisstore"
+	"github.com/blazingflow/blazing/core/store/storetest"
 )
 
 // The pipelined wait (BLMPOP, then the reserve script in the same round
@@ -32,19 +33,9 @@ func waitBlocked(t *testing.T, n int) {
 		"a Reserve should be blocked in BLMPOP")
 }
 
-type reserveResult struct {
-	ds  []store.Delivery
-	err error
-	at  time.Time
-}
-
-func reserveAsync(ctx context.Context, s *redisstore.Store, wait time.Duration) <-chan reserveResult {
-	out := make(chan reserveResult, 1)
-	go func() {
-		ds, err := s.Reserve(ctx, store.LaneAsync, "w", 4, time.Minute, wait)
-		out <- reserveResult{ds, err, time.Now()}
-	}()
-	return out
+// reserveAsync starts the waiting Reserve each test here watches.
+func reserveAsync(ctx context.Context, s *redisstore.Store) <-chan storetest.Reserved {
+	return storetest.ReserveAsync(ctx, s, store.LaneAsync, "w", 4, time.Minute, 10*time.Second)
 }
 
 func TestPipelinedWaitGetsWorkInTheWakeUpReply(t *testing.T) {
@@ -53,23 +44,23 @@ func TestPipelinedWaitGetsWorkInTheWakeUpReply(t *testing.T) {
 	worker := newStore(t, redisstore.Config{Namespace: ns})
 	clientStore := newStore(t, redisstore.Config{Namespace: ns})
 	before := blockedReserves(t)
-	got := reserveAsync(ctx, worker, 10*time.Second)
+	got := reserveAsync(ctx, worker)
 	waitBlocked(t, before+1)
 
 	submitted := time.Now()
-	mustSubmit(t, clientStore, store.Submission{Ref: store.Ref{Unit: "u", Path: "0"}, Name: "flow", Args: []byte("a")})
+	storetest.MustSubmit(t, clientStore, store.Submission{Ref: store.Ref{Unit: "u", Path: "0"}, Name: "flow", Args: []byte("a")})
 	r := <-got
-	require.NoError(t, r.err)
-	require.Len(t, r.ds, 1)
-	require.Equal(t, "flow", r.ds[0].Name)
-	require.Less(t, r.at.Sub(submitted), 2*time.Second, "woken by the submission, not by the wait's end")
+	require.NoError(t, r.Err)
+	require.Len(t, r.Deliveries, 1)
+	require.Equal(t, "flow", r.Deliveries[0].Name)
+	require.Less(t, r.At.Sub(submitted), 2*time.Second, "woken by the submission, not by the wait's end")
 
 	op, err := clientStore.Get(ctx, store.Ref{Unit: "u", Path: "0"})
 	require.NoError(t, err)
 	require.Equal(t, store.StatusRunning, op.Status)
 	// The script ran after the wait and took its time from Redis' clock,
 	// corrected to this process's: the start time is when it was woken.
-	require.WithinRange(t, op.StartedAt, submitted.Add(-50*time.Millisecond), r.at.Add(50*time.Millisecond))
+	require.WithinRange(t, op.StartedAt, submitted.Add(-50*time.Millisecond), r.At.Add(50*time.Millisecond))
 }
 
 func TestPipelinedWaitCancelledReservesNothing(t *testing.T) {
@@ -78,16 +69,16 @@ func TestPipelinedWaitCancelledReservesNothing(t *testing.T) {
 	other := newStore(t, redisstore.Config{Namespace: ns})
 	ctx, cancel := context.WithCancel(context.Background())
 	before := blockedReserves(t)
-	got := reserveAsync(ctx, worker, 10*time.Second)
+	got := reserveAsync(ctx, worker)
 	waitBlocked(t, before+1)
 	cancel()
 	r := <-got
-	require.ErrorIs(t, r.err, context.Canceled)
-	require.Empty(t, r.ds)
+	require.ErrorIs(t, r.Err, context.Canceled)
+	require.Empty(t, r.Deliveries)
 
 	// Work submitted now goes to another worker: the cancelled wait's
 	// script did not take it, and nothing of it is still waiting.
-	mustSubmit(t, other, store.Submission{Ref: store.Ref{Unit: "v", Path: "0"}, Name: "flow"})
+	storetest.MustSubmit(t, other, store.Submission{Ref: store.Ref{Unit: "v", Path: "0"}, Name: "flow"})
 	ds, err := other.Reserve(context.Background(), store.LaneAsync, "w2", 4, time.Minute, 0)
 	require.NoError(t, err)
 	require.Len(t, ds, 1)
@@ -97,12 +88,12 @@ func TestPipelinedWaitEndsOnClose(t *testing.T) {
 	ns := namespace()
 	worker := newStore(t, redisstore.Config{Namespace: ns})
 	before := blockedReserves(t)
-	got := reserveAsync(context.Background(), worker, 10*time.Second)
+	got := reserveAsync(context.Background(), worker)
 	waitBlocked(t, before+1)
 	begin := time.Now()
 	require.NoError(t, worker.Close())
 	r := <-got
-	require.True(t, errors.Is(r.err, store.ErrClosed), "got %v", r.err)
+	require.True(t, errors.Is(r.Err, store.ErrClosed), "got %v", r.Err)
 	require.Less(t, time.Since(begin), 2*time.Second)
 }
 
@@ -112,15 +103,15 @@ func TestPipelinedWaitSpansRounds(t *testing.T) {
 	ns := namespace()
 	worker := newStore(t, redisstore.Config{Namespace: ns})
 	clientStore := newStore(t, redisstore.Config{Namespace: ns})
-	got := reserveAsync(context.Background(), worker, 10*time.Second)
+	got := reserveAsync(context.Background(), worker)
 	// The scenario is time itself: let the first 1 s round run out.
 	start := time.Now()
 	require.Eventually(t, func() bool { return time.Since(start) > 1200*time.Millisecond }, 5*time.Second, 10*time.Millisecond)
-	mustSubmit(t, clientStore, store.Submission{Ref: store.Ref{Unit: "late", Path: "0"}, Name: "flow"})
+	storetest.MustSubmit(t, clientStore, store.Submission{Ref: store.Ref{Unit: "late", Path: "0"}, Name: "flow"})
 	r := <-got
-	require.NoError(t, r.err)
-	require.Len(t, r.ds, 1)
-	require.Less(t, r.at.Sub(start), 5*time.Second)
+	require.NoError(t, r.Err)
+	require.Len(t, r.Deliveries, 1)
+	require.Less(t, r.At.Sub(start), 5*time.Second)
 }
 
 // A client whose read timeout is shorter than a pipelined wait gets waits of
@@ -133,12 +124,12 @@ func TestPipelinedWaitFitsTheReadTimeout(t *testing.T) {
 	ns := namespace()
 	worker := newStore(t, redisstore.Config{Namespace: ns, Client: c})
 	clientStore := newStore(t, redisstore.Config{Namespace: ns})
-	got := reserveAsync(context.Background(), worker, 10*time.Second)
+	got := reserveAsync(context.Background(), worker)
 	// Let several 150 ms rounds pass: with 1 s waits each would fail its read.
 	start := time.Now()
 	require.Eventually(t, func() bool { return time.Since(start) > 700*time.Millisecond }, 5*time.Second, 10*time.Millisecond)
-	mustSubmit(t, clientStore, store.Submission{Ref: store.Ref{Unit: "u", Path: "0"}, Name: "flow"})
+	storetest.MustSubmit(t, clientStore, store.Submission{Ref: store.Ref{Unit: "u", Path: "0"}, Name: "flow"})
 	r := <-got
-	require.NoError(t, r.err)
-	require.Len(t, r.ds, 1)
+	require.NoError(t, r.Err)
+	require.Len(t, r.Deliveries, 1)
 }
