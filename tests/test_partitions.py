@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,7 @@ import pytest
 from tests.apps.durable import make_app
 from tests.support import journal
 from tests.support.coordinator import Coordinator
+from tests.support.outcomes import collect
 from tests.support.redis_server import RedisServer
 from tests.support.tcp_proxy import TcpProxy
 from tests.support.workers import WorkerFleet
@@ -66,16 +68,21 @@ def test_zombie_worker_is_fenced(redis_server, ns, tmp_path):
             assert second.pid == other.pid, "another worker took the step over"
             second.release()
             assert handle.result_sync(timeout=60) == other.pid
-            # The zombie finishes its step while still cut off: its completion
-            # waits in its outbox, and is refused once the link heals.
+            # The zombie finishes its step while still cut off (its journal says
+            # so before the link heals): its completion cannot reach the store and
+            # waits in its outbox; it is refused once the link heals.
             first.release()
+            wait_for_line(tmp_path / "journal", rf"^end {handle.unit_id} 0 whose 1 {zombie.pid}$")
             proxy.restore()
             # Whichever comes first once the link heals, the zombie's renewal (the
             # lease is gone) or its completion, the store refuses the completion
             # for its stale lease token, and the zombie says so.
+            # WORDING: this pattern follows the engine's log record (reportStale in
+            # core/engine/engine.go); change both together.
             line = wait_for_line(
                 tmp_path / "workers.log",
-                rf"\[{zombie.pid}\].*late completion of whose {handle.unit_id}/0 refused")
+                rf"\[{zombie.pid}\].*late completion of whose {handle.unit_id}/0 refused"
+                rf".*lease")
             print(line)
             assert client.get_run(handle.unit_id).result_sync(timeout=30) == other.pid, (
                 "the run keeps one result: the worker that took over")
@@ -103,9 +110,9 @@ def test_client_partition_still_delivers_every_result(redis_server, ns, tmp_path
             proxy.cut()
             time.sleep(10)  # the partition itself: its length is the stimulus
             proxy.restore()
-            results = [h.result_sync(timeout=120) for h in handles]
-            assert results == [i + 3 for i in range(200)]
-            print(f"{in_flight} runs in flight when the client was cut off for 10 s: all delivered")
+            outcomes = collect(handles, lambda i: i + 3, timeout=120)
+            print(f"{in_flight} runs in flight when the client was cut off for 10 s: {outcomes}")
+            assert outcomes.counts == Counter(ok=200), str(outcomes)
         finally:
             client.stop_sync()
             fleet.close()
@@ -131,10 +138,13 @@ def test_submissions_during_an_outage_deliver_their_results(redis_server, ns, tm
             assert client.run_sync("three_incs", 0) == 3  # all connected and flowing
             redis.stop()
             t0 = time.monotonic()
-            handles = [client.three_incs(i) for i in range(20)]
+            handles = [client.three_incs(i) for i in range(100)]
             time.sleep(max(0.0, 2 - (time.monotonic() - t0)))  # the outage: 2 s
             redis.start()
-            assert [h.result_sync(timeout=60) for h in handles] == [i + 3 for i in range(20)]
+            outcomes = collect(handles, lambda i: i + 3, timeout=60)
+            print(f"{len(handles)} runs submitted during a 2 s outage ({'' if aof else 'no '}AOF): "
+                  f"{outcomes}")
+            assert outcomes.counts == Counter(ok=len(handles)), str(outcomes)
         finally:
             client.stop_sync()
             fleet.close()
