@@ -43,7 +43,7 @@ def test_cpu_burst_moves_workers_to_blocking(make_app):
     assert first["blocking"]["depth"] > 0
     assert first["blocking"]["urgency"] > first["async"]["urgency"]
     last = moves[-1]["after"]
-    stats = app.stats()
+    stats = app.lanes()
     assert stats["async"]["capacity"] == last["async"] * 2
     assert stats["blocking"]["capacity"] == last["blocking"]
     assert blocking_threads() >= last["blocking"]
@@ -56,7 +56,7 @@ def test_auto_optimize_off_records_nothing_and_keeps_the_mix(make_app):
     register(app, 20, 0.05)
     assert app.run_sync("burst") == [i * i for i in range(20)]
     assert app.optimizer_decisions() == []
-    stats = app.stats()
+    stats = app.lanes()
     assert stats["async"]["capacity"] == 4
     assert stats["blocking"]["capacity"] == 2
 

@@ -193,10 +193,10 @@ def test_argument_over_max_value_bytes_refused(make_app):
         ran.append(len(blob))
         return len(blob)
 
-    before = app.stats()
+    before = app.lanes()
     with pytest.raises(codec.ValueTooLargeError, match="1000"):
         app.store(b"x" * 2000)
-    assert app.stats()["async"]["depth"] == before["async"]["depth"] == 0
+    assert app.lanes()["async"]["depth"] == before["async"]["depth"] == 0
     assert app.run_sync("store", b"x" * 10) == 10
     assert ran == [10]  # the refused run never existed
 

@@ -136,8 +136,8 @@ def test_one_call_makes_exactly_one_run(app):
     assert h.result_sync() == 21 and h.wait_result_sync() == 21
     h.wait_sync()
     assert executions == [7]
-    assert app.stats()["async"]["depth"] == 0
-    assert app.stats()["async"]["running"] == 0
+    assert app.lanes()["async"]["depth"] == 0
+    assert app.lanes()["async"]["running"] == 0
     h2 = app.count(8)
     assert h2.unit_id != h.unit_id and h2.result_sync(5) == 24
     assert executions == [7, 8]

@@ -10,9 +10,11 @@ import (
 	"sync"
 	"time"
 
+	"github.com/redis/go-redis/v9"
 	"github.com/vmihailenco/msgpack/v5"
 
 	"github.com/blazingflow/blazing/core/engine"
+	"github.com/blazingflow/blazing/core/fleet"
 	"github.com/blazingflow/blazing/core/frames"
 	"github.com/blazingflow/blazing/core/store"
 	"github.com/blazingflow/blazing/core/store/memstore"
@@ -217,6 +219,7 @@ func (s *Session) Batch(ctx context.Context, frame []byte) ([]byte, error) {
 			fail(b.CancelIdx[i], err)
 		}
 	}
+	s.eng.AddBreadcrumbs(ctx, b.Breadcrumbs)
 	// Pumping here only saves a wait for the background loops; if the store
 	// is unreachable they retry, so the batch itself has succeeded.
 	if err := s.eng.Pump(ctx); errors.Is(err, engine.ErrClosed) || errors.Is(err, store.ErrClosed) {
@@ -228,7 +231,7 @@ func (s *Session) Batch(ctx context.Context, frame []byte) ([]byte, error) {
 
 // commands converts a decoded batch for the engine's command loop.
 func commands(b *frames.Batch) engine.Commands {
-	c := engine.Commands{Pause: b.Pause, Completes: b.Completes, Submits: b.Submits}
+	c := engine.Commands{Pause: b.Pause, Completes: b.Completes, Submits: b.Submits, Breadcrumbs: b.Breadcrumbs}
 	for _, w := range b.Watches {
 		c.Watches = append(c.Watches, engine.WatchCmd{Ref: w.Ref, Token: w.Token})
 	}
@@ -269,10 +272,11 @@ func (s *Session) Query(ctx context.Context, frame []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	st := s.eng.Store()
 	w := s.writer()
 	switch q.Kind {
 	case frames.QueryFailed:
-		ops, err := s.eng.Store().Failed(ctx, q.Offset, q.Limit)
+		ops, err := st.Failed(ctx, q.Offset, q.Limit)
 		if err != nil {
 			return nil, fmt.Errorf("list failed runs: %w", err)
 		}
@@ -280,9 +284,64 @@ func (s *Session) Query(ctx context.Context, frame []byte) ([]byte, error) {
 	case frames.QueryCounters:
 		return s.finish(w, w.Counters(s.eng.Counters())), nil
 	case frames.QueryDecisions:
+		if fl, ok := st.(fleetStore); ok {
+			ds, err := fleet.Decisions(ctx, fl.Client(), fl.Namespace(), decisionsRead)
+			if err != nil {
+				return nil, err
+			}
+			return s.finish(w, w.Value(ds)), nil
+		}
 		return s.finish(w, w.Decisions(s.eng.Decisions())), nil
+	case frames.QueryRuns:
+		ops, err := st.Runs(ctx, store.RunQuery{Since: q.Since, Until: q.Until, Status: q.Status, Name: q.Name, Limit: q.Limit})
+		if err != nil {
+			return nil, fmt.Errorf("list runs: %w", err)
+		}
+		return s.finish(w, w.Operations(ops)), nil
+	case frames.QueryUnit:
+		ops, err := st.Unit(ctx, q.Unit)
+		if err != nil {
+			return nil, err
+		}
+		return s.finish(w, w.Operations(ops)), nil
+	case frames.QueryTimeline:
+		ops, err := st.Unit(ctx, q.Unit)
+		if err != nil {
+			return nil, err
+		}
+		crumbs, dropped, err := st.Breadcrumbs(ctx, q.Unit)
+		if err != nil {
+			return nil, err
+		}
+		return s.finish(w, w.Timeline(store.Timeline(ops, crumbs), dropped)), nil
+	case frames.QueryStats:
+		counts, err := st.ReadStats(ctx, q.Since, time.Now())
+		if err != nil {
+			return nil, fmt.Errorf("read stats: %w", err)
+		}
+		return s.finish(w, w.StatsTable(counts)), nil
+	case frames.QueryFleet:
+		fl, ok := st.(fleetStore)
+		if !ok {
+			return s.finish(w, w.Value(map[string]any{"foremen": []fleet.Foreman{}})), nil
+		}
+		fs, err := fleet.Foremen(ctx, fl.Client(), fl.Namespace(), 0)
+		if err != nil {
+			return nil, err
+		}
+		return s.finish(w, w.Value(map[string]any{"foremen": fs})), nil
+	case frames.QuerySeries:
+		fl, ok := st.(fleetStore)
+		if !ok {
+			return s.finish(w, w.Value([]fleet.Sample{})), nil
+		}
+		samples, err := fleet.Series(ctx, fl.Client(), fl.Namespace(), q.Since, q.Coarse)
+		if err != nil {
+			return nil, err
+		}
+		return s.finish(w, w.Value(samples)), nil
 	default: // frames.QueryRequeue; DecodeQuery refuses other kinds
-		if err := s.eng.Store().Requeue(ctx, q.Unit); err != nil {
+		if err := st.Requeue(ctx, q.Unit); err != nil {
 			return nil, err
 		}
 		if err := s.eng.Pump(ctx); err != nil {
@@ -290,6 +349,16 @@ func (s *Session) Query(ctx context.Context, frame []byte) ([]byte, error) {
 		}
 		return s.finish(w, w.Nil()), nil
 	}
+}
+
+// decisionsRead is how many of the foremen's latest decisions a query reads.
+const decisionsRead = 256
+
+// fleetStore is a store shared by the processes of many machines, whose
+// foremen record themselves beside it (Redis).
+type fleetStore interface {
+	Client() redis.UniversalClient
+	Namespace() string
 }
 
 // Stats reads the lanes and this process's slots.

@@ -315,7 +315,7 @@ func TestGetAndStats(t *testing.T) {
 	require.NoError(t, err)
 	var op []any
 	require.NoError(t, msgpack.Unmarshal(out, &op))
-	require.Len(t, op, 14)
+	require.Len(t, op, 15)
 	require.Equal(t, "u", op[0])
 	require.Equal(t, "0", op[1])
 	require.Equal(t, "", op[2])

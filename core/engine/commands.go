@@ -12,11 +12,12 @@ import (
 // Commands is one batch of work a process hands over: what it finished,
 // what it calls, what it waits on or cancels.
 type Commands struct {
-	Pause     *bool
-	Completes []Completion
-	Submits   []Submit
-	Watches   []WatchCmd
-	Cancels   []CancelCmd
+	Pause       *bool
+	Completes   []Completion
+	Submits     []Submit
+	Watches     []WatchCmd
+	Cancels     []CancelCmd
+	Breadcrumbs []store.Breadcrumb
 }
 
 // WatchCmd asks for Token to be told when Ref finishes.
@@ -32,7 +33,7 @@ type CancelCmd struct {
 
 func (c *Commands) empty() bool {
 	return c.Pause == nil && len(c.Completes) == 0 && len(c.Submits) == 0 &&
-		len(c.Watches) == 0 && len(c.Cancels) == 0
+		len(c.Watches) == 0 && len(c.Cancels) == 0 && len(c.Breadcrumbs) == 0
 }
 
 // merge appends o after c, keeping the order of each kind.
@@ -44,6 +45,7 @@ func (c *Commands) merge(o Commands) {
 	c.Submits = append(c.Submits, o.Submits...)
 	c.Watches = append(c.Watches, o.Watches...)
 	c.Cancels = append(c.Cancels, o.Cancels...)
+	c.Breadcrumbs = append(c.Breadcrumbs, o.Breadcrumbs...)
 }
 
 // Enqueue hands commands to the engine's command loop and returns at once:
@@ -142,6 +144,7 @@ func (e *Engine) run(ctx context.Context, c Commands) {
 				opAttrs(store.Ref{Unit: k.Unit, Path: k.Path})...)
 		}
 	}
+	e.AddBreadcrumbs(ctx, c.Breadcrumbs)
 	if len(failed) > 0 {
 		e.mu.Lock()
 		e.push(failed...)

@@ -57,6 +57,9 @@ type Config struct {
 	// TrimEvery is how often finished runs past the store's bounds are
 	// trimmed (see retention.go); default 2 s.
 	TrimEvery time.Duration
+	// StatsEvery is how often this engine adds its per-minute counts to
+	// the store (see counters.go); default 2 s.
+	StatsEvery time.Duration
 }
 
 // EventKind says what an Event asks of the process.
@@ -142,9 +145,11 @@ type Engine struct {
 	// being retried): a waiter on one is not asked about before the store
 	// has it (see rewatch).
 	unsubmitted map[store.Ref]int
-	outComps    []pendingComp   // completions likewise
-	outWatches  []pendingWatch  // watches likewise
-	outCancels  []pendingCancel // cancellations likewise
+	outComps    []pendingComp      // completions likewise
+	outWatches  []pendingWatch     // watches likewise
+	outCancels  []pendingCancel    // cancellations likewise
+	outCrumbs   []store.Breadcrumb // breadcrumbs likewise (bounded: see outbox.go)
+	crumbsLost  int                // breadcrumbs dropped from a full outbox, not yet logged
 	outWake     chan struct{}
 	counts      counters
 	// inboxTrouble: reading the inbox failed; on the next success, rewatch.
@@ -202,6 +207,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	}
 	if cfg.TrimEvery <= 0 {
 		cfg.TrimEvery = DefaultTrimEvery
+	}
+	if cfg.StatsEvery <= 0 {
+		cfg.StatsEvery = DefaultStatsEvery
 	}
 	for l, c := range cfg.Capacity {
 		if c < 0 {
@@ -265,6 +273,7 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.spawn(e.recoverLapsed)
 	e.spawn(e.janitor)
 	e.spawn(e.trimRetention)
+	e.spawn(e.flushStats)
 	return e, nil
 }
 
@@ -471,7 +480,7 @@ func (e *Engine) Complete(ctx context.Context, comps []Completion) ([]store.Comp
 	if err != nil && !transient(err) {
 		return nil, fmt.Errorf("complete %d operations: %w", len(keep), err)
 	}
-	e.counts.finished(keep, outs, took, lanes)
+	e.counts.finished(keep, outs, took, lanes, names)
 	if err == nil {
 		e.reportStale(keep, names, outs)
 	}
@@ -647,6 +656,9 @@ func (e *Engine) takeNotes(ctx context.Context, wait time.Duration) error {
 		case store.NoteCancel:
 			if h, ok := e.held[n.Ref]; ok && h.lease == n.LeaseID {
 				e.unhold(n.Ref)
+				if n.Status == store.StatusCancelled {
+					e.counts.ended(h.name, h.lane, "cancelled", time.Since(h.since))
+				}
 				e.push(Event{Kind: EventCancel, Note: n})
 			} else if !ok {
 				if len(e.early) > 4096 {
@@ -759,9 +771,15 @@ func (e *Engine) timedOut(d store.Delivery, limit time.Duration) {
 		Type:    "builtins.TimeoutError",
 		Message: fmt.Sprintf("%s (%s) timed out after %s", d.Name, d.Ref, limit),
 	}
-	_, err := e.st.Fail(e.ctx, d.Ref, d.LeaseID, info)
+	out, err := e.st.Fail(e.ctx, d.Ref, d.LeaseID, info)
 	switch {
 	case err == nil:
+		switch out {
+		case store.Retrying:
+			e.counts.ended(d.Name, d.Lane, "retried", limit)
+		case store.Recorded:
+			e.counts.ended(d.Name, d.Lane, "failed", limit)
+		}
 		_ = e.Pump(e.ctx)
 	case e.ctx.Err() != nil:
 	case transient(err):
@@ -862,6 +880,9 @@ func (e *Engine) Close() error {
 	e.mu.Unlock()
 	e.retryComps(ctx, comps)
 	e.retrySubs(ctx, subs)
+	if err := e.writeStats(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("this process's last counts never reached the store: %w", err))
+	}
 	e.mu.Lock()
 	if left := e.outboxLeft(); left != nil {
 		errs = append(errs, fmt.Errorf("closed while the store was unreachable: %w", left))

@@ -18,7 +18,10 @@ import (
 //     away while it may still count;
 //   - submissions and watches are retried for up to OutageTimeout, keeping
 //     their waiters; then their waiters get StoreUnavailable;
-//   - cancellations are retried for up to OutageTimeout.
+//   - cancellations are retried for up to OutageTimeout;
+//   - breadcrumbs are retried with them, at most maxOutboxCrumbs of them
+//     (the oldest are dropped past that, with a log line: they are
+//     observability, not work).
 //
 // Whatever the outbox gives up on is logged with the run and step it
 // concerns; nothing leaves it silently.
@@ -98,6 +101,66 @@ func (e *Engine) queueCancel(c CancelCmd, now time.Time) {
 	e.wakeOutbox()
 }
 
+// maxOutboxCrumbs bounds the breadcrumbs kept while the store is away.
+const maxOutboxCrumbs = 10_000
+
+// AddBreadcrumbs records breadcrumbs in the store; those it cannot take for
+// now are kept in the outbox (bounded), those it refuses are logged as lost.
+func (e *Engine) AddBreadcrumbs(ctx context.Context, crumbs []store.Breadcrumb) {
+	if len(crumbs) == 0 {
+		return
+	}
+	err := e.st.AddBreadcrumbs(ctx, crumbs)
+	switch {
+	case err == nil:
+	case transient(err) && !errors.Is(err, store.ErrFull):
+		e.mu.Lock()
+		e.queueCrumbs(crumbs)
+		e.mu.Unlock()
+		e.unreachable(time.Now(), fmt.Errorf("add %d breadcrumbs: %w", len(crumbs), err))
+	default:
+		e.log.Warn(fmt.Sprintf("%d breadcrumbs lost: the store refused them: %v", len(crumbs), err),
+			opAttrs(crumbs[0].Ref)...)
+	}
+}
+
+// queueCrumbs keeps breadcrumbs for the outbox loop, dropping the oldest
+// past maxOutboxCrumbs. Caller holds mu.
+func (e *Engine) queueCrumbs(crumbs []store.Breadcrumb) {
+	e.outCrumbs = append(e.outCrumbs, crumbs...)
+	if over := len(e.outCrumbs) - maxOutboxCrumbs; over > 0 {
+		e.outCrumbs = append([]store.Breadcrumb(nil), e.outCrumbs[over:]...)
+		e.crumbsLost += over
+	}
+	e.wakeOutbox()
+}
+
+// retryCrumbs tries the kept breadcrumbs once; it reports whether they went.
+func (e *Engine) retryCrumbs(ctx context.Context) bool {
+	e.mu.Lock()
+	crumbs, lost := e.outCrumbs, e.crumbsLost
+	e.outCrumbs, e.crumbsLost = nil, 0
+	e.mu.Unlock()
+	if lost > 0 {
+		e.log.Warn(fmt.Sprintf("%d breadcrumbs lost: the store was away and more were kept than the outbox holds", lost))
+	}
+	if len(crumbs) == 0 {
+		return true
+	}
+	err := e.st.AddBreadcrumbs(ctx, crumbs)
+	switch {
+	case err == nil:
+		return true
+	case transient(err) && !errors.Is(err, store.ErrFull):
+		e.mu.Lock()
+		e.outCrumbs = append(crumbs, e.outCrumbs...)
+		e.mu.Unlock()
+		return false
+	}
+	e.log.Warn(fmt.Sprintf("%d breadcrumbs lost: the store refused them: %v", len(crumbs), err))
+	return true
+}
+
 func (e *Engine) wakeOutbox() {
 	select {
 	case e.outWake <- struct{}{}:
@@ -118,15 +181,17 @@ func (e *Engine) deliverOutbox(ctx context.Context) {
 			e.mu.Lock()
 			subs, comps := e.outSubs, e.outComps
 			watches, cancels := e.outWatches, e.outCancels
+			crumbs := len(e.outCrumbs) + e.crumbsLost
 			e.outSubs, e.outComps, e.outWatches, e.outCancels = nil, nil, nil, nil
 			e.mu.Unlock()
-			if len(subs) == 0 && len(comps) == 0 && len(watches) == 0 && len(cancels) == 0 {
+			if len(subs) == 0 && len(comps) == 0 && len(watches) == 0 && len(cancels) == 0 && crumbs == 0 {
 				backoff = 50 * time.Millisecond
 				break
 			}
 			ok := e.retryComps(ctx, comps)
 			ok = e.retrySubs(ctx, subs) && ok
 			ok = e.retryWatchesAndCancels(ctx, watches, cancels) && ok
+			ok = e.retryCrumbs(ctx) && ok
 			if ok {
 				e.reachable()
 				backoff = 50 * time.Millisecond
@@ -281,6 +346,9 @@ func (e *Engine) outboxLeft() error {
 	}
 	for _, c := range e.outCancels {
 		errs = append(errs, fmt.Errorf("the cancellation of %s/%s never reached the store", c.cancel.Unit, c.cancel.Path))
+	}
+	if n := len(e.outCrumbs) + e.crumbsLost; n > 0 {
+		errs = append(errs, fmt.Errorf("%d breadcrumbs never reached the store", n))
 	}
 	return errors.Join(errs...)
 }

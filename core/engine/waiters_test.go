@@ -436,3 +436,33 @@ func TestTimeoutDuringAnOutageIsNotLost(t *testing.T) {
 		eventually, time.Millisecond, "the timeout is recorded once the store is back")
 	require.Equal(t, "builtins.TimeoutError", getOp(t, mem, r.Ref).Error.Type)
 }
+
+func (f *flakyStore) AddBreadcrumbs(ctx context.Context, crumbs []store.Breadcrumb) error {
+	if err := f.fail(true); err != nil {
+		return err
+	}
+	return f.inner().AddBreadcrumbs(ctx, crumbs)
+}
+
+func (f *flakyStore) Breadcrumbs(ctx context.Context, unit string) ([]store.Breadcrumb, int, error) {
+	return f.inner().Breadcrumbs(ctx, unit)
+}
+
+func (f *flakyStore) Runs(ctx context.Context, q store.RunQuery) ([]store.Operation, error) {
+	return f.inner().Runs(ctx, q)
+}
+
+func (f *flakyStore) Unit(ctx context.Context, unit string) ([]store.Operation, error) {
+	return f.inner().Unit(ctx, unit)
+}
+
+func (f *flakyStore) AddStats(ctx context.Context, d store.StatsDelta) error {
+	if err := f.fail(true); err != nil {
+		return err
+	}
+	return f.inner().AddStats(ctx, d)
+}
+
+func (f *flakyStore) ReadStats(ctx context.Context, since, now time.Time) (map[string]store.Counts, error) {
+	return f.inner().ReadStats(ctx, since, now)
+}

@@ -12,6 +12,7 @@
 //	[4, unit, path, reason]                                                                                            cancel (path "" = whole unit)
 //	[5, unit, path, token]                                                                                             watch
 //	[6, paused]                                                                                                        pause (stop reserving new work) or resume
+//	[7, unit, path, at_ms, message, metadata|nil]                                                                      breadcrumb (log_breadcrumb)
 //
 // error is [type, message, traceback, payload|nil]. A reply is
 // [errors, events]: errors is [[command_index, code, message], ...] and each
@@ -35,6 +36,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sort"
+	"time"
 	"unicode/utf8"
 
 	"github.com/vmihailenco/msgpack/v5"
@@ -53,6 +56,7 @@ const (
 	CmdCancel   = 4
 	CmdWatch    = 5
 	CmdPause    = 6
+	CmdCrumb    = 7
 )
 
 // MaxItems bounds any array length read from a frame, so that a corrupt
@@ -93,6 +97,8 @@ type Batch struct {
 	CapacityIdx []int
 	// Pause is nil when the batch does not change it.
 	Pause *bool
+	// Breadcrumbs the user logged (log_breadcrumb).
+	Breadcrumbs []store.Breadcrumb
 }
 
 // CommandError is one failed command of a batch.
@@ -308,7 +314,8 @@ func decodeCommand(r reader, b *Batch, idx int) error {
 	if err != nil {
 		return err
 	}
-	need := map[int64]int{CmdSubmit: 14, CmdComplete: 8, CmdCapacity: 3, CmdCancel: 4, CmdWatch: 4, CmdPause: 2}[code]
+	need := map[int64]int{CmdSubmit: 14, CmdComplete: 8, CmdCapacity: 3, CmdCancel: 4, CmdWatch: 4, CmdPause: 2,
+		CmdCrumb: 6}[code]
 	if need == 0 {
 		return malformed("unknown command code %d", code)
 	}
@@ -356,6 +363,24 @@ func decodeCommand(r reader, b *Batch, idx int) error {
 		}
 		b.Cancels = append(b.Cancels, c)
 		b.CancelIdx = append(b.CancelIdx, idx)
+	case CmdCrumb:
+		var c store.Breadcrumb
+		if c.Ref, err = decodeRef(r); err != nil {
+			return err
+		}
+		at, err := r.int("breadcrumb time")
+		if err != nil {
+			return err
+		}
+		c.At = time.UnixMilli(at)
+		c.Kind = "user"
+		if c.Message, err = r.str("message"); err != nil {
+			return err
+		}
+		if c.Data, err = r.bin("metadata"); err != nil {
+			return err
+		}
+		b.Breadcrumbs = append(b.Breadcrumbs, c)
 	case CmdPause:
 		p, err := r.bool("paused")
 		if err != nil {
@@ -498,6 +523,22 @@ const (
 	// QueryDecisions: [4] -> [{decision}, ...], the embedded optimizer's
 	// latest decisions, oldest first (see Writer.Decisions).
 	QueryDecisions = 4
+	// QueryRuns: [5, since_ms, until_ms, status, name, limit] -> [operation,
+	// ...], newest first (0 and "" mean any).
+	QueryRuns = 5
+	// QueryUnit: [6, unit] -> [operation, ...] in call order.
+	QueryUnit = 6
+	// QueryTimeline: [7, unit] -> [dropped, [[at_ms, path, kind, message,
+	// data|nil], ...]] (see Writer.Timeline).
+	QueryTimeline = 7
+	// QueryStats: [8, since_ms] -> [bucket bounds ms, {name: counts}] (see
+	// Writer.StatsTable).
+	QueryStats = 8
+	// QueryFleet: [9] -> {"foremen": [...]} and QuerySeries: [10, since_ms,
+	// coarse] -> [sample, ...]: what the foremen record (Redis only; see
+	// core/fleet).
+	QueryFleet  = 9
+	QuerySeries = 10
 )
 
 // Query is a decoded query frame.
@@ -505,6 +546,11 @@ type Query struct {
 	Kind          int
 	Offset, Limit int
 	Unit          string
+	// QueryRuns, QueryStats, QuerySeries.
+	Since, Until time.Time
+	Status       store.Status
+	Name         string
+	Coarse       bool
 }
 
 // DecodeQuery decodes a query frame.
@@ -543,17 +589,68 @@ func DecodeQuery(frame []byte) (Query, error) {
 			return q, malformed("offset %d or limit %d out of range", off, lim)
 		}
 		q.Offset, q.Limit = int(off), int(lim)
-	case QueryCounters, QueryDecisions:
+	case QueryCounters, QueryDecisions, QueryFleet:
 		if n != 1 {
 			return q, malformed("query kind %d takes no fields, got %d", kind, n-1)
 		}
-	case QueryRequeue:
+	case QueryRequeue, QueryUnit, QueryTimeline:
 		if n != 2 {
-			return q, malformed("requeue query needs 2 fields, got %d", n)
+			return q, malformed("query kind %d needs 2 fields, got %d", kind, n)
 		}
 		if q.Unit, err = r.str("unit"); err != nil {
 			return q, err
 		}
+	case QueryRuns:
+		if n != 6 {
+			return q, malformed("runs query needs 6 fields, got %d", n)
+		}
+		since, err := r.int("since")
+		if err != nil {
+			return q, err
+		}
+		until, err := r.int("until")
+		if err != nil {
+			return q, err
+		}
+		st, err := r.int("status")
+		if err != nil {
+			return q, err
+		}
+		if st < 0 || st > int64(store.StatusCancelled) {
+			return q, malformed("unknown status %d", st)
+		}
+		if q.Name, err = r.str("name"); err != nil {
+			return q, err
+		}
+		lim, err := r.int("limit")
+		if err != nil {
+			return q, err
+		}
+		if lim < 0 || lim > MaxItems {
+			return q, malformed("limit %d out of range", lim)
+		}
+		q.Since, q.Until, q.Status, q.Limit = msTime(since), msTime(until), store.Status(st), int(lim)
+	case QueryStats:
+		if n != 2 {
+			return q, malformed("stats query needs 2 fields, got %d", n)
+		}
+		since, err := r.int("since")
+		if err != nil {
+			return q, err
+		}
+		q.Since = msTime(since)
+	case QuerySeries:
+		if n != 3 {
+			return q, malformed("series query needs 3 fields, got %d", n)
+		}
+		since, err := r.int("since")
+		if err != nil {
+			return q, err
+		}
+		if q.Coarse, err = r.bool("coarse"); err != nil {
+			return q, err
+		}
+		q.Since = msTime(since)
 	default:
 		return q, malformed("unknown query kind %d", kind)
 	}
@@ -678,7 +775,7 @@ func (w *Writer) Operations(ops []store.Operation) []byte {
 
 // Counters writes an engine's counters (see QueryCounters).
 func (w *Writer) Counters(c engine.Counters) []byte {
-	_ = w.enc.EncodeArrayLen(6)
+	_ = w.enc.EncodeArrayLen(7)
 	for _, v := range []uint64{c.Started, c.Succeeded, c.Failed, c.Retried} {
 		_ = w.enc.EncodeUint(v)
 	}
@@ -687,6 +784,70 @@ func (w *Writer) Counters(c engine.Counters) []byte {
 	for _, b := range c.Buckets {
 		_ = w.enc.EncodeUint(b)
 	}
+	w.countsMap(c.ByName)
+	return w.Bytes()
+}
+
+// countsMap writes {name: counts} (see counts).
+func (w *Writer) countsMap(m map[string]store.Counts) {
+	names := make([]string, 0, len(m))
+	for n := range m {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	_ = w.enc.EncodeMapLen(len(names))
+	for _, n := range names {
+		_ = w.enc.EncodeString(n)
+		w.counts(m[n])
+	}
+}
+
+// counts writes [succeeded, failed, retried, cancelled, sum_ms, [bucket, ...]]
+// (buckets as store.StatBucketsMs, plus one for longer; empty if none timed).
+func (w *Writer) counts(c store.Counts) {
+	_ = w.enc.EncodeArrayLen(6)
+	for _, v := range []int64{c.Succeeded, c.Failed, c.Retried, c.Cancelled, c.SumMs} {
+		_ = w.enc.EncodeInt(v)
+	}
+	_ = w.enc.EncodeArrayLen(len(c.Buckets))
+	for _, b := range c.Buckets {
+		_ = w.enc.EncodeInt(b)
+	}
+}
+
+// Stats writes the store's counts since a time (see QueryStats): the
+// histogram's bucket bounds in ms, then {name or @lane: counts}.
+func (w *Writer) StatsTable(m map[string]store.Counts) []byte {
+	_ = w.enc.EncodeArrayLen(2)
+	_ = w.enc.EncodeArrayLen(len(store.StatBucketsMs))
+	for _, b := range store.StatBucketsMs {
+		_ = w.enc.EncodeFloat64(b)
+	}
+	w.countsMap(m)
+	return w.Bytes()
+}
+
+// Timeline writes a run's timeline (see QueryTimeline): [dropped,
+// [[at_ms, path, kind, message, data|nil], ...]].
+func (w *Writer) Timeline(events []store.Breadcrumb, dropped int) []byte {
+	_ = w.enc.EncodeArrayLen(2)
+	_ = w.enc.EncodeInt(int64(dropped))
+	_ = w.enc.EncodeArrayLen(len(events))
+	for _, b := range events {
+		_ = w.enc.EncodeArrayLen(5)
+		_ = w.enc.EncodeInt(b.At.UnixMilli())
+		_ = w.enc.EncodeString(b.Ref.Path)
+		_ = w.enc.EncodeString(b.Kind)
+		_ = w.enc.EncodeString(b.Message)
+		w.bin(b.Data)
+	}
+	return w.Bytes()
+}
+
+// Value writes any value msgpack can encode (maps and lists of the fleet
+// reads).
+func (w *Writer) Value(v any) []byte {
+	_ = w.enc.Encode(v)
 	return w.Bytes()
 }
 
@@ -735,7 +896,7 @@ func (w *Writer) Nil() []byte {
 // [unit, path, parent, depth, name, lane, status, attempts, worker,
 // created_ns, started_ns, finished_ns, result|nil, error|nil].
 func (w *Writer) Operation(op store.Operation) []byte {
-	_ = w.enc.EncodeArrayLen(14)
+	_ = w.enc.EncodeArrayLen(15)
 	_ = w.enc.EncodeString(op.Ref.Unit)
 	_ = w.enc.EncodeString(op.Ref.Path)
 	_ = w.enc.EncodeString(op.Parent)
@@ -750,6 +911,7 @@ func (w *Writer) Operation(op store.Operation) []byte {
 	}
 	w.bin(op.Result)
 	w.errorInfo(op.Error)
+	w.bin(op.Args)
 	return w.Bytes()
 }
 

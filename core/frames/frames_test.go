@@ -181,7 +181,10 @@ func TestDecodeBatchErrors(t *testing.T) {
 		{"command code is a string", batch(t, []any{"1", "u", "0", ""}), "command code: expected an integer"},
 		{"command code is a float", batch(t, []any{1.0, "u", "0", ""}), "command code: expected an integer"},
 		{"unknown command code 0", batch(t, []any{0, "u"}), "unknown command code 0"},
-		{"unknown command code 7", batch(t, []any{7, "u", "0", 1}), "unknown command code 7"},
+		{"unknown command code 8", batch(t, []any{8, "u", "0", 1}), "unknown command code 8"},
+		{"breadcrumb without its fields", batch(t, []any{7, "u", "0", 1}), "command 7 needs 6 fields"},
+		{"breadcrumb message is an int", batch(t, []any{7, "u", "0", 1, 2, nil}), "message: expected a string"},
+		{"breadcrumb metadata is a string", batch(t, []any{7, "u", "0", 1, "m", "x"}), "metadata: expected bytes"},
 		{"pause with a non-bool", batch(t, []any{6, 1}), "paused: expected a bool"},
 		{"negative command code", batch(t, []any{-1, "u"}), "unknown command code -1"},
 		{"huge command code", batch(t, []any{uint64(math.MaxUint64), "u"}), "unknown command code -1"},
@@ -556,7 +559,8 @@ func TestWriterOperation(t *testing.T) {
 		Attempts: 2, Worker: "proc-1", CreatedAt: created, FinishedAt: finished,
 	}
 	w := frames.NewWriter()
-	rec := list(t, unpack1(t, w.Operation(op)), 14)
+	rec := list(t, unpack1(t, w.Operation(op)), 15)
+	require.Equal(t, []byte("args"), rec[14], "the arguments come last")
 	require.Equal(t, "u", rec[0])
 	require.Equal(t, "0.4", rec[1])
 	require.Equal(t, "0", rec[2])
@@ -574,7 +578,7 @@ func TestWriterOperation(t *testing.T) {
 
 	w.Reset()
 	op = store.Operation{Ref: store.Ref{Unit: "v", Path: "0"}, Status: store.StatusSucceeded, Result: []byte{}}
-	rec = list(t, unpack1(t, w.Operation(op)), 14)
+	rec = list(t, unpack1(t, w.Operation(op)), 15)
 	require.Equal(t, []byte{}, rec[12])
 	require.Nil(t, rec[13])
 }

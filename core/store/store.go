@@ -12,6 +12,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 )
 
@@ -293,6 +294,119 @@ type Trimmed struct {
 	Reason string
 }
 
+// Breadcrumb is one event of a run's timeline: written by user code
+// (log_breadcrumb, Kind "user") or by the store where something happened
+// that an operation's record does not show (Kind "retry", "lapse",
+// "timeout", "cancelled", "replay"). What the record shows (queued,
+// started, succeeded, failed) is not stored twice: see Timeline.
+type Breadcrumb struct {
+	Ref     Ref
+	At      time.Time
+	Kind    string
+	Message string
+	// Data is the user's metadata, msgpack-encoded by the caller; opaque.
+	Data []byte
+}
+
+// DefaultMaxBreadcrumbs bounds the breadcrumbs kept per run, unless a
+// driver is configured otherwise: past it the oldest go first and are
+// counted.
+const DefaultMaxBreadcrumbs = 1000
+
+// RunQuery selects runs (units, by their root operation) from the index
+// of runs by creation time.
+type RunQuery struct {
+	// Since and Until bound the creation time; zero means unbounded.
+	Since, Until time.Time
+	// Status, if not 0, keeps runs whose root has that status.
+	Status Status
+	// Name, if not "", keeps runs of that workflow or step.
+	Name string
+	// Limit is the most runs returned (0: 100).
+	Limit int
+}
+
+// StatBucketsMs are the upper bounds, in milliseconds, of the duration
+// histograms the store keeps per step name and lane: a factor of √2 apart
+// from 0.5 ms to about 50 minutes, plus one bucket for longer.
+var StatBucketsMs = func() []float64 {
+	out := make([]float64, 46)
+	for i := range out {
+		out[i] = 0.5 * math.Pow(2, float64(i)/2)
+	}
+	return out
+}()
+
+// BucketOf is the histogram bucket of a duration (len(StatBucketsMs) for
+// the longest).
+func BucketOf(d time.Duration) int {
+	ms := float64(d) / float64(time.Millisecond)
+	for i, ub := range StatBucketsMs {
+		if ms <= ub {
+			return i
+		}
+	}
+	return len(StatBucketsMs)
+}
+
+// Counts are what happened to the attempts of one step name (or lane) in a
+// period: how they ended and how long they took.
+type Counts struct {
+	Succeeded, Failed, Retried, Cancelled int64
+	// Buckets[i] counts attempts that took at most StatBucketsMs[i]; the
+	// last counts longer ones. Nil when no attempt was timed.
+	Buckets []int64
+	SumMs   int64
+}
+
+// Add adds o to c.
+func (c *Counts) Add(o Counts) {
+	c.Succeeded += o.Succeeded
+	c.Failed += o.Failed
+	c.Retried += o.Retried
+	c.Cancelled += o.Cancelled
+	c.SumMs += o.SumMs
+	if len(o.Buckets) > 0 && len(c.Buckets) < len(o.Buckets) {
+		c.Buckets = append(c.Buckets, make([]int64, len(o.Buckets)-len(c.Buckets))...)
+	}
+	for i, n := range o.Buckets {
+		c.Buckets[i] += n
+	}
+}
+
+// Observe counts one attempt that ended with outcome ("succeeded",
+// "failed", "retried" or "cancelled") after d.
+func (c *Counts) Observe(outcome string, d time.Duration) {
+	switch outcome {
+	case "succeeded":
+		c.Succeeded++
+	case "failed":
+		c.Failed++
+	case "retried":
+		c.Retried++
+	case "cancelled":
+		c.Cancelled++
+	}
+	if d >= 0 {
+		if c.Buckets == nil {
+			c.Buckets = make([]int64, len(StatBucketsMs)+1)
+		}
+		c.Buckets[BucketOf(d)]++
+		c.SumMs += d.Milliseconds()
+	}
+}
+
+// LaneKey is the Counts key of a lane's totals ("@async", "@blocking"):
+// step names cannot start with '@'.
+func LaneKey(l Lane) string { return "@" + l.String() }
+
+// StatsDelta is what one process counted in one minute, added to the
+// store's per-minute totals (merged across processes and machines).
+type StatsDelta struct {
+	Minute time.Time         // the minute the counts belong to (truncated)
+	Counts map[string]Counts // by step name, and by LaneKey
+}
+
 // Errors returned by drivers. Wrap them with context; test with errors.Is.
 var (
 	ErrNotFound     = errors.New("not found")
@@ -404,6 +518,30 @@ type Store interface {
 	// letter list. ErrNotFound for an unknown unit, ErrInvalid for a unit
 	// whose root has not finished or succeeded.
 	Requeue(ctx context.Context, unit string) error
+
+	// AddBreadcrumbs appends breadcrumbs to their runs' timelines (runs
+	// the store does not have are skipped). Each run keeps its newest
+	// MaxBreadcrumbs; the dropped ones are counted.
+	AddBreadcrumbs(ctx context.Context, crumbs []Breadcrumb) error
+
+	// Breadcrumbs reads what was stored of a run's timeline, oldest first,
+	// and how many older ones were dropped. ErrNotFound for an unknown run.
+	Breadcrumbs(ctx context.Context, unit string) ([]Breadcrumb, int, error)
+
+	// Runs lists runs (their root operations) newest first, from the index
+	// of runs by creation time.
+	Runs(ctx context.Context, q RunQuery) ([]Operation, error)
+
+	// Unit reads every operation of a run, in call order (by path).
+	// ErrNotFound for an unknown run.
+	Unit(ctx context.Context, unit string) ([]Operation, error)
+
+	// AddStats adds a process's counts to the store's per-minute totals.
+	AddStats(ctx context.Context, d StatsDelta) error
+
+	// ReadStats sums the per-minute totals from since to now, by step name
+	// and lane key. Minutes are kept for a day.
+	ReadStats(ctx context.Context, since, now time.Time) (map[string]Counts, error)
 
 	// Close releases the driver; blocked calls return ErrClosed.
 	Close() error

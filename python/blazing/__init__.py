@@ -14,6 +14,7 @@ from blazing.errors import (
     UnknownNameError,
 )
 from blazing.run import RemoteRun
+from blazing.util import log_breadcrumb
 
 __all__ = [
     "BaseService",
@@ -26,6 +27,7 @@ __all__ = [
     "RunCancelled",
     "SyncBlazing",
     "UnknownNameError",
+    "log_breadcrumb",
 ]
 
 __version__ = "0.1.0"

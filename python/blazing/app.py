@@ -16,9 +16,9 @@ from blazing.definitions import (
     make_wrapper,
 )
 from blazing.errors import UnknownNameError
-from blazing.inspector import Inspector
+from blazing.inspector import Inspector, When
 from blazing.lookup import looking_up
-from blazing.records import OperationRecord
+from blazing.records import OperationRecord, StepStats, Timeline
 from blazing.run import RemoteRun
 from blazing.runtime import Runtime
 from blazing.settings import resolve
@@ -168,9 +168,34 @@ class BaseApp:
     def _submit(self, defn: Definition, args: tuple[Any, ...], kwargs: dict[str, Any]) -> RemoteRun:
         return self._ensure_started().submit_root(defn, args, kwargs)
 
-    def stats(self) -> dict[str, dict[str, float]]:
-        """Queue depth, oldest age, running and slots per lane."""
-        return self._inspector().stats()
+    def lanes(self) -> dict[str, dict[str, float]]:
+        """Per lane, now: queue depth, oldest age, operations running, and this
+        process's slots (capacity, in flight)."""
+        return self._inspector().lanes()
+
+    def stats(self, since: When = "1h") -> dict[str, dict[str, StepStats]]:
+        """Per workflow and step (``["steps"]``) and per lane (``["lanes"]``): attempts
+        that succeeded, failed, were retried or cancelled, the error rate and p50/p95/p99
+        durations since a time (a datetime, seconds ago, or "15m", "2h", "1d"), counted by
+        every process on the store."""
+        return self._inspector().stats(since)
+
+    def runs(self, status: str | None = None, workflow: str | None = None, since: When = None,
+             limit: int = 50) -> list[OperationRecord]:
+        """Recent runs, newest first: their root operations, optionally only of one
+        status or one workflow (or step) name, started since a time."""
+        return self._inspector().runs(status=status, workflow=workflow, since=since,
+                                      limit=limit)
+
+    def history(self, unit_id: str) -> list[OperationRecord]:
+        """Every operation of a run, in call order: name, status, attempts, worker,
+        times, error (``RunNotFound`` for an unknown run)."""
+        return self._inspector().history(unit_id)
+
+    def breadcrumbs(self, unit_id: str) -> Timeline:
+        """A run's timeline: each operation queued, started and ended, the engine's
+        events (retries, lapses, timeouts, replays) and the code's ``log_breadcrumb``."""
+        return self._inspector().breadcrumbs(unit_id)
 
     def optimizer_decisions(self) -> list[dict[str, Any]]:
         """The latest decisions (at most 256, oldest first) of the optimizer that

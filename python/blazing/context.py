@@ -22,6 +22,11 @@ class CallHost(Protocol):
         """Make a durable child call: an awaitable on an event loop, else its result."""
         ...
 
+    def breadcrumb(self, unit: str, path: str, at_ms: int, message: str,
+                   metadata: bytes | None) -> None:
+        """Note an event on an operation's timeline, without waiting on the store."""
+        ...
+
 
 class Execution:
     """One running attempt of an operation (a workflow or a step)."""

@@ -29,6 +29,7 @@ LOCAL_ERROR = -1
 # A batch is a list of commands, each a list led by its code.
 
 CMD_SUBMIT, CMD_COMPLETE, CMD_CAPACITY, CMD_CANCEL, CMD_WATCH, CMD_PAUSE = 1, 2, 3, 4, 5, 6
+CMD_CRUMB = 7
 
 # Field positions shared by the commands that name an operation.
 CMD_UNIT, CMD_PATH = 1, 2
@@ -68,6 +69,11 @@ def watch(unit: str, path: str, token: int) -> list[Any]:
 def pause(paused: bool) -> list[Any]:
     """Stop (or resume) reserving new work, as a draining worker does."""
     return [CMD_PAUSE, paused]
+
+
+def crumb(unit: str, path: str, at_ms: int, message: str, metadata: bytes | None) -> list[Any]:
+    """A breadcrumb for the operation's timeline (``metadata`` msgpack-encoded)."""
+    return [CMD_CRUMB, unit, path, at_ms, message, metadata]
 
 
 def command_token(cmd: list[Any]) -> int | None:
@@ -114,13 +120,21 @@ MIX_ASYNC, MIX_BLOCKING, MIX_ASYNC_DELTA, MIX_BLOCKING_DELTA = 1, 2, 3, 4
 LOG_LEVEL, LOG_MESSAGE, LOG_UNIT, LOG_PATH = 1, 2, 3, 4
 
 # ------------------------------------------------------------------- records
-# An operation record (a get, or each row of a failed-runs query):
+# An operation record (a get, or each row of a runs, unit or failed-runs query):
 # [unit, path, parent, depth, name, lane, status, attempts, worker,
-#  created_ns, started_ns, finished_ns, result|None, error|None]
+#  created_ns, started_ns, finished_ns, result|None, error|None, args|None]
 
 OP_UNIT, OP_PATH, OP_PARENT, OP_DEPTH, OP_NAME, OP_LANE, OP_STATUS = 0, 1, 2, 3, 4, 5, 6
 OP_ATTEMPTS, OP_WORKER, OP_CREATED, OP_STARTED, OP_FINISHED = 7, 8, 9, 10, 11
-OP_RESULT, OP_ERROR = 12, 13
+OP_RESULT, OP_ERROR, OP_ARGS = 12, 13, 14
+
+# Counts (per step name or lane): [succeeded, failed, retried, cancelled, sum_ms,
+# [bucket, ...]], the buckets' upper bounds in ms coming with them.
+COUNT_OK, COUNT_FAILED, COUNT_RETRIED, COUNT_CANCELLED, COUNT_SUM_MS, COUNT_BUCKETS = (
+    0, 1, 2, 3, 4, 5)
+
+# A timeline event: [at_ms, path, kind, message, metadata|None].
+EVENT_AT, EVENT_PATH, EVENT_KIND, EVENT_MESSAGE, EVENT_DATA = 0, 1, 2, 3, 4
 
 # Stats: per lane [depth, oldest_age_ms, running, capacity, inflight].
 STATS_FIELDS = ("depth", "oldest_age_ms", "running", "capacity", "inflight")
@@ -128,6 +142,7 @@ STATS_FIELDS = ("depth", "oldest_age_ms", "running", "capacity", "inflight")
 # ------------------------------------------------------------------- queries
 
 QUERY_FAILED, QUERY_REQUEUE, QUERY_COUNTERS, QUERY_DECISIONS = 1, 2, 3, 4
+QUERY_RUNS, QUERY_UNIT, QUERY_TIMELINE, QUERY_STATS, QUERY_FLEET, QUERY_SERIES = 5, 6, 7, 8, 9, 10
 
 
 def query_failed(offset: int, limit: int) -> list[Any]:
@@ -141,10 +156,42 @@ def query_requeue(unit: str) -> list[Any]:
 
 
 def query_counters() -> list[Any]:
-    """This process's counters -> [started, succeeded, failed, retried, sum_secs, buckets]."""
+    """This process's counters -> [started, succeeded, failed, retried, sum_secs, buckets,
+    {name: counts}]."""
     return [QUERY_COUNTERS]
 
 
 def query_decisions() -> list[Any]:
-    """The embedded optimizer's latest decisions -> [{...}, ...]."""
+    """The optimizer's latest decisions -> [{...}, ...] (the embedded one's, or on Redis
+    the foremen's as recorded)."""
     return [QUERY_DECISIONS]
+
+
+def query_runs(since_ms: int, until_ms: int, status: int, name: str, limit: int) -> list[Any]:
+    """Runs newest first (0 and "" mean any) -> [record, ...]."""
+    return [QUERY_RUNS, since_ms, until_ms, status, name, limit]
+
+
+def query_unit(unit: str) -> list[Any]:
+    """Every operation of a run, in call order -> [record, ...]."""
+    return [QUERY_UNIT, unit]
+
+
+def query_timeline(unit: str) -> list[Any]:
+    """A run's timeline -> [dropped, [event, ...]]."""
+    return [QUERY_TIMELINE, unit]
+
+
+def query_stats(since_ms: int) -> list[Any]:
+    """Counts since a time -> [bucket bounds ms, {name or @lane: counts}]."""
+    return [QUERY_STATS, since_ms]
+
+
+def query_fleet() -> list[Any]:
+    """The foremen and their workers -> {"foremen": [...]} (Redis)."""
+    return [QUERY_FLEET]
+
+
+def query_series(since_ms: int, coarse: bool) -> list[Any]:
+    """The foremen's samples since a time -> [sample, ...] (Redis)."""
+    return [QUERY_SERIES, since_ms, coarse]

@@ -7,11 +7,42 @@ session of its own and never starts a runtime (no workers, no event loop).
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from blazing import frames
+from blazing.errors import ConfigurationError
 from blazing.lookup import check_unit_id, looking_up
-from blazing.records import OperationRecord
+from blazing.records import Breadcrumb, OperationRecord, StepStats, Timeline
+
+# A moment, as callers give it: a datetime, seconds ago, or "30s", "15m", "2h", "1d" ago.
+When = datetime | float | int | str | None
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def moment(value: When, what: str = "since") -> datetime | None:
+    """A point in time from a datetime, a number of seconds ago or "15m"/"2h"/"1d" ago."""
+    if value is None or isinstance(value, datetime):
+        return value
+    if isinstance(value, bool):
+        raise ConfigurationError(f"{what}={value!r} is not a time")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    elif isinstance(value, str) and value[:-1].replace(".", "", 1).isdigit() and \
+            value[-1:] in _UNITS:
+        seconds = float(value[:-1]) * _UNITS[value[-1]]
+    else:
+        raise ConfigurationError(
+            f"{what}={value!r}: give a datetime, seconds ago, or a duration such as "
+            "'30s', '15m', '2h', '1d'")
+    return datetime.now(timezone.utc) - timedelta(seconds=seconds)
+
+
+def _ms(t: datetime | None) -> int:
+    return int(t.timestamp() * 1000) if t else 0
+
+
+_STATUS = {name: code for code, name in frames.STATUS_NAMES.items()}
 
 
 class Reader(Protocol):
@@ -53,17 +84,73 @@ class Inspector:
             self._session.query(frames.query_requeue(unit_id))
 
     def counters(self) -> dict[str, Any]:
-        """What this process ran: started/succeeded/failed/retried, duration histogram."""
-        started, ok, failed, retried, total, buckets = self._session.query(
+        """What this process ran: started/succeeded/failed/retried, duration histogram,
+        and per step name the counts of how its attempts ended."""
+        started, ok, failed, retried, total, buckets, by_name = self._session.query(
             frames.query_counters())
         return {"started": started, "succeeded": ok, "failed": failed, "retried": retried,
-                "duration_sum": total, "duration_buckets": buckets}
+                "duration_sum": total, "duration_buckets": buckets,
+                "by_name": {n: {"succeeded": c[frames.COUNT_OK], "failed": c[frames.COUNT_FAILED],
+                                "retried": c[frames.COUNT_RETRIED],
+                                "cancelled": c[frames.COUNT_CANCELLED],
+                                "sum_ms": c[frames.COUNT_SUM_MS],
+                                "buckets": c[frames.COUNT_BUCKETS]}
+                            for n, c in by_name.items()}}
 
     def decisions(self) -> list[dict[str, Any]]:
         """The embedded optimizer's latest decisions (at most 256), oldest first."""
         return list(self._session.query(frames.query_decisions()))
 
-    def stats(self) -> dict[str, dict[str, float]]:
+    def runs(self, status: str | None = None, workflow: str | None = None, since: When = None,
+             until: When = None, limit: int = 50) -> list[OperationRecord]:
+        """Runs (their root operations), newest first, from the index of runs."""
+        code = 0
+        if status is not None:
+            if status not in _STATUS:
+                raise ConfigurationError(
+                    f"status={status!r}: one of {', '.join(_STATUS)}")
+            code = _STATUS[status]
+        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+            raise ConfigurationError(f"limit={limit!r} must be a positive int")
+        rows = self._session.query(frames.query_runs(
+            _ms(moment(since)), _ms(moment(until, "until")), code, workflow or "", limit))
+        return [OperationRecord.from_frame(r) for r in rows]
+
+    def history(self, unit_id: str) -> list[OperationRecord]:
+        """Every operation of a run, in call order (``RunNotFound`` for an unknown run)."""
+        check_unit_id(unit_id)
+        with looking_up(unit_id):
+            rows = self._session.query(frames.query_unit(unit_id))
+        return [OperationRecord.from_frame(r) for r in rows]
+
+    def breadcrumbs(self, unit_id: str) -> Timeline:
+        """A run's timeline: its operations' records merged with the breadcrumbs kept."""
+        check_unit_id(unit_id)
+        with looking_up(unit_id):
+            dropped, events = self._session.query(frames.query_timeline(unit_id))
+        return Timeline(unit_id, [Breadcrumb.from_frame(e) for e in events], dropped)
+
+    def stats(self, since: When = "1h") -> dict[str, dict[str, StepStats]]:
+        """Per step or workflow name and per lane: attempts by outcome, error rate and
+        p50/p95/p99 duration since a time (counted by every process, kept for a day)."""
+        start = moment(since) or datetime.now(timezone.utc) - timedelta(days=1)
+        bounds, table = self._session.query(frames.query_stats(_ms(start)))
+        steps = {n: StepStats.from_frame(n, c, bounds) for n, c in table.items()
+                 if not n.startswith("@")}
+        lanes = {n[1:]: StepStats.from_frame(n[1:], c, bounds) for n, c in table.items()
+                 if n.startswith("@")}
+        return {"steps": dict(sorted(steps.items())), "lanes": lanes}
+
+    def fleet(self) -> list[dict[str, Any]]:
+        """The foremen on the store (Redis) and their workers, as last recorded."""
+        return list(self._session.query(frames.query_fleet())["foremen"])
+
+    def series(self, since: When = "15m", coarse: bool = False) -> list[dict[str, Any]]:
+        """The foremen's samples since a time (every beat for an hour, or every minute
+        for a day with ``coarse``), oldest first."""
+        return list(self._session.query(frames.query_series(_ms(moment(since)), coarse)))
+
+    def lanes(self) -> dict[str, dict[str, float]]:
         """Per lane: depth, oldest_age_ms, running, capacity, inflight."""
         return {lane: dict(zip(frames.STATS_FIELDS, row, strict=True))
                 for lane, row in zip(frames.LANE_NAMES, self._session.stats(), strict=True)}

@@ -509,6 +509,11 @@ class Runtime:
             self.send_now(cmds)
         return fut
 
+    def breadcrumb(self, unit: str, path: str, at_ms: int, message: str,
+                   metadata: bytes | None) -> None:
+        """A breadcrumb for an operation's timeline: batched like every other command."""
+        self.send(frames.crumb(unit, path, at_ms, message, metadata))
+
     def _lend_slot(self, ex: Execution) -> list[Any] | None:
         # The caller is about to wait: give its slot to its lane meanwhile,
         # so a chain of calls deeper than the slots still makes progress.

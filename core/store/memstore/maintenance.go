@@ -48,6 +48,8 @@ func (s *Store) lapse(o *op, now time.Time, out *store.Reclaimed) {
 		o.lapses++
 	}
 	l.Lapses = o.lapses
+	s.crumb(o, "lapse", fmt.Sprintf("lease taken back from %s (gone or cut off); lapse %d in a row without progress",
+		o.rec.Worker, o.lapses), now)
 	if o.lapses > s.cfg.MaxLapses {
 		l.Failed = true
 		s.finish(o, store.StatusFailed, nil, &store.ErrorInfo{
@@ -110,6 +112,7 @@ func (s *Store) expire(now time.Time) {
 		s.drop(s.finished[i])
 	}
 	s.forget(i)
+	s.expireStats(now)
 }
 
 // drop deletes a finished unit unless it was requeued since (it finishes
@@ -129,6 +132,11 @@ func (s *Store) forget(n int) {
 		return
 	}
 	s.finished = append([]finishedUnit(nil), s.finished[n:]...)
+	s.pruneDead()
+}
+
+// pruneDead drops dead letters of units no longer kept. Caller holds mu.
+func (s *Store) pruneDead() {
 	live := s.dead[:0]
 	for _, o := range s.dead {
 		if s.units[o.unit.id] == o.unit && o.rec.Status == store.StatusFailed {
@@ -138,28 +146,37 @@ func (s *Store) forget(n int) {
 	s.dead = live
 }
 
-// Trim implements store.Store: the oldest finished units past MaxRuns go.
-// (The process's memory is the embedded store's limit; it is bounded by
-// count and time only.)
+// Trim implements store.Store: while more runs are kept than MaxRuns, the
+// oldest finished ones go (in creation order, as on Redis); unfinished ones
+// stay. (The process's memory is the embedded store's limit; it is bounded
+// by count and time only.)
 func (s *Store) Trim(_ context.Context, _ time.Time) (store.Trimmed, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
 		return store.Trimmed{}, store.ErrClosed
 	}
-	kept := 0
-	for _, f := range s.finished {
-		if s.units[f.u.id] == f.u && f.u.finished.Equal(f.at) {
-			kept++
+	live := s.runs[:0]
+	for _, u := range s.runs {
+		if s.units[u.id] == u {
+			live = append(live, u)
 		}
 	}
-	over, n, i := kept-s.cfg.MaxRuns, 0, 0
-	for ; i < len(s.finished) && n < over; i++ {
-		if s.drop(s.finished[i]) {
+	s.runs = live
+	over, n := len(s.runs)-s.cfg.MaxRuns, 0
+	kept := s.runs[:0]
+	for _, u := range s.runs {
+		if n < over && !u.finished.IsZero() {
+			delete(s.units, u.id)
 			n++
+			continue
 		}
+		kept = append(kept, u)
 	}
-	s.forget(i)
+	s.runs = kept
+	if n > 0 {
+		s.pruneDead()
+	}
 	return store.Trimmed{Runs: n, Reason: "count"}, nil
 }
 

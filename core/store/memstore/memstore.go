@@ -24,6 +24,9 @@ type Config struct {
 	// MaxLapses is how many lease lapses in a row without progress an
 	// operation survives; 0 means store.DefaultMaxLapses.
 	MaxLapses int
+	// MaxBreadcrumbs bounds the user's breadcrumbs kept per run; 0 means
+	// store.DefaultMaxBreadcrumbs.
+	MaxBreadcrumbs int
 	// Now overrides the clock (tests).
 	Now func() time.Time
 }
@@ -57,7 +60,10 @@ type op struct {
 type unit struct {
 	id       string
 	ops      map[string]*op
+	created  time.Time
 	finished time.Time
+	crumbs   []store.Breadcrumb // the stored part of its timeline (see history.go)
+	dropped  int                // breadcrumbs dropped past the bound
 }
 
 // Store is the memstore driver. The zero value is not usable; call New.
@@ -79,8 +85,10 @@ type Store struct {
 	done        chan struct{}
 	seq         uint64
 	leaseSeq    uint64
-	finished    []finishedUnit // in finish order, for retention
-	dead        []*op          // failed roots in failure order (dead letters)
+	finished    []finishedUnit                     // in finish order, for retention
+	runs        []*unit                            // in creation order: the index of runs (see history.go)
+	stats       map[int64]map[string]*store.Counts // per minute (unix ms), by step name and lane
+	dead        []*op                              // failed roots in failure order (dead letters)
 	// alive: per worker, the latest lease end it was promised (Reserve,
 	// Renew); a lease ending later has no live holder (Repair).
 	alive map[string]time.Time
@@ -107,11 +115,15 @@ func New(cfg Config) *Store {
 	if cfg.MaxRuns <= 0 {
 		cfg.MaxRuns = DefaultMaxRuns
 	}
+	if cfg.MaxBreadcrumbs <= 0 {
+		cfg.MaxBreadcrumbs = store.DefaultMaxBreadcrumbs
+	}
 	if cfg.MaxLapses <= 0 {
 		cfg.MaxLapses = store.DefaultMaxLapses
 	}
 	s := &Store{
 		alive:   make(map[string]time.Time),
+		stats:   make(map[int64]map[string]*store.Counts),
 		cfg:     cfg,
 		units:   make(map[string]*unit),
 		running: make(map[*op]struct{}),
@@ -166,6 +178,7 @@ func (s *Store) Submit(_ context.Context, subs []store.Submission) ([]store.Outc
 				}
 				if o.rec.Status.Finished() {
 					s.notify(sub.Inbox, finishedNote(o))
+					s.crumb(o, "replay", "returned its stored result to a replaying caller", now)
 					outs[i] = store.Replayed
 				} else {
 					o.addWaiter(sub.Inbox)
@@ -185,8 +198,9 @@ func (s *Store) Submit(_ context.Context, subs []store.Submission) ([]store.Outc
 			}
 		}
 		if u == nil {
-			u = &unit{id: sub.Ref.Unit, ops: make(map[string]*op)}
+			u = &unit{id: sub.Ref.Unit, ops: make(map[string]*op), created: now}
 			s.units[u.id] = u
+			s.runs = append(s.runs, u)
 		}
 		o := &op{
 			rec: store.Operation{
@@ -453,7 +467,10 @@ func (s *Store) failAttempt(o *op, info *store.ErrorInfo, noRetry bool, now time
 		o.rec.Status = store.StatusPending
 		o.rec.Error = info
 		o.leaseID = 0
-		if d := store.Backoff(o.opts, o.rec.Attempts); d > 0 {
+		d := store.Backoff(o.opts, o.rec.Attempts)
+		s.crumb(o, "retry", fmt.Sprintf("attempt %d failed: %s: %s; retry in %s",
+			o.rec.Attempts, info.Type, info.Message, d), now)
+		if d > 0 {
 			s.pushDelayed(o, now.Add(d))
 		} else {
 			s.pushReady(o, now)
@@ -586,7 +603,9 @@ func (s *Store) Fail(_ context.Context, ref store.Ref, leaseID uint64, info stor
 		return store.Stale, nil
 	}
 	holder := o.rec.Worker
-	out := s.failAttempt(o, &info, false, s.now())
+	now := s.now()
+	s.crumb(o, "timeout", info.Message, now)
+	out := s.failAttempt(o, &info, false, now)
 	s.notify(holder, store.Note{Kind: store.NoteCancel, Ref: ref, Status: store.StatusFailed, Error: &info, LeaseID: leaseID})
 	return out, nil
 }

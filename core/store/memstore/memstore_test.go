@@ -130,7 +130,7 @@ func TestStatsOldestAge(t *testing.T) {
 	require.Zero(t, st[store.LaneAsync].OldestAge, "a delayed retry is not ready and has no age")
 }
 
-// Trim keeps at most MaxRuns finished units, oldest out first, and never a
+// Trim keeps at most MaxRuns runs: finished ones go oldest first, never a
 // requeued (live again) one.
 func TestTrimByCount(t *testing.T) {
 	ctx := context.Background()
@@ -158,10 +158,12 @@ func TestTrimByCount(t *testing.T) {
 	require.NoError(t, s.Requeue(ctx, "requeued"))
 	r, err := s.Trim(ctx, clock.Now())
 	require.NoError(t, err)
-	require.Equal(t, store.Trimmed{Runs: 1, Reason: "count"}, r)
-	_, err = s.Get(ctx, store.Ref{Unit: "a", Path: "0"})
-	require.ErrorIs(t, err, store.ErrNotFound, "the oldest finished run went")
-	for _, u := range []string{"b", "c", "requeued"} {
+	require.Equal(t, store.Trimmed{Runs: 2, Reason: "count"}, r, "four runs, two kept")
+	for _, u := range []string{"a", "b"} {
+		_, err = s.Get(ctx, store.Ref{Unit: u, Path: "0"})
+		require.ErrorIs(t, err, store.ErrNotFound, "the oldest finished runs went")
+	}
+	for _, u := range []string{"c", "requeued"} {
 		_, err = s.Get(ctx, store.Ref{Unit: u, Path: "0"})
 		require.NoError(t, err, "%s is kept", u)
 	}

@@ -1,6 +1,7 @@
 package redisstore
 
 import (
+	"strconv"
 	"strings"
 
 	"github.com/blazingflow/blazing/core/store"
@@ -19,10 +20,14 @@ import (
 //	{ns}:signal:<lane>      LIST   wake-up tokens for blocked Reserve calls
 //	{ns}:seq, {ns}:lease    STRING counters (FIFO order, lease ids)
 //	{ns}:dead               ZSET   failed units (dead letters), by finish ms
-//	{ns}:done               ZSET   finished units by finish ms (Trim's order)
 //	{ns}:alive              ZSET   worker -> the latest lease end promised to
 //	                               it (Reserve, Renew; Repair's liveness)
 //	{ns}:repairing          STRING Repair ran lately (RepairGap)
+//	{ns}:runs               STREAM the index of runs: an entry per run at its
+//	                               creation ms, field u = the unit (Trim's order)
+//	{ns}:bc:<unit>          LIST   the run's stored breadcrumbs (msgpack arrays)
+//	{ns}:bcd:<unit>         STRING breadcrumbs of the run dropped past the bound
+//	{ns}:st:<minute ms>     HASH   counts of that minute: "<step name or @lane>|<what>"
 //	{ns}:in:<inbox>         STRING an open inbox (registration, InboxTTL)
 //	{ns}:nt:<inbox>         LIST   the inbox's notes (InboxTTL)
 //	{ns}:wake:<id>          LIST   private wake-up list of one blocked call
@@ -64,8 +69,8 @@ type keys struct {
 	seq     string
 	lease   string
 	dead    string
-	done    string
 	alive   string
+	runs    string
 }
 
 // numGlobals is how many KEYS every script receives first, in this order:
@@ -83,8 +88,8 @@ func newKeys(ns string) keys {
 	k.seq = k.prefix + "seq"
 	k.lease = k.prefix + "lease"
 	k.dead = k.prefix + "dead"
-	k.done = k.prefix + "done"
 	k.alive = k.prefix + "alive"
+	k.runs = k.prefix + "runs"
 	k.globals = append(k.globals, k.ready[:]...)
 	k.globals = append(k.globals, k.delayed[:]...)
 	k.globals = append(k.globals, k.running[:]...)
@@ -99,6 +104,9 @@ func (k *keys) unit(u string) string     { return k.prefix + "u:" + u }
 func (k *keys) inbox(name string) string { return k.prefix + "in:" + name }
 func (k *keys) notes(name string) string { return k.prefix + "nt:" + name }
 func (k *keys) wake(id string) string    { return k.prefix + "wake:" + id }
+func (k *keys) crumbs(u string) string   { return k.prefix + "bc:" + u }
+func (k *keys) dropped(u string) string  { return k.prefix + "bcd:" + u }
+func (k *keys) minute(ms int64) string   { return k.prefix + "st:" + strconv.FormatInt(ms, 10) }
 
 // withGlobals returns the global keys followed by extra, ready for KEYS.
 func (k *keys) withGlobals(extra int) []string {

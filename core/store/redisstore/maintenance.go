@@ -154,7 +154,7 @@ func (s *Store) memoryPressure(ctx context.Context) (int64, error) {
 	if limit <= 0 || float64(used) <= s.cfg.TrimMemoryFraction*float64(limit) {
 		return 0, nil
 	}
-	done, err := s.rdb.ZCard(ctx, s.k.done).Result()
+	done, err := s.rdb.XLen(ctx, s.k.runs).Result()
 	if err != nil {
 		return 0, fmt.Errorf("redisstore: trim: %w", err)
 	}

@@ -216,7 +216,7 @@ func TestEveryKeyHasABoundedLifetime(t *testing.T) {
 		require.Positive(t, ttl, "%s has no TTL", key)
 		rest := strings.TrimPrefix(key, "{"+ns+"}:")
 		switch {
-		case rest == "done", rest == "alive":
+		case rest == "alive", rest == "runs":
 			// The indexes of finished runs and of live workers outlive no
 			// run they could list.
 			within(pending, ttl, key)
@@ -225,7 +225,7 @@ func TestEveryKeyHasABoundedLifetime(t *testing.T) {
 		case strings.HasPrefix(rest, "o:failed:"), rest == "u:failed",
 			strings.HasPrefix(rest, "o:cancelled:"), rest == "u:cancelled":
 			within(failed, ttl, key)
-		case strings.HasPrefix(rest, "o:live:"), rest == "u:live":
+		case strings.HasPrefix(rest, "o:live:"), rest == "u:live", rest == "bc:live":
 			within(pending, ttl, key)
 		case rest == "in:client", rest == "nt:client":
 			within(inboxTTL, ttl, key)

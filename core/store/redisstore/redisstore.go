@@ -69,6 +69,9 @@ type Config struct {
 	// MaxRuns bounds the finished runs kept: Trim deletes the oldest past
 	// it, ahead of their retention; default DefaultMaxRuns.
 	MaxRuns int
+	// MaxBreadcrumbs bounds the user's breadcrumbs kept per run (the
+	// oldest go first, counted); default store.DefaultMaxBreadcrumbs.
+	MaxBreadcrumbs int
 	// RepairGap: a Repair call within this long of another one (from any
 	// process on the namespace) does nothing; 0 checks on every call.
 	RepairGap time.Duration
@@ -179,6 +182,9 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	if cfg.MaxRuns <= 0 {
 		cfg.MaxRuns = DefaultMaxRuns
+	}
+	if cfg.MaxBreadcrumbs <= 0 {
+		cfg.MaxBreadcrumbs = store.DefaultMaxBreadcrumbs
 	}
 	if cfg.TrimMemoryFraction <= 0 || cfg.TrimMemoryFraction > 1 {
 		cfg.TrimMemoryFraction = DefaultTrimMemoryFraction
@@ -586,6 +592,13 @@ func (s *Store) Requeue(ctx context.Context, unit string) error {
 	}
 	return fmt.Errorf("redisstore: requeue %s: unexpected reply %v", unit, v)
 }
+
+// Client is the Redis client, for reads beside the store's own (the fleet's
+// registry and series: see core/fleet).
+func (s *Store) Client() redis.UniversalClient { return s.rdb }
+
+// Namespace is the store's namespace.
+func (s *Store) Namespace() string { return s.cfg.Namespace }
 
 // Close implements store.Store: blocked calls return ErrClosed, and the
 // client is closed if Open created it.

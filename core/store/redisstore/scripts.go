@@ -34,7 +34,7 @@ var luaFS embed.FS
 // space can be freed.
 type scripts struct {
 	submit, reserve, complete, renew, release, cancel, fail, watch, reclaim, requeue *redis.Script
-	reclaimWorker, trim, repair                                                      *redis.Script
+	reclaimWorker, trim, repair, addCrumbs                                           *redis.Script
 	pop, openInbox, closeInbox, stats                                                *redis.Script
 }
 
@@ -79,6 +79,9 @@ func loadScripts() (*scripts, error) {
 		fail:     withLib(denyOOM, "fail"),
 		watch:    withLib(denyOOM, "watch"),
 		requeue:  withLib(denyOOM, "requeue"),
+		// Breadcrumbs grow a run: refused when memory is full (and dropped
+		// with a log line by the engine).
+		addCrumbs: alone(denyOOM, "addbc"),
 
 		renew:         withLib(allowOOM, "renew"),
 		release:       withLib(allowOOM, "release"),
@@ -98,7 +101,7 @@ func loadScripts() (*scripts, error) {
 
 func (s *scripts) all() []*redis.Script {
 	return []*redis.Script{s.submit, s.reserve, s.complete, s.renew, s.release, s.cancel, s.fail,
-		s.watch, s.reclaim, s.requeue, s.reclaimWorker, s.trim, s.repair,
+		s.watch, s.reclaim, s.requeue, s.reclaimWorker, s.trim, s.repair, s.addCrumbs,
 		s.pop, s.openInbox, s.closeInbox, s.stats}
 }
 

@@ -151,6 +151,15 @@ var scenarios = []scenario{
 	{"requeue_cancelled_unit", testRequeueCancelled},
 	{"repair_leaves_a_healthy_store_alone", testRepairHealthy},
 
+	// history.go: breadcrumbs, the index of runs, a run's operations,
+	// per-minute counts, the timeline.
+	{"breadcrumbs_user_and_store", testBreadcrumbs},
+	{"breadcrumbs_are_bounded", testBreadcrumbsBounded},
+	{"runs_index_newest_first_with_filters", testRunsIndex},
+	{"unit_lists_every_operation_in_call_order", testUnitOperations},
+	{"stats_merge_by_minute", testStatsByMinute},
+	{"timeline_merges_records_and_breadcrumbs", testTimeline},
+
 	// concurrency.go and close.go: many callers at once, and Close.
 	{"concurrent_submit_reserve_complete", testConcurrency},
 	{"close", testClose},

@@ -17,6 +17,7 @@ local u, p, lease, err = ARGV[7], ARGV[8], ARGV[9], ARGV[10]
 local o = held(KEYS[12], "", lease)
 if not o then return STALE end
 local holder = o.k
+crumb(u, p, "timeout", errorText(err))
 local out = failAttempt(KEYS[12], u, p, o, err, false, tonumber(ARGV[11]))
 notify(holder, note(NOTE_CANCEL, u, p, FAILED, "", lease, err))
 flush()

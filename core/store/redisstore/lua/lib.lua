@@ -19,10 +19,14 @@
 --
 -- Two more keys of the namespace are built from ARGV[1] rather than passed,
 -- so that adding them left every script's numbering alone:
---   P.."done"        ZSET   finished units by finish ms (retention by count)
 --   P.."alive"       ZSET   worker -> the latest lease end it was promised
 --                           (Reserve, Renew); a lease that ends later than
 --                           its holder's entry has no live holder
+--   P.."runs"        STREAM one entry per run, at its creation ms, field u =
+--                           the unit (the index of runs; a stream entry
+--                           takes a fraction of a sorted set's memory)
+--   P.."bc:"..unit   LIST   the run's stored breadcrumbs (crumb below)
+--   P.."bcd:"..unit  STRING how many of them were dropped past the bound
 --
 -- Keys found while running (the operation a queue pops, the inboxes of
 -- waiters and holders, descendants of a finished operation) are built from
@@ -44,8 +48,11 @@ local SEQ = KEYS[7]
 local LEASE = KEYS[8]
 local SIGNAL = {KEYS[9], KEYS[10]}
 local DEAD = KEYS[11]
-local DONE = P .. "done"
 local ALIVE = P .. "alive"
+local RUNS = P .. "runs"
+-- The store's own breadcrumbs per run are bounded here (the user's by the
+-- configured maximum, in addbc.lua).
+local CRUMBS_MAX = 10000
 
 local PENDING, RUNNING, SUCCEEDED, FAILED, CANCELLED = 1, 2, 3, 4, 5
 local STATUS = {"pending", "running", "succeeded", "failed", "cancelled"}
@@ -65,6 +72,51 @@ local FIELDS = {"s", "l", "k", "i", "q", "w", "K", "P", "t", "R", "n", "x"}
 local PROGRESS_FIELDS = {"b", "v"}
 
 local function opkey(id) return P .. "o:" .. id end
+
+-- crumb adds one of the store's own breadcrumbs (what an operation's record
+-- does not show: retries, lapses, timeouts, replays) to the run's timeline,
+-- an msgpack array {at ms, path, kind, message}, living as long as the run.
+-- errorText reads "type: message" from an encoded error (a msgpack array
+-- whose first two items are strings). It reads those two by hand: the
+-- payload that may follow is binary, which Redis' cmsgpack cannot decode.
+local function errorText(err)
+  if not err or #err < 1 then return "an error" end
+  local pos = 1
+  local b = string.byte(err, pos)
+  if b >= 0x90 and b <= 0x9f then pos = pos + 1
+  elseif b == 0xdc then pos = pos + 3
+  elseif b == 0xdd then pos = pos + 5
+  else return "an error" end
+  local parts = {}
+  for i = 1, 2 do
+    b = string.byte(err, pos)
+    local n
+    if not b then return "an error"
+    elseif b >= 0xa0 and b <= 0xbf then n = b - 0xa0; pos = pos + 1
+    elseif b == 0xd9 then n = string.byte(err, pos + 1); pos = pos + 2
+    elseif b == 0xda then n = string.byte(err, pos + 1) * 256 + string.byte(err, pos + 2); pos = pos + 3
+    elseif b == 0xdb then
+      n = ((string.byte(err, pos + 1) * 256 + string.byte(err, pos + 2)) * 256 +
+        string.byte(err, pos + 3)) * 256 + string.byte(err, pos + 4)
+      pos = pos + 5
+    else return "an error" end
+    parts[i] = string.sub(err, pos, pos + n - 1)
+    pos = pos + n
+  end
+  return parts[1] .. ": " .. string.sub(parts[2], 1, 200)
+end
+
+local function crumb(u, p, kind, msg)
+  local k = P .. "bc:" .. u
+  local n = redis.call("RPUSH", k, cmsgpack.pack({NOW, p, kind, msg}))
+  if n > CRUMBS_MAX then
+    redis.call("LTRIM", k, n - CRUMBS_MAX, -1)
+    redis.call("INCRBY", P .. "bcd:" .. u, n - CRUMBS_MAX)
+  end
+  local ttl = redis.call("PTTL", P .. "u:" .. u)
+  if ttl <= 0 then ttl = PENDING_TTL end
+  redis.call("PEXPIRE", k, ttl)
+end
 
 -- load reads the fields of an operation that scripts decide on. It returns
 -- nil for a missing operation and nil, true for a malformed one (wrong key
@@ -201,6 +253,8 @@ local function setTTL(u, ttl)
     redis.call("PEXPIRE", P .. "o:" .. u .. ":" .. idx[i], ttl)
   end
   redis.call("PEXPIRE", P .. "u:" .. u, ttl)
+  redis.call("PEXPIRE", P .. "bc:" .. u, ttl)
+  redis.call("PEXPIRE", P .. "bcd:" .. u, ttl)
 end
 
 local finish
@@ -266,8 +320,6 @@ finish = function(key, u, p, o, st, result, err)
       setTTL(u, FAILED_TTL)
     end
     if st == FAILED then redis.call("ZADD", DEAD, NOW, u) end
-    redis.call("ZADD", DONE, NOW, u)
-    redis.call("PEXPIRE", DONE, PENDING_TTL) -- outlives no run it lists
   end
 end
 
@@ -275,6 +327,7 @@ end
 -- if allowed. delay is the backoff Go computed for this attempt.
 local function failAttempt(key, u, p, o, err, noRetry, delay)
   if not noRetry and o.t <= o.R then
+    crumb(u, p, "retry", string.format("attempt %d failed: %s; retry in %d ms", o.t, errorText(err), delay))
     local id = u .. ":" .. p
     redis.call("ZREM", RUNNING_Z[o.l + 1], id)
     if delay > 0 then
@@ -339,6 +392,8 @@ local function lapse(key, id, lane, o, maxLapses, lostType)
   else
     lapses = redis.call("HINCRBY", key, "x", 1)
   end
+  crumb(u, p, "lapse", string.format("lease taken back from %s (gone or cut off); lapse %d in a row without progress",
+    o.k or "?", lapses))
   local failed = lapses > maxLapses
   if failed then
     finish(key, u, p, o, FAILED, nil, errinfo(lostType, string.format(

@@ -1,6 +1,6 @@
 -- reclaim.lua: take back leases that lapsed (queue the work again, or fail
 -- it once it has lapsed too often without progress), promote due delayed
--- retries, and trim dead letters and the finished-run index past their
+-- retries, and trim dead letters and the index of runs past their
 -- retention (Reclaim).
 --
 -- KEYS[1..11]   globals, see lib.lua
@@ -30,6 +30,7 @@ for lane = 0, 1 do
   end
 end
 redis.call("ZREMRANGEBYSCORE", DEAD, "-inf", "(" .. (NOW - FAILED_TTL))
-redis.call("ZREMRANGEBYSCORE", DONE, "-inf", "(" .. (NOW - math.max(FAILED_TTL, SUCCEEDED_TTL)))
+-- Index entries of runs whose keys have all expired.
+redis.call("XTRIM", RUNS, "MINID", "~", NOW - PENDING_TTL)
 flush()
 return {n, LAPSES}

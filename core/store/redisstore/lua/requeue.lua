@@ -34,7 +34,6 @@ UNITS[u] = nil
 redis.call("HDEL", root, "e", "r", "k", "b", "f", "x", "i", "w")
 enqueue(root, u .. ":" .. ROOT, o.l, o.P, "t", 0)
 redis.call("ZREM", DEAD, u)
-redis.call("ZREM", DONE, u) -- live again: never trimmed while it runs
 setTTL(u, PENDING_TTL)
 flush()
 return {1}

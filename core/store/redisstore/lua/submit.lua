@@ -39,6 +39,21 @@ local function peekParent(key)
   return p
 end
 
+-- indexRun adds a new run to the index of runs at NOW (or just after the
+-- newest entry, should another process's clock be ahead: stream ids only
+-- grow).
+local lastRunMs
+local function indexRun(u)
+  if not lastRunMs then
+    local top = redis.call("XREVRANGE", RUNS, "+", "-", "COUNT", 1)
+    lastRunMs = 0
+    if top[1] then lastRunMs = tonumber(string.match(top[1][1], "^(%d+)")) end
+  end
+  lastRunMs = math.max(NOW, lastRunMs)
+  redis.call("XADD", RUNS, lastRunMs .. "-*", "u", u)
+  redis.call("PEXPIRE", RUNS, PENDING_TTL)
+end
+
 local a = 8
 for i = 0, count - 1 do
   local key, ukey, pkey = KEYS[12 + 3 * i], KEYS[13 + 3 * i], KEYS[14 + 3 * i]
@@ -58,6 +73,7 @@ for i = 0, count - 1 do
       out[i + 1] = {-1, v[1] or ""}
     elseif st >= SUCCEEDED then
       notify(inbox, finishedNote(key, u, p, st))
+      if parent ~= "" then crumb(u, p, "replay", "returned its stored result to a replaying caller") end
       out[i + 1] = {3}
     else
       addWaiter(key, {w = v[3]}, inbox)
@@ -114,7 +130,10 @@ for i = 0, count - 1 do
         out[i + 1] = {1}
       end
       redis.call("PEXPIRE", key, ttl)
-      if parent == "" then redis.call("PEXPIRE", ukey, ttl) end
+      if parent == "" then
+        redis.call("PEXPIRE", ukey, ttl)
+        indexRun(u)
+      end
     end
   end
 end
