@@ -315,6 +315,10 @@ func (s *Session) Query(ctx context.Context, frame []byte) ([]byte, error) {
 		}
 		return s.finish(w, w.Timeline(store.Timeline(ops, crumbs), dropped)), nil
 	case frames.QueryStats:
+		// This process's own counts not yet written go first.
+		if err := s.eng.FlushStats(ctx); err != nil {
+			return nil, fmt.Errorf("read stats: %w", err)
+		}
 		counts, err := st.ReadStats(ctx, q.Since, time.Now())
 		if err != nil {
 			return nil, fmt.Errorf("read stats: %w", err)

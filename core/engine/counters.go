@@ -206,6 +206,10 @@ func (e *Engine) flushStats(ctx context.Context) {
 	}
 }
 
+// FlushStats adds what this engine counted so far to the store's totals at
+// once (a read of the totals then includes this process's own counts).
+func (e *Engine) FlushStats(ctx context.Context) error { return e.writeStats(ctx) }
+
 // writeStats writes the pending counts, minute by minute.
 func (e *Engine) writeStats(ctx context.Context) error {
 	pending := e.counts.takePending()

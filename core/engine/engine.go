@@ -441,11 +441,12 @@ func (e *Engine) Watch(ctx context.Context, ref store.Ref, token uint64) error {
 	return nil
 }
 
-// Complete reports finished attempts of operations this engine delivered.
-// A completion for an operation no longer held here (its lease was lost or
-// it was cancelled) is not sent: the store would call it stale anyway. One
-// the store cannot take for now goes to the outbox, which retries it until
-// the store takes it or calls it stale.
+// Complete reports finished attempts of operations this engine delivered,
+// and frees their slots. A completion for an operation no longer held here
+// (it was cancelled or timed out) is not sent: the store would call it
+// stale anyway; one whose lease a renewal found lost is sent, for the store
+// to refuse. One the store cannot take for now goes to the outbox, which
+// retries it until the store takes it or calls it stale.
 func (e *Engine) Complete(ctx context.Context, comps []Completion) ([]store.CompleteOutcome, error) {
 	if len(comps) == 0 {
 		return nil, nil
@@ -474,6 +475,12 @@ func (e *Engine) Complete(ctx context.Context, comps []Completion) ([]store.Comp
 		names = append(names, h.name)
 		took = append(took, now.Sub(h.since))
 		lanes = append(lanes, h.lane)
+		// Its slot is free from now: the store may hand the same operation
+		// (a retry) to this process again before the call below returns,
+		// and that attempt's entry must not be the one taken away.
+		if cur, held := e.held[c.Ref]; held && cur.lease == h.lease {
+			e.unhold(c.Ref)
+		}
 	}
 	e.mu.Unlock()
 	outs, err := e.st.Complete(ctx, e.cfg.Inbox, keep)
@@ -484,15 +491,10 @@ func (e *Engine) Complete(ctx context.Context, comps []Completion) ([]store.Comp
 	if err == nil {
 		e.reportStale(keep, names, outs)
 	}
-	e.mu.Lock()
 	if err != nil {
+		e.mu.Lock()
 		e.queueComps(keep, names, time.Now()) // delivered by the outbox loop
-	}
-	for _, c := range keep {
-		e.unhold(c.Ref)
-	}
-	e.mu.Unlock()
-	if err != nil {
+		e.mu.Unlock()
 		e.unreachable(now, fmt.Errorf("complete %d operations: %w", len(keep), err))
 	}
 	return outs, nil

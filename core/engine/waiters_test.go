@@ -466,3 +466,57 @@ func (f *flakyStore) AddStats(ctx context.Context, d store.StatsDelta) error {
 func (f *flakyStore) ReadStats(ctx context.Context, since, now time.Time) (map[string]store.Counts, error) {
 	return f.inner().ReadStats(ctx, since, now)
 }
+
+// raceStore holds Complete back, once the store has taken the completion,
+// until the engine's dispatcher has been handed the retry: what happens
+// when the dispatcher's blocked wait returns first.
+type raceStore struct {
+	store.Store
+	eng *Engine
+}
+
+func (r *raceStore) Complete(ctx context.Context, worker string, comps []store.Completion) ([]store.CompleteOutcome, error) {
+	outs, err := r.Store.Complete(ctx, worker, comps)
+	if r.eng != nil {
+		deadline := time.Now().Add(eventually)
+		for time.Now().Before(deadline) {
+			r.eng.mu.Lock()
+			h, ok := r.eng.held[comps[0].Ref]
+			r.eng.mu.Unlock()
+			if ok && h.attempt == 2 {
+				break
+			}
+			time.Sleep(time.Millisecond) // another goroutine's move: look again
+		}
+	}
+	return outs, err
+}
+
+// A retry handed to the same process while its failed attempt's completion
+// is still returning is held, runs and completes: the first completion
+// does not take the new attempt's place away.
+func TestRetryRedeliveredDuringCompleteIsHeld(t *testing.T) {
+	mem := newStore(t)
+	rs := &raceStore{Store: mem}
+	e := newEngine(t, rs, false, func(c *Config) { c.Inbox = "w"; c.Capacity = [store.NumLanes]int{2, 0} })
+	r := root("retried")
+	r.Opts.Retries = 1
+	_, errs := mem.Submit(context.Background(), []store.Submission{r})
+	require.NoError(t, errs[0])
+	c := collect(t, e)
+	d1 := c.until("attempt 1", deliverOf(r.Ref)).Delivery
+	rs.eng = e
+	outs, err := e.Complete(context.Background(), []Completion{{
+		Completion: store.Completion{Ref: d1.Ref, Error: &store.ErrorInfo{Type: "E"}}, Attempt: 1}})
+	require.NoError(t, err)
+	require.Equal(t, []store.CompleteOutcome{store.Retrying}, outs)
+	d2 := c.until("attempt 2", func(ev Event) bool { return ev.Kind == EventDeliver && ev.Delivery.Attempt == 2 }).Delivery
+	rs.eng = nil
+	outs, err = e.Complete(context.Background(), []Completion{{
+		Completion: store.Completion{Ref: d2.Ref, OK: true, Result: []byte("ok")}, Attempt: 2}})
+	require.NoError(t, err)
+	require.Equal(t, []store.CompleteOutcome{store.Recorded}, outs, "attempt 2 was held, not discarded")
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	require.Empty(t, e.held, "nothing left held")
+}

@@ -12,7 +12,7 @@ import os
 import signal
 import time
 
-from blazing import Blazing
+from blazing import Blazing, log_breadcrumb
 from blazing.context import current
 from tests.support.coordinator import checkpoint
 
@@ -145,6 +145,22 @@ def make_app(**options: object) -> Blazing:
             checkpoint("whose")
         journal("end")
         return os.getpid()
+
+    @app.step(retries=1)
+    def flaky_once(x: int) -> int:
+        """Fails on its first attempt, succeeds on the next; notes each on the timeline."""
+        ex = current.get()
+        attempt = ex.attempt if ex is not None else 1
+        log_breadcrumb("flaky attempt", {"attempt": attempt})
+        if attempt == 1:
+            raise DurableError("the first attempt fails")
+        return x * 2
+
+    @app.workflow
+    async def traced(x: int) -> int:
+        """A step that retries once, then a gated add (add:3): for the timeline tests."""
+        log_breadcrumb("traced starts", {"x": x})
+        return await add(await flaky_once(x), 3)
 
     @app.step
     async def poison() -> None:

@@ -468,8 +468,8 @@ func (s *Store) failAttempt(o *op, info *store.ErrorInfo, noRetry bool, now time
 		o.rec.Error = info
 		o.leaseID = 0
 		d := store.Backoff(o.opts, o.rec.Attempts)
-		s.crumb(o, "retry", fmt.Sprintf("attempt %d failed: %s: %s; retry in %s",
-			o.rec.Attempts, info.Type, info.Message, d), now)
+		s.crumb(o, "retry", fmt.Sprintf("attempt %d on %s failed: %s: %s; retry in %d ms",
+			o.rec.Attempts, o.rec.Worker, info.Type, info.Message, d.Milliseconds()), now)
 		if d > 0 {
 			s.pushDelayed(o, now.Add(d))
 		} else {

@@ -43,7 +43,7 @@ func testBreadcrumbs(e *env) {
 	e.requireTime(t0, bs[0].At, "breadcrumb time")
 	require.Equal(t, r.Ref, bs[0].Ref)
 	require.Equal(t, "retry", bs[1].Kind)
-	require.Contains(t, bs[1].Message, "attempt 1 failed")
+	require.Contains(t, bs[1].Message, "attempt 1 on w failed")
 	require.Contains(t, bs[1].Message, "flaky")
 	e.requireTime(t0.Add(time.Second), bs[1].At, "retry time")
 	_, _, err := e.s.Breadcrumbs(e.ctx, "nosuch")

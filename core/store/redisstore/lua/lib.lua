@@ -327,7 +327,8 @@ end
 -- if allowed. delay is the backoff Go computed for this attempt.
 local function failAttempt(key, u, p, o, err, noRetry, delay)
   if not noRetry and o.t <= o.R then
-    crumb(u, p, "retry", string.format("attempt %d failed: %s; retry in %d ms", o.t, errorText(err), delay))
+    crumb(u, p, "retry", string.format("attempt %d on %s failed: %s; retry in %d ms", o.t, o.k or "?",
+      errorText(err), delay))
     local id = u .. ":" .. p
     redis.call("ZREM", RUNNING_Z[o.l + 1], id)
     if delay > 0 then

@@ -1,0 +1,7 @@
+"""``python -m blazing.cli``: the console script."""
+
+import sys
+
+from blazing.cli import main
+
+sys.exit(main())
