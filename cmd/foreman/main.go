@@ -134,15 +134,17 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	log.Info("foreman started", "redis", shown, "namespace", cfg.Namespace, "app", cfg.App,
 		"async", cfg.AsyncWorkers, "blocking", cfg.BlockingWorkers, "auto_optimize", cfg.AutoOptimize)
 
-	tn, err := newTuner(&cfg, rdb)
+	tn, err := newTuner(&cfg, rdb, reg.id)
 	if err != nil {
 		fmt.Fprintf(stderr, "foreman: %v\n", err)
 		supCancel()
 		<-supDone
 		return exitUsage
 	}
+	host, _ := os.Hostname()
 	w := &watcher{cfg: &cfg, log: log, st: st, reg: reg, reclaim: rec.worker,
-		col: col, snaps: snaps, targets: targets, supDone: supDone, tuner: tn}
+		sampler: &sampler{rdb: rdb, ns: cfg.Namespace, id: reg.id, host: host},
+		col:     col, snaps: snaps, targets: targets, supDone: supDone, tuner: tn}
 	err = w.loop(ctx)
 	if !errors.Is(err, errCrashLoop) {
 		supCancel() // drain the workers

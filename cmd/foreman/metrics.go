@@ -90,6 +90,18 @@ func (c *collector) decision(action string, urgency map[string]float64) {
 	c.obs.Urgency = urgency
 }
 
+// urgencies is the optimizer's latest score per lane (empty before its
+// first decision).
+func (c *collector) urgencies() map[string]float64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make(map[string]float64, len(c.obs.Urgency))
+	for k, v := range c.obs.Urgency {
+		out[k] = v
+	}
+	return out
+}
+
 func addBeat(t *engine.Counters, b Beat) {
 	t.Started += b.Started
 	t.Succeeded += b.Succeeded

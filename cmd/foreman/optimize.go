@@ -24,12 +24,14 @@ type tuner struct {
 	key   string
 	slots [2]int
 	auto  bool
+	// foreman names this machine's foreman in each decision recorded.
+	foreman string
 	// meter turns this machine's workers' running totals into per-interval
 	// counts.
 	meter optimizer.Meter
 }
 
-func newTuner(c *Config, rdb redis.UniversalClient) (*tuner, error) {
+func newTuner(c *Config, rdb redis.UniversalClient, foreman string) (*tuner, error) {
 	oc := optimizer.DefaultConfig()
 	oc.MinAsync, oc.MaxAsync = c.MinAsync, c.MaxAsync
 	oc.MinBlocking, oc.MaxBlocking = c.MinBlocking, c.MaxBlocking
@@ -38,7 +40,7 @@ func newTuner(c *Config, rdb redis.UniversalClient) (*tuner, error) {
 	if err := oc.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: optimizer bounds: %v", errUsage, err)
 	}
-	return &tuner{cfg: oc, rdb: rdb, key: "{" + c.Namespace + "}:decisions", auto: c.AutoOptimize,
+	return &tuner{cfg: oc, rdb: rdb, key: "{" + c.Namespace + "}:decisions", auto: c.AutoOptimize, foreman: foreman,
 		slots: [2]int{c.AsyncConcurrency, c.BlockingConcurrency}}, nil
 }
 
@@ -68,6 +70,7 @@ func (t *tuner) tick(ctx context.Context, now time.Time, lanes [store.NumLanes]s
 	t.st = next
 	fields := d.Fields()
 	fields["applied"] = fmt.Sprint(t.auto && d.Changed())
+	fields["foreman"] = t.foreman
 	values := make(map[string]any, len(fields))
 	for k, v := range fields {
 		values[k] = v

@@ -36,6 +36,8 @@ type watcher struct {
 	nextOpt time.Time
 	// reclaim takes back the leases of a gone worker (see reclaimer).
 	reclaim func(inbox string)
+	// sampler writes the beat's sample to the time series (nil: none).
+	sampler *sampler
 
 	redisDown time.Time // since when Redis has been failing, zero if fine
 }
@@ -82,6 +84,9 @@ func (w *watcher) observe(ctx context.Context) error {
 		obs.Foremen, orphans, err = w.reg.beat(rctx, snap)
 		for _, inbox := range orphans {
 			w.reclaim(inbox)
+		}
+		if err == nil && w.sampler != nil {
+			err = w.sampler.sample(rctx, time.Now(), lanes, snap, w.col.urgencies())
 		}
 	}
 	if now := time.Now(); err == nil && w.tuner != nil && !now.Before(w.nextOpt) {

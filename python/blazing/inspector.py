@@ -10,6 +10,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
+import msgpack
+
 from blazing import frames
 from blazing.errors import ConfigurationError
 from blazing.lookup import check_unit_id, looking_up
@@ -43,6 +45,18 @@ def _ms(t: datetime | None) -> int:
 
 
 _STATUS = {name: code for code, name in frames.STATUS_NAMES.items()}
+
+
+def _plain(value: Any) -> Any:
+    """Times the core sends as msgpack timestamps, as datetimes (UTC); a zero time
+    (never) as None."""
+    if isinstance(value, msgpack.Timestamp):
+        return value.to_datetime() if value.seconds > 0 else None
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
 
 
 class Reader(Protocol):
@@ -143,12 +157,13 @@ class Inspector:
 
     def fleet(self) -> list[dict[str, Any]]:
         """The foremen on the store (Redis) and their workers, as last recorded."""
-        return list(self._session.query(frames.query_fleet())["foremen"])
+        return _plain(list(self._session.query(frames.query_fleet())["foremen"] or []))
 
     def series(self, since: When = "15m", coarse: bool = False) -> list[dict[str, Any]]:
         """The foremen's samples since a time (every beat for an hour, or every minute
         for a day with ``coarse``), oldest first."""
-        return list(self._session.query(frames.query_series(_ms(moment(since)), coarse)))
+        return _plain(list(self._session.query(frames.query_series(_ms(moment(since)), coarse))
+                           or []))
 
     def lanes(self) -> dict[str, dict[str, float]]:
         """Per lane: depth, oldest_age_ms, running, capacity, inflight."""
