@@ -59,6 +59,9 @@ type Config struct {
 	// JanitorMs and OutageTimeoutMs: see engine.Config (0: defaults).
 	JanitorMs       int64 `msgpack:"janitor_ms"`
 	OutageTimeoutMs int64 `msgpack:"outage_timeout_ms"`
+	// NoHistory turns off the index of runs and the per-minute counts
+	// (history on is the default).
+	NoHistory bool `msgpack:"no_history"`
 }
 
 // Session is one open engine as seen from the other side of the boundary.
@@ -111,6 +114,7 @@ func Open(ctx context.Context, frame []byte) (*Session, error) {
 			FailedRetention:    time.Duration(cfg.FailedRetentionS) * time.Second,
 			MaxLapses:          cfg.MaxLapses,
 			MaxRuns:            cfg.MaxRuns,
+			NoHistory:          cfg.NoHistory,
 			RepairGap:          time.Duration(cfg.JanitorMs) * time.Millisecond * 9 / 10,
 			TLS:                redisstore.TLS{CAFile: cfg.TLSCAFile, CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile},
 		})
@@ -146,6 +150,7 @@ func Open(ctx context.Context, frame []byte) (*Session, error) {
 		Private:       private,
 		Optimize:      opt,
 		JanitorEvery:  time.Duration(cfg.JanitorMs) * time.Millisecond,
+		NoStats:       cfg.NoHistory,
 		OutageTimeout: time.Duration(cfg.OutageTimeoutMs) * time.Millisecond,
 	})
 	if err != nil {

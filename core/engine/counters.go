@@ -213,6 +213,9 @@ func (e *Engine) FlushStats(ctx context.Context) error { return e.writeStats(ctx
 // writeStats writes the pending counts, minute by minute.
 func (e *Engine) writeStats(ctx context.Context) error {
 	pending := e.counts.takePending()
+	if e.cfg.NoStats {
+		return nil
+	}
 	var failed map[time.Time]map[string]store.Counts
 	var firstErr error
 	for minute, byKey := range pending {

@@ -60,6 +60,9 @@ type Config struct {
 	// StatsEvery is how often this engine adds its per-minute counts to
 	// the store (see counters.go); default 2 s.
 	StatsEvery time.Duration
+	// NoStats: this engine adds nothing to the store's per-minute counts
+	// (history off, for benchmarks of what it costs).
+	NoStats bool
 }
 
 // EventKind says what an Event asks of the process.
@@ -273,7 +276,9 @@ func New(ctx context.Context, cfg Config) (*Engine, error) {
 	e.spawn(e.recoverLapsed)
 	e.spawn(e.janitor)
 	e.spawn(e.trimRetention)
-	e.spawn(e.flushStats)
+	if !cfg.NoStats {
+		e.spawn(e.flushStats)
+	}
 	return e, nil
 }
 

@@ -43,6 +43,7 @@ class BaseApp:
                  drain_timeout: float | None = None,
                  connect_timeout: float | None = None,
                  blocked_loop_seconds: float | None = None,
+                 history: bool | None = None,
                  max_lapses: int | None = None,
                  retention_max_runs: int | None = None,
                  janitor_seconds: float | None = None,
@@ -60,7 +61,7 @@ class BaseApp:
             heartbeat_seconds=heartbeat_seconds, retention_seconds=retention_seconds,
             failed_retention_seconds=failed_retention_seconds, max_value_bytes=max_value_bytes,
             drain_timeout=drain_timeout, connect_timeout=connect_timeout,
-            blocked_loop_seconds=blocked_loop_seconds, max_lapses=max_lapses,
+            blocked_loop_seconds=blocked_loop_seconds, history=history, max_lapses=max_lapses,
             retention_max_runs=retention_max_runs, janitor_seconds=janitor_seconds,
             outage_timeout=outage_timeout,
             tls_ca_file=tls_ca_file, tls_cert_file=tls_cert_file, tls_key_file=tls_key_file)

@@ -30,6 +30,7 @@ DEFAULTS: dict[str, Any] = {
     "namespace": "blazing",
     "connect_timeout": 5.0,
     "blocked_loop_seconds": 1.0,
+    "history": True,
     "max_lapses": 5,
     "retention_max_runs": 100_000,
     "janitor_seconds": 60.0,
@@ -109,6 +110,16 @@ def _option_number(name: str, value: object, env: str, default: float) -> float:
     return value
 
 
+def _option_bool(name: str, value: object, env: str, default: bool) -> bool:
+    """A bool option, else its environment twin, else the default."""
+    if value is None:
+        return env_bool(env, default)
+    if not isinstance(value, bool):
+        raise ConfigurationError(f"{name}= must be True or False, not {type(value).__name__} "
+                                 f"{value!r}")
+    return value
+
+
 def _option_count(name: str, value: object, env: str) -> int:
     """A whole number of at least 1, else its environment twin, else the default."""
     n = _option_number(name, value, env, DEFAULTS[name])
@@ -160,6 +171,8 @@ class Settings:
     outage_timeout: float = DEFAULTS["outage_timeout"]
     # Longest the event loop may go unanswered before the watchdog warns; 0: off.
     blocked_loop_seconds: float = DEFAULTS["blocked_loop_seconds"]
+    # Keep the index of runs and the per-minute counts (runs(), stats()).
+    history: bool = DEFAULTS["history"]
     tls_ca_file: str | None = None
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
@@ -185,6 +198,7 @@ class Settings:
             "max_runs": self.retention_max_runs,
             "janitor_ms": max(1, int(self.janitor_seconds * 1000)),
             "outage_timeout_ms": max(1, int(self.outage_timeout * 1000)),
+            "no_history": not self.history,
         }
         if self.redis_url:
             cfg.update(store="redis", url=self.redis_url, namespace=self.namespace,
@@ -211,7 +225,8 @@ def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | Non
             failed_retention_seconds: float | None = None,
             max_value_bytes: int | None = None, drain_timeout: float | None = None,
             connect_timeout: float | None = None,
-            blocked_loop_seconds: float | None = None, max_lapses: int | None = None,
+            blocked_loop_seconds: float | None = None, history: bool | None = None,
+            max_lapses: int | None = None,
             retention_max_runs: int | None = None, janitor_seconds: float | None = None,
             outage_timeout: float | None = None,
             tls_ca_file: str | os.PathLike[str] | None = None,
@@ -331,6 +346,7 @@ def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | Non
         blocked_loop_seconds=_option_number("blocked_loop_seconds", blocked_loop_seconds,
                                             "BLAZING_BLOCKED_LOOP_SECONDS",
                                             DEFAULTS["blocked_loop_seconds"]),
+        history=_option_bool("history", history, "BLAZING_HISTORY", DEFAULTS["history"]),
         max_lapses=_option_count("max_lapses", max_lapses, "BLAZING_MAX_LAPSES"),
         retention_max_runs=_option_count("retention_max_runs", retention_max_runs,
                                          "BLAZING_RETENTION_MAX_RUNS"),

@@ -69,6 +69,9 @@ type Config struct {
 	// MaxRuns bounds the finished runs kept: Trim deletes the oldest past
 	// it, ahead of their retention; default DefaultMaxRuns.
 	MaxRuns int
+	// NoHistory leaves runs out of the index of runs (Runs lists none):
+	// the one write per run that history costs, for benchmarks of it.
+	NoHistory bool
 	// MaxBreadcrumbs bounds the user's breadcrumbs kept per run (the
 	// oldest go first, counted); default store.DefaultMaxBreadcrumbs.
 	MaxBreadcrumbs int
@@ -149,6 +152,7 @@ type Store struct {
 	clockChecked  atomic.Int64 // unix ms
 	realClock     bool
 	maxWait       time.Duration // one pipelined wait at most (pipelineWaitCap)
+	history       string        // "1" when runs are indexed (ARGV of submit.lua)
 }
 
 var (
@@ -210,6 +214,10 @@ func New(ctx context.Context, cfg Config) (*Store, error) {
 		waiters:   make(map[string]struct{}),
 		inboxSeen: make(map[string]time.Time),
 		maxWait:   pipelineWaitCap(cfg.Client),
+		history:   "1",
+	}
+	if cfg.NoHistory {
+		s.history = "0"
 	}
 	if err := s.checkVersion(ctx); err != nil {
 		return nil, err

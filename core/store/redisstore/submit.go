@@ -82,7 +82,7 @@ func (s *Store) Submit(ctx context.Context, subs []store.Submission) ([]store.Ou
 			continue
 		}
 		if len(curItems) == 0 {
-			cur = call{script: s.sc.submit, keys: s.k.withGlobals(3 * 64), args: append(s.header(now, 1+10*64), 0)}
+			cur = call{script: s.sc.submit, keys: s.k.withGlobals(3 * 64), args: append(s.header(now, 2+10*64), 0, s.history)}
 		}
 		op := s.k.op(sub.Ref)
 		parentKey := op

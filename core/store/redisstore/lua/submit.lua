@@ -6,7 +6,8 @@
 -- KEYS[14+3i]   item i: its parent's operation hash (its own for a root)
 -- ARGV[1..6]    common header, see lib.lua
 -- ARGV[7]       number of items
--- ARGV[8..]     per item: unit, path, parent ("" for a root), name, lane,
+-- ARGV[8]       "1" to add new runs to the index of runs (history on)
+-- ARGV[9..]     per item: unit, path, parent ("" for a root), name, lane,
 --               priority, inbox ("" for none), n, then n strings: the other
 --               field/value pairs of a new operation hash (see keys.go)
 --
@@ -15,6 +16,7 @@
 -- record in the way.
 
 local count = tonumber(ARGV[7])
+local history = ARGV[8] == "1"
 SEQ_BLOCK = math.max(1, math.min(count, 512))
 local out = {}
 local unitTTL = {}
@@ -51,10 +53,9 @@ local function indexRun(u)
   end
   lastRunMs = math.max(NOW, lastRunMs)
   redis.call("XADD", RUNS, lastRunMs .. "-*", "u", u)
-  redis.call("PEXPIRE", RUNS, PENDING_TTL)
 end
 
-local a = 8
+local a = 9
 for i = 0, count - 1 do
   local key, ukey, pkey = KEYS[12 + 3 * i], KEYS[13 + 3 * i], KEYS[14 + 3 * i]
   local u, p, parent, name = ARGV[a], ARGV[a + 1], ARGV[a + 2], ARGV[a + 3]
@@ -132,10 +133,12 @@ for i = 0, count - 1 do
       redis.call("PEXPIRE", key, ttl)
       if parent == "" then
         redis.call("PEXPIRE", ukey, ttl)
-        indexRun(u)
+        if history then indexRun(u) end
       end
     end
   end
 end
+-- The index outlives no run it lists (set once per call, not per run).
+if lastRunMs then redis.call("PEXPIRE", RUNS, PENDING_TTL) end
 flush()
 return out
