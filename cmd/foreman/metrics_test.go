@@ -224,3 +224,37 @@ func TestServeMetrics(t *testing.T) {
 	_, err = serveMetrics("127.0.0.1:99999", reg, log)
 	require.ErrorContains(t, err, "metrics: listen on 127.0.0.1:99999")
 }
+
+// A scrape's fresh snapshot can be newer than the one the watcher took
+// before its Redis round trips and applies after them. Applying the older
+// one must not fold the newer workers into the totals and count the older
+// ones again.
+func TestCollectorIgnoresAnOlderSnapshot(t *testing.T) {
+	c := newCollector()
+	first := observed() // the watcher's previous round
+	first.Snapshot.Seq = 1
+	c.update(first)
+	stale := observed() // the watcher's, taken before async-1 was replaced
+	stale.Snapshot.Seq = 2
+	fresh := observed().Snapshot
+	fresh.Workers[0] = WorkerInfo{ID: "async-4", Lane: laneAsync, State: "serving", Beat: Beat{Started: 1}}
+	fresh.Restarts, fresh.Seq = 4, 3
+	c.fresh = func() (Snapshot, bool) { return fresh, true }
+	scrape(t, c)    // async-1's 10 folded into the totals
+	c.update(stale) // lanes and foremen from it, workers not
+	fresh.Seq = 4
+	m := scrape(t, c)
+	require.Equal(t, 15.0, m["blazing_operations_started_total"], "async-1 10 + blocking-3 4 + async-4 1")
+	require.Equal(t, 4.0, m["blazing_worker_restarts_total"])
+	require.Equal(t, 5.0, m["blazing_queue_depth{lane=async}"])
+	require.Equal(t, 2.0, m["blazing_foremen"])
+}
+
+// Snapshots are numbered in the order the supervisor takes them.
+func TestSnapshotsAreNumbered(t *testing.T) {
+	h := startSup(t, supConfig(), "exec sleep 1000")
+	h.waitSpawn(laneAsync)
+	a, b := h.snapshot(), h.snapshot()
+	require.Less(t, a.Seq, b.Seq)
+	require.NotZero(t, a.Seq)
+}

@@ -44,7 +44,8 @@ type Supervisor struct {
 	failures map[string][]time.Time
 	backoff  map[string]time.Duration
 	waiting  map[string]int
-	restarts int64 // all restarts, for metrics
+	restarts int64  // all restarts, for metrics
+	snaps    uint64 // snapshots taken, to order them
 	// inboxPrefix starts every worker's inbox name (unique per foreman).
 	inboxPrefix string
 	// reclaim, if set, takes back at once the leases of a worker that is
@@ -80,6 +81,8 @@ type Snapshot struct {
 	Target   Mix
 	Workers  []WorkerInfo
 	Restarts int64
+	// Seq orders snapshots: a later one has a higher Seq (0: unordered).
+	Seq uint64
 }
 
 // WorkerInfo describes one worker process.
@@ -92,7 +95,8 @@ type WorkerInfo struct {
 }
 
 func (s *Supervisor) snapshot() Snapshot {
-	snap := Snapshot{Target: s.target, Restarts: s.restarts}
+	s.snaps++
+	snap := Snapshot{Target: s.target, Restarts: s.restarts, Seq: s.snaps}
 	for _, p := range s.procs {
 		b, last := p.status()
 		state := b.State
