@@ -77,6 +77,9 @@ func (c *collector) update(o Observed) {
 	if o.Snapshot.Seq != 0 && o.Snapshot.Seq < c.seq {
 		o.Snapshot = c.obs.Snapshot
 	}
+	if o.Urgency == nil {
+		o.Urgency = c.obs.Urgency // set by decision, not by the watcher's view
+	}
 	c.seq = max(c.seq, o.Snapshot.Seq)
 	live := map[string]Beat{}
 	for _, w := range o.Snapshot.Workers {

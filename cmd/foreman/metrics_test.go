@@ -258,3 +258,14 @@ func TestSnapshotsAreNumbered(t *testing.T) {
 	require.Less(t, a.Seq, b.Seq)
 	require.NotZero(t, a.Seq)
 }
+
+// The optimizer's urgency stays exported after the watcher's next update
+// (which carries none: decision sets it).
+func TestCollectorKeepsUrgencyAcrossUpdates(t *testing.T) {
+	c := newCollector()
+	c.decision("hold", map[string]float64{laneAsync: 0.75, laneBlocking: 0.5})
+	c.update(observed())
+	m := scrape(t, c)
+	require.Equal(t, 0.75, m["blazing_optimizer_urgency{lane=async}"])
+	require.Equal(t, 0.5, m["blazing_optimizer_urgency{lane=blocking}"])
+}
