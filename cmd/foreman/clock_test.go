@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/stretchr/testify/require"
 )
 
 // bound is how long a test waits for something that must happen promptly
@@ -153,5 +155,29 @@ func (c *fakeClock) nothingScheduled(t *testing.T) {
 	case got := <-c.made:
 		t.Fatalf("unexpectedly scheduled %q", got)
 	default:
+	}
+}
+
+// realClock is the time package's: its timers fire and its ticker ticks.
+func TestRealClock(t *testing.T) {
+	var c clock = realClock{}
+	require.WithinDuration(t, time.Now(), c.Now(), time.Second)
+	fired := make(chan struct{})
+	c.AfterFunc(time.Millisecond, func() { close(fired) })
+	tick, stopTick := c.NewTicker(time.Millisecond)
+	defer stopTick()
+	timer, stopTimer := c.NewTimer(time.Millisecond)
+	defer stopTimer()
+	for _, ch := range []<-chan time.Time{tick, timer} {
+		select {
+		case <-ch:
+		case <-time.After(bound):
+			t.Fatal("did not fire")
+		}
+	}
+	select {
+	case <-fired:
+	case <-time.After(bound):
+		t.Fatal("AfterFunc did not run")
 	}
 }
