@@ -107,7 +107,8 @@ func (c *Config) specs() []flagSpec {
 
 func parseSeconds(v string) (time.Duration, error) {
 	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
-	if err != nil || f < 0 || f > 1e9 {
+	// Written so that NaN (which ParseFloat accepts) fails it too.
+	if err != nil || !(f >= 0 && f <= 1e9) {
 		return 0, fmt.Errorf("want a non-negative number of seconds, not %q", v)
 	}
 	return time.Duration(f * float64(time.Second)), nil

@@ -35,6 +35,7 @@ type collector struct {
 	fresh     func() (Snapshot, bool)
 	mu        sync.Mutex
 	obs       Observed
+	seq       uint64          // Seq of the latest snapshot applied
 	gone      engine.Counters // of exited workers
 	last      map[string]Beat // latest beat per live worker id
 	decisions map[string]float64
@@ -66,10 +67,20 @@ func newCollector() *collector {
 }
 
 // update stores a new view; beats of workers that vanished are folded into
-// the totals of exited workers.
+// the totals of exited workers. A snapshot older than the one already
+// applied (the watcher's, taken before a scrape's fresh one) keeps the newer
+// workers: applying it would fold the newer workers into the totals and then
+// count the older ones again, twice.
 func (c *collector) update(o Observed) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if o.Snapshot.Seq != 0 && o.Snapshot.Seq < c.seq {
+		o.Snapshot = c.obs.Snapshot
+	}
+	if o.Urgency == nil {
+		o.Urgency = c.obs.Urgency // set by decision, not by the watcher's view
+	}
+	c.seq = max(c.seq, o.Snapshot.Seq)
 	live := map[string]Beat{}
 	for _, w := range o.Snapshot.Workers {
 		live[w.ID] = w.Beat

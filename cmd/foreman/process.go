@@ -44,6 +44,7 @@ type process struct {
 	cmd     *exec.Cmd
 	started time.Time
 
+	now      func() time.Time // the supervisor's clock
 	mu       sync.Mutex
 	lastBeat time.Time
 	beat     Beat
@@ -53,16 +54,22 @@ type process struct {
 
 const beatPrefix = "BLAZING-BEAT "
 
-// startProcess execs `python -m blazing.worker` for a lane. The child gets
-// SIGKILL if the foreman dies, so no worker outlives it.
-func startProcess(ctx context.Context, cfg *Config, id, inbox, lane string, exited chan<- exitEvent) (*process, error) {
+// workerCommand is the command line of a lane's worker:
+// `python -m blazing.worker` with the lane's settings.
+func workerCommand(cfg *Config, lane string) *exec.Cmd {
 	conc := cfg.AsyncConcurrency
 	if lane == laneBlocking {
 		conc = cfg.BlockingConcurrency
 	}
-	cmd := exec.Command(cfg.Python, "-m", "blazing.worker", "--app", cfg.App, "--type", lane,
+	return exec.Command(cfg.Python, "-m", "blazing.worker", "--app", cfg.App, "--type", lane,
 		"--concurrency", strconv.Itoa(conc),
 		"--drain-timeout", strconv.FormatFloat(cfg.DrainTimeout.Seconds(), 'f', -1, 64))
+}
+
+// startProcess starts a worker's command (see workerCommand) with the
+// worker's environment. The child gets SIGKILL if the foreman dies, so no
+// worker outlives it.
+func startProcess(ctx context.Context, cfg *Config, cmd *exec.Cmd, clk clock, id, inbox, lane string, exited chan<- exitEvent) (*process, error) {
 	cmd.Env = append(os.Environ(),
 		"BLAZING_REDIS_URL="+cfg.RedisURL,
 		"BLAZING_NAMESPACE="+cfg.Namespace,
@@ -93,9 +100,10 @@ func startProcess(ctx context.Context, cfg *Config, id, inbox, lane string, exit
 		return nil, fmt.Errorf("worker %s: stderr pipe: %w", id, err)
 	}
 	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start worker %s (%s -m blazing.worker): %w", id, cfg.Python, err)
+		return nil, fmt.Errorf("start worker %s (%s): %w", id, strings.Join(cmd.Args[:min(3, len(cmd.Args))], " "), err)
 	}
-	p := &process{id: id, inbox: inbox, lane: lane, cmd: cmd, started: time.Now(), lastBeat: time.Now()}
+	now := clk.Now()
+	p := &process{id: id, inbox: inbox, lane: lane, cmd: cmd, started: now, lastBeat: now, now: clk.Now}
 	var pipes sync.WaitGroup
 	pipes.Add(2)
 	go func() { defer pipes.Done(); p.readStdout(stdout) }()
@@ -123,7 +131,7 @@ func (p *process) readStdout(r io.Reader) {
 			continue // a malformed beat is no beat
 		}
 		p.mu.Lock()
-		p.beat, p.lastBeat = b, time.Now()
+		p.beat, p.lastBeat = b, p.now()
 		p.mu.Unlock()
 	}
 }

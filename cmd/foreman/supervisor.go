@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"os/exec"
 	"sort"
 	"syscall"
 	"time"
@@ -43,12 +44,19 @@ type Supervisor struct {
 	failures map[string][]time.Time
 	backoff  map[string]time.Duration
 	waiting  map[string]int
-	restarts int64 // all restarts, for metrics
+	restarts int64  // all restarts, for metrics
+	snaps    uint64 // snapshots taken, to order them
 	// inboxPrefix starts every worker's inbox name (unique per foreman).
 	inboxPrefix string
 	// reclaim, if set, takes back at once the leases of a worker that is
 	// gone (called with its inbox; it must not block the supervisor).
 	reclaim func(inbox string)
+	// clock is the time of backoff, crash loops and heartbeats (realClock;
+	// tests set a fake one).
+	clock clock
+	// command makes the command line of a worker (workerCommand; tests set
+	// one that runs no Python).
+	command func(cfg *Config, lane string) *exec.Cmd
 }
 
 // NewSupervisor makes a supervisor that starts at the configured mix.
@@ -63,6 +71,8 @@ func NewSupervisor(cfg *Config, log *slog.Logger) *Supervisor {
 		failures: map[string][]time.Time{},
 		backoff:  map[string]time.Duration{},
 		waiting:  map[string]int{},
+		clock:    realClock{},
+		command:  workerCommand,
 	}
 }
 
@@ -71,6 +81,8 @@ type Snapshot struct {
 	Target   Mix
 	Workers  []WorkerInfo
 	Restarts int64
+	// Seq orders snapshots: a later one has a higher Seq (0: unordered).
+	Seq uint64
 }
 
 // WorkerInfo describes one worker process.
@@ -83,7 +95,8 @@ type WorkerInfo struct {
 }
 
 func (s *Supervisor) snapshot() Snapshot {
-	snap := Snapshot{Target: s.target, Restarts: s.restarts}
+	s.snaps++
+	snap := Snapshot{Target: s.target, Restarts: s.restarts, Seq: s.snaps}
 	for _, p := range s.procs {
 		b, last := p.status()
 		state := b.State
@@ -110,8 +123,8 @@ func (s *Supervisor) Run(ctx context.Context, targets <-chan Mix, snaps <-chan c
 		s.killAll()
 		return err
 	}
-	check := time.NewTicker(max(s.cfg.HeartbeatTimeout/4, 250*time.Millisecond))
-	defer check.Stop()
+	check, stopCheck := s.clock.NewTicker(max(s.cfg.HeartbeatTimeout/4, 250*time.Millisecond))
+	defer stopCheck()
 	for {
 		select {
 		case <-ctx.Done():
@@ -128,7 +141,7 @@ func (s *Supervisor) Run(ctx context.Context, targets <-chan Mix, snaps <-chan c
 				s.killAll()
 				return err
 			}
-		case <-check.C:
+		case <-check:
 			s.checkBeats()
 		}
 		if err := s.ensure(procCtx); err != nil {
@@ -168,7 +181,7 @@ func (s *Supervisor) ensure(ctx context.Context) error {
 func (s *Supervisor) spawn(ctx context.Context, lane string) error {
 	s.seq++
 	id := fmt.Sprintf("%s-%d", lane, s.seq)
-	p, err := startProcess(ctx, s.cfg, id, s.inboxPrefix+id, lane, s.exited)
+	p, err := startProcess(ctx, s.cfg, s.command(s.cfg, lane), s.clock, id, s.inboxPrefix+id, lane, s.exited)
 	if err != nil {
 		return err
 	}
@@ -194,7 +207,7 @@ func (s *Supervisor) onExit(ev exitEvent) error {
 		s.log.Info("worker drained", "worker", p.id, "exit", exitText(ev.err))
 		return nil
 	}
-	now := time.Now()
+	now := s.clock.Now()
 	lived := now.Sub(p.started)
 	s.log.Warn("worker exited", "worker", p.id, "lane", p.lane, "exit", exitText(ev.err), "lived", lived.Round(time.Millisecond))
 	if lived < earlyExit {
@@ -218,7 +231,7 @@ func (s *Supervisor) onExit(ev exitEvent) error {
 	s.restarts++
 	s.waiting[p.lane]++
 	lane, delay := p.lane, s.backoff[p.lane]
-	time.AfterFunc(delay, func() { s.restart <- lane })
+	s.clock.AfterFunc(delay, func() { s.restart <- lane })
 	return nil
 }
 
@@ -227,8 +240,8 @@ func (s *Supervisor) onExit(ev exitEvent) error {
 func (s *Supervisor) checkBeats() {
 	for _, p := range s.procs {
 		_, last := p.status()
-		if !p.draining && time.Since(last) > s.cfg.HeartbeatTimeout {
-			s.log.Warn("worker stopped heartbeating; killing it", "worker", p.id, "silent", time.Since(last).Round(time.Second))
+		if silent := s.clock.Now().Sub(last); !p.draining && silent > s.cfg.HeartbeatTimeout {
+			s.log.Warn("worker stopped heartbeating; killing it", "worker", p.id, "silent", silent.Round(time.Second))
 			p.signal(syscall.SIGKILL)
 		}
 	}
@@ -240,14 +253,14 @@ func (s *Supervisor) shutdown() error {
 		p.draining = true
 		p.signal(syscall.SIGTERM)
 	}
-	deadline := time.NewTimer(s.cfg.DrainTimeout + 5*time.Second)
-	defer deadline.Stop()
+	deadline, stopDeadline := s.clock.NewTimer(s.cfg.DrainTimeout + 5*time.Second)
+	defer stopDeadline()
 	for len(s.procs) > 0 {
 		select {
 		case ev := <-s.exited:
 			s.gone(ev.p)
 			s.log.Info("worker stopped", "worker", ev.p.id, "exit", exitText(ev.err))
-		case <-deadline.C:
+		case <-deadline:
 			s.log.Warn("workers did not drain in time; killing them", "left", len(s.procs))
 			s.killAll()
 			return nil
@@ -261,13 +274,13 @@ func (s *Supervisor) killAll() {
 	for _, p := range s.procs {
 		p.signal(syscall.SIGKILL)
 	}
-	deadline := time.NewTimer(10 * time.Second)
-	defer deadline.Stop()
+	deadline, stopDeadline := s.clock.NewTimer(10 * time.Second)
+	defer stopDeadline()
 	for len(s.procs) > 0 {
 		select {
 		case ev := <-s.exited:
 			s.gone(ev.p)
-		case <-deadline.C:
+		case <-deadline:
 			return
 		}
 	}

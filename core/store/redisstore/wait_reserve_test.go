@@ -33,6 +33,46 @@ func waitBlocked(t *testing.T, n int) {
 		"a Reserve should be blocked in BLMPOP")
 }
 
+// rounds reports each pipelined wait (a pipeline that starts with BLMPOP)
+// of the client it is hooked on as it ends, with its error: how a test
+// knows that a round has run out, without timing it.
+type rounds chan error
+
+func (r rounds) DialHook(next redis.DialHook) redis.DialHook          { return next }
+func (r rounds) ProcessHook(next redis.ProcessHook) redis.ProcessHook { return next }
+func (r rounds) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []redis.Cmder) error {
+		err := next(ctx, cmds)
+		if len(cmds) > 0 && cmds[0].Name() == "blmpop" {
+			var failed error // a wait that ran out replies nil: no error
+			for _, c := range cmds {
+				if e := c.Err(); e != nil && !errors.Is(e, redis.Nil) && failed == nil {
+					failed = e
+				}
+			}
+			select {
+			case r <- failed:
+			default: // nobody counts this far
+			}
+		}
+		return err
+	}
+}
+
+// await takes the next n rounds; each must have ended without error (a
+// reply read after the read timeout would be one).
+func (r rounds) await(t *testing.T, n int) {
+	t.Helper()
+	for i := range n {
+		select {
+		case err := <-r:
+			require.NoError(t, err, "round %d", i+1)
+		case <-time.After(5 * time.Second):
+			t.Fatalf("round %d did not end", i+1)
+		}
+	}
+}
+
 // reserveAsync starts the waiting Reserve each test here watches.
 func reserveAsync(ctx context.Context, s *redisstore.Store) <-chan storetest.Reserved {
 	return storetest.ReserveAsync(ctx, s, store.LaneAsync, "w", 4, time.Minute, 10*time.Second)
@@ -101,12 +141,17 @@ func TestPipelinedWaitEndsOnClose(t *testing.T) {
 // submission after the first round still wakes it.
 func TestPipelinedWaitSpansRounds(t *testing.T) {
 	ns := namespace()
-	worker := newStore(t, redisstore.Config{Namespace: ns})
+	c := client(t)
+	ended := make(rounds, 16)
+	c.AddHook(ended)
+	worker := newStore(t, redisstore.Config{Namespace: ns, Client: c})
 	clientStore := newStore(t, redisstore.Config{Namespace: ns})
-	got := reserveAsync(context.Background(), worker)
-	// The scenario is time itself: let the first 1 s round run out.
+	before := blockedReserves(t)
 	start := time.Now()
-	require.Eventually(t, func() bool { return time.Since(start) > 1200*time.Millisecond }, 5*time.Second, 10*time.Millisecond)
+	got := reserveAsync(context.Background(), worker)
+	// The first 1 s round runs out, and the second is waiting.
+	ended.await(t, 1)
+	waitBlocked(t, before+1)
 	storetest.MustSubmit(t, clientStore, store.Submission{Ref: store.Ref{Unit: "late", Path: "0"}, Name: "flow"})
 	r := <-got
 	require.NoError(t, r.Err)
@@ -121,13 +166,15 @@ func TestPipelinedWaitFitsTheReadTimeout(t *testing.T) {
 	// No retries, as Open configures its client: a timed-out read is an error.
 	c := redis.NewClient(&redis.Options{Addr: redisAddr, ReadTimeout: 300 * time.Millisecond, MaxRetries: -1})
 	t.Cleanup(func() { _ = c.Close() })
+	ended := make(rounds, 16)
+	c.AddHook(ended)
 	ns := namespace()
 	worker := newStore(t, redisstore.Config{Namespace: ns, Client: c})
 	clientStore := newStore(t, redisstore.Config{Namespace: ns})
 	got := reserveAsync(context.Background(), worker)
-	// Let several 150 ms rounds pass: with 1 s waits each would fail its read.
-	start := time.Now()
-	require.Eventually(t, func() bool { return time.Since(start) > 700*time.Millisecond }, 5*time.Second, 10*time.Millisecond)
+	// Several 150 ms rounds run out, each read in time: with 1 s waits each
+	// would fail its read.
+	ended.await(t, 4)
 	storetest.MustSubmit(t, clientStore, store.Submission{Ref: store.Ref{Unit: "u", Path: "0"}, Name: "flow"})
 	r := <-got
 	require.NoError(t, r.Err)

@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/blazingflow/blazing/core/store/redisstore"
+)
+
+func TestWorkerCommand(t *testing.T) {
+	cfg := supConfig()
+	cfg.Python, cfg.App, cfg.DrainTimeout = "/usr/bin/python3.12", "pkg.mod:app", 2500*time.Millisecond
+	require.Equal(t, []string{"/usr/bin/python3.12", "-m", "blazing.worker", "--app", "pkg.mod:app", "--type", "async",
+		"--concurrency", "4", "--drain-timeout", "2.5"}, workerCommand(&cfg, laneAsync).Args)
+	require.Equal(t, []string{"/usr/bin/python3.12", "-m", "blazing.worker", "--app", "pkg.mod:app", "--type", "blocking",
+		"--concurrency", "2", "--drain-timeout", "2.5"}, workerCommand(&cfg, laneBlocking).Args)
+}
+
+// runOnce starts script as worker async-1 and returns it once it exited.
+func runOnce(t *testing.T, cfg Config, script string) (*process, error) {
+	t.Helper()
+	exited := make(chan exitEvent)
+	p, err := startProcess(context.Background(), &cfg, exec.Command("/bin/sh", "-c", script), newFakeClock(),
+		"async-1", "fm-async-1", laneAsync, exited)
+	require.NoError(t, err)
+	select {
+	case ev := <-exited:
+		require.Same(t, p, ev.p)
+		return p, ev.err
+	case <-time.After(bound):
+		t.Fatal("worker did not exit")
+		return nil, nil
+	}
+}
+
+// A worker gets the store, its id and inbox, beats on, and the foreman's
+// TLS files; these win over what the foreman's own environment says.
+func TestWorkerEnvironment(t *testing.T) {
+	t.Setenv("BLAZING_WORKER_ID", "stale")
+	t.Setenv("BLAZING_INBOX", "stale")
+	cfg := supConfig()
+	cfg.RedisURL, cfg.Namespace = "rediss://h:6380/0", "ns1"
+	cfg.TLS = redisstore.TLS{CAFile: "/ca.pem", CertFile: "/c.pem", KeyFile: "/k.pem"}
+	p, err := runOnce(t, cfg, "env | grep '^BLAZING_' | sort >&2")
+	require.NoError(t, err)
+	require.Equal(t, strings.Join([]string{
+		"BLAZING_INBOX=fm-async-1",
+		"BLAZING_NAMESPACE=ns1",
+		"BLAZING_REDIS_URL=rediss://h:6380/0",
+		"BLAZING_TLS_CA_FILE=/ca.pem",
+		"BLAZING_TLS_CERT_FILE=/c.pem",
+		"BLAZING_TLS_KEY_FILE=/k.pem",
+		"BLAZING_WORKER_BEATS=1",
+		"BLAZING_WORKER_ID=async-1",
+	}, "\n"), p.lastLines())
+
+	// No TLS files: no TLS variables (an app's own settings apply).
+	cfg.TLS = redisstore.TLS{}
+	p, err = runOnce(t, cfg, "env | grep '^BLAZING_TLS' >&2; exit 0")
+	require.NoError(t, err)
+	require.Empty(t, p.lastLines())
+}
+
+// Beats are the last well-formed BLAZING-BEAT line; other stdout lines and
+// malformed beats are ignored. Only the last 20 stderr lines are kept.
+func TestWorkerBeatsAndTail(t *testing.T) {
+	script := `echo 'BLAZING-BEAT {"state":"serving","running":2,"succeeded":5,"dur_sum":1.5,"dur_buckets":[1,2,3]}'
+echo 'hello from the app'
+echo 'BLAZING-BEAT {"state": 5}'
+echo 'BLAZING-BEAT'
+echo 'XBLAZING-BEAT {"state":"draining"}'
+for i in $(seq 1 30); do echo "line $i" >&2; done
+exit 7`
+	p, err := runOnce(t, supConfig(), script)
+	require.EqualError(t, err, "exit status 7")
+	b, _ := p.status()
+	require.Equal(t, Beat{State: "serving", Running: 2, Succeeded: 5, DurSum: 1.5, DurBuckets: []uint64{1, 2, 3}}, b)
+	var want []string
+	for i := 11; i <= 30; i++ {
+		want = append(want, fmt.Sprintf("line %d", i))
+	}
+	require.Equal(t, strings.Join(want, "\n"), p.lastLines())
+}
