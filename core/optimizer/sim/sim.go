@@ -68,12 +68,12 @@ type Machine struct {
 //
 // The interval is shorter than the Python default (30 s) because no
 // policy consulted every 30 s can meet the tail-latency targets of the
-// tests: a load that starts at full rate queues within seconds, and even
-// a move to the ideal mix at the first 30 s tick leaves the steady I/O
-// load's p99 wait at 6.5 s or more (best static mix: 50-550 ms), and the
-// first burst of the bursts workload draining at the starting mix (p99
-// 19 s or more, against 11.5-15.5 s). Run cmd/optsim -interval 30s to see
-// the optimizer at the default.
+// tests: a load that starts at full rate queues within seconds. Scripted
+// to move to the best mix at the first 30 s tick (and to adjust 10 to 60 s
+// later), the steady I/O load's p99 wait is still 4.8 s or more on seeds
+// 1-5 (best static mix: 50-550 ms), and the bursts' 19 s or more, the first
+// burst draining at the starting mix (best static mix: 11.45-15.35 s). Run
+// cmd/optsim -interval 30s to see the optimizer at the default.
 func DefaultMachine() Machine {
 	return Machine{
 		Cores:        8,
