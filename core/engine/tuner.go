@@ -81,10 +81,13 @@ func newTuner(o Optimize) (*tuner, error) {
 	}, nil
 }
 
-// tune decides every interval until the engine closes.
+// tune decides at the start and every interval after it until the engine
+// closes. The look at the start, as the foreman's, starts the rates' clock,
+// so the optimizer's informed start comes one interval in, not two.
 func (e *Engine) tune(ctx context.Context) {
 	t := time.NewTicker(e.tuner.interval)
 	defer t.Stop()
+	e.tuneOnce(ctx, time.Now())
 	for {
 		select {
 		case <-ctx.Done():

@@ -31,14 +31,16 @@ type Config struct {
 	DeadBand float64 `json:"dead_band" msgpack:"dead_band"`
 	// ConfirmTicks is how many consecutive decisions must propose the same
 	// change before it is made, so that one noisy tick does not restart
-	// workers.
+	// workers. The informed start (see Decide) does not wait for it.
 	ConfirmTicks int `json:"confirm_ticks" msgpack:"confirm_ticks"`
 	// Cooldown is the least time between two changes: a change restarts
 	// workers, and its effect must show in the rates before the next one is
 	// judged.
 	Cooldown time.Duration `json:"cooldown" msgpack:"cooldown"`
-	// Step is the most workers one change moves (or adds, or removes).
-	// A move is cut short of Step when more would overshoot (see Decide).
+	// Step is the most workers one grow or shrink adds or removes. Moves
+	// between the lanes are not capped by it: a move goes to the balance
+	// point of the scores (see Decide), so it is large when the mix is far
+	// from what the load needs and one worker when it is close.
 	Step int `json:"step" msgpack:"step"`
 	// MinGain is the least a move must lower the higher urgency by to be
 	// worth restarting workers for. Without it, a lane with noisy rates
@@ -64,8 +66,10 @@ type Config struct {
 }
 
 // Default settings. The tick itself (optimization_interval, 30 s by default
-// in the Python settings) is the caller's; these are tuned for ticks of
-// 10-60 s and were checked against the simulation in package sim.
+// in the Python settings) is the caller's. The time constants are those of
+// a 30 s tick; callers scale them to theirs with ScaleToInterval. The
+// simulation in package sim checks them at 5 s ticks (its targets) and
+// can run them at 30 s (cmd/optsim -interval 30s).
 const (
 	DefaultDeadBand     = 0.25
 	DefaultConfirmTicks = 2

@@ -12,6 +12,7 @@ package optimizer
 import (
 	"fmt"
 	"math"
+	"time"
 )
 
 // Decide folds obs into st, scores both lanes and decides the mix to run.
@@ -28,17 +29,25 @@ import (
 //  6. at-bound: the more urgent lane is full or the other at its minimum.
 //  7. overshoot: a lane of urgency U with W workers would, with W' workers,
 //     score about U·W/W' (both terms of the score scale as 1/W). The move
-//     is the largest k ≤ Step that leaves the receiving lane at least as
-//     urgent as the giving one; if not even k = 1 does, hold. This is what
-//     keeps the mix from flapping: right after a move the dead band cannot
-//     be crossed the other way unless the load itself changed.
+//     is the largest k that leaves the receiving lane at least as urgent as
+//     the giving one: it goes to the balance point, so it is many workers
+//     when the mix is far from what the load needs and one when it is
+//     close. If not even k = 1 does, hold. This is what keeps the mix from
+//     flapping: right after a move the dead band cannot be crossed the
+//     other way unless the load itself changed.
 //  8. small-gain: that move must lower the higher urgency by MinGain.
-//  9. confirming: a change (rule 4, or 7 and 8) is only made once the same
+//  9. informed-start: the first tick with rates that sees work (tasks
+//     arriving, queued or running), outside a cooldown, makes the change
+//     rules 4 to 8 propose at once, without confirmation; a lane still
+//     holding most of the tasks it took is scored by what it will hold one
+//     window later (see ahead). After that tick, whatever it decided, the
+//     rules below apply.
+//  10. confirming: a change (rule 4, or 7 and 8) is only made once the same
 //     direction has been proposed on ConfirmTicks consecutive ticks; any
 //     tick that proposes something else, or nothing, starts the count over.
-//  10. cooldown: nor within Cooldown of the previous change (the count of
+//  11. cooldown: nor within Cooldown of the previous change (the count of
 //     confirmations goes on meanwhile).
-//  11. more-urgent (or both-saturated / both-idle): the change is made.
+//  12. more-urgent (or both-saturated / both-idle): the change is made.
 func Decide(cfg Config, st State, obs Observation) (Decision, State) {
 	mix := obs.Mix()
 	d := Decision{Time: obs.Time, Action: Hold, Before: mix, After: mix, Pending: st.Pending, Confirmed: st.Confirmed}
@@ -75,7 +84,23 @@ func Decide(cfg Config, st State, obs Observation) (Decision, State) {
 		return d.hold(ReasonWarmup, "first observation: rates need a second one"), next
 	}
 
+	// The informed start: the first tick with rates and work is the first
+	// real look at the load, and the configured starting mix is a guess.
+	// Waiting ConfirmTicks from it lets a backlog build while the load is
+	// plain to see, so the mix the scores call for is set at once.
+	inCooldown := !st.LastChange.IsZero() && obs.Time.Sub(st.LastChange) < cfg.Cooldown
+	starting := !st.Informed && !inCooldown && hasWork(d)
+	if starting {
+		next.Informed = true
+		window := obs.Time.Sub(st.LastTick)
+		d.Async = ahead(cfg, d.Async, obs.Async, window)
+		d.Blocking = ahead(cfg, d.Blocking, obs.Blocking, window)
+	}
 	p, after, reason, detail := cfg.propose(mix, d)
+	if starting && p.Action != Hold {
+		next.Pending, next.Confirmed = Proposal{}, 0
+		return d.change(&next, p.Action, p.From, p.To, after, ReasonInformedStart, "first look at the load: "+detail), next
+	}
 	if p.Action == Hold {
 		next.Pending, next.Confirmed = Proposal{}, 0
 		d.Pending, d.Confirmed = next.Pending, 0
@@ -178,7 +203,7 @@ func (c Config) propose(m Mix, d Decision) (Proposal, Mix, Reason, string) {
 		return Proposal{Action: Hold}, m, ReasonDeadBand,
 			fmt.Sprintf("%s differ by %.3g, within the dead band %.3g", scores, uHi-uLo, c.DeadBand)
 	}
-	room := min(c.Step, c.ceiling(hi)-m.Of(hi), m.Of(lo)-c.floor(lo))
+	room := min(c.ceiling(hi)-m.Of(hi), m.Of(lo)-c.floor(lo))
 	if room <= 0 {
 		return Proposal{Action: Hold}, m, ReasonAtBound,
 			fmt.Sprintf("%s, but %s has %d of at most %d and %s %d of at least %d",
@@ -190,6 +215,10 @@ func (c Config) propose(m Mix, d Decision) (Proposal, Mix, Reason, string) {
 		return Proposal{Action: Move, From: lo, To: hi}, m.with(hi, 1).with(lo, m.Of(lo)-1), ReasonMoreUrgent,
 			fmt.Sprintf("%s: %s has work and no workers, move 1", scores, hi)
 	}
+	// The move goes all the way to the balance point, so its size follows
+	// the distance: many workers when the lanes are far apart, one when
+	// they are close. Not a worker past it, or the next tick would move
+	// it back.
 	for k := room; k >= 1; k-- {
 		after := m.with(hi, m.Of(hi)+k).with(lo, m.Of(lo)-k)
 		pHi, pLo := predict(d.Lane(hi), m.Of(hi), after.Of(hi)), predict(d.Lane(lo), m.Of(lo), after.Of(lo))
@@ -206,6 +235,39 @@ func (c Config) propose(m Mix, d Decision) (Proposal, Mix, Reason, string) {
 	return Proposal{Action: Hold}, m, ReasonOvershoot,
 		fmt.Sprintf("%s, but one worker moved would give %s %.3g and %s %.3g", scores,
 			hi, predict(d.Lane(hi), m.Of(hi), m.Of(hi)+1), lo, predict(d.Lane(lo), m.Of(lo), m.Of(lo)-1))
+}
+
+// ahead is r as the informed start scores it. A lane that finished fewer
+// than a quarter as many tasks in the window as it has running holds its
+// tasks longer than the window, and the few that did finish are the short
+// ones: its service time, and with it its utilisation, is underestimated
+// (at the start of a steady I/O load, by about half). Its utilisation is
+// then taken as at least the share of its slots it will fill one window
+// later if arrivals go on: the tasks running and queued now, plus what
+// arrives faster than it completes. The decision reports the raised
+// figures, so its record shows what the move was based on.
+func ahead(cfg Config, r LaneReport, o LaneObservation, window time.Duration) LaneReport {
+	if r.Workers == 0 || 4*o.Completed >= int64(o.Running) {
+		return r
+	}
+	slots := float64(r.Workers * r.Slots)
+	held := float64(o.Running+o.Depth) + max(0, r.ArrivalRate-r.CompletionRate)*window.Seconds()
+	if u := held / slots; u > r.Utilisation {
+		r.Utilisation = finite(u, MaxUrgency)
+		r.Urgency = finite(u+r.DrainSeconds/cfg.Horizon.Seconds(), MaxUrgency)
+	}
+	return r
+}
+
+// hasWork reports whether either lane has anything to do: tasks arriving,
+// queued or running.
+func hasWork(d Decision) bool {
+	for _, r := range [2]LaneReport{d.Async, d.Blocking} {
+		if r.Depth > 0 || r.Running > 0 || r.ArrivalRate > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // predict is the urgency a lane scored r with w > 0 workers would have

@@ -49,9 +49,11 @@ func blockingLoad(workers int, arrive float64) load {
 
 // second is the state after a first observation at t0 and the second
 // observation, one tick later: the first whose rates count, and they are
-// taken as they are, so the scores are exact.
+// taken as they are, so the scores are exact. The informed start is
+// marked past, so that each rule decides alone; TestDecideInformedStart
+// covers the start.
 func second(a, b load) (State, Observation) {
-	return State{Ticks: 1, LastTick: t0, Mix: Mix{Async: a.workers, Blocking: b.workers}},
+	return State{Ticks: 1, LastTick: t0, Mix: Mix{Async: a.workers, Blocking: b.workers}, Informed: true},
 		Observation{Time: t0.Add(tick), Async: a.obs(), Blocking: b.obs()}
 }
 
@@ -75,11 +77,13 @@ func TestDecideRules(t *testing.T) {
 		to     Lane
 	}{
 		{
-			name: "more urgent lane gets Step workers",
+			// Needs 12 and 0.8 workers: far from 8+8, so the move is large.
+			name: "more urgent lane gets workers up to the balance point",
 			cfg:  immediate, a: asyncLoad(8, 96), b: blockingLoad(8, 0.8),
-			action: Move, reason: ReasonMoreUrgent, after: Mix{12, 4}, from: Blocking, to: Async,
+			action: Move, reason: ReasonMoreUrgent, after: Mix{15, 1}, from: Blocking, to: Async,
 		},
 		{
+			// Needs 8 and 4.4 workers: near 8+8, so the move is small.
 			name: "move cut short where more would overshoot",
 			cfg:  immediate, a: asyncLoad(8, 64), b: blockingLoad(8, 4.4),
 			action: Move, reason: ReasonMoreUrgent, after: Mix{10, 6}, from: Blocking, to: Async,
@@ -87,7 +91,7 @@ func TestDecideRules(t *testing.T) {
 		{
 			name: "move toward the blocking lane",
 			cfg:  immediate, a: asyncLoad(8, 8), b: blockingLoad(8, 12),
-			action: Move, reason: ReasonMoreUrgent, after: Mix{4, 12}, from: Async, to: Blocking,
+			action: Move, reason: ReasonMoreUrgent, after: Mix{2, 14}, from: Async, to: Blocking,
 		},
 		{
 			name: "backlog makes a lane urgent",
@@ -198,7 +202,7 @@ func TestDecideMoveCountsWorkersMoved(t *testing.T) {
 	st, obs := second(asyncLoad(8, 96), blockingLoad(8, 0.8))
 	d, _ := Decide(immediate(), st, obs)
 	require.Equal(t, Move, d.Action)
-	assert.Equal(t, 4, d.Count)
+	assert.Equal(t, 7, d.Count)
 }
 
 func TestDecideWarmup(t *testing.T) {
@@ -264,7 +268,7 @@ func TestDecideNeedsConfirmation(t *testing.T) {
 	d, st = Decide(cfg, st, obs)
 	assert.Equal(t, Move, d.Action)
 	assert.Equal(t, ReasonMoreUrgent, d.Reason)
-	assert.Equal(t, Mix{12, 4}, d.After)
+	assert.Equal(t, Mix{15, 1}, d.After)
 	assert.Equal(t, Proposal{}, st.Pending, "a change clears the proposal")
 	assert.Zero(t, st.Confirmed)
 }
@@ -358,4 +362,104 @@ func TestDecideCorrectsEvenOnTheFirstTick(t *testing.T) {
 	assert.Equal(t, ReasonOutOfBounds, d.Reason)
 	assert.Equal(t, Mix{15, 1}, d.After)
 	assert.Equal(t, 1, next.Ticks, "the rates' clock starts all the same")
+}
+
+// first is the state after the warmup tick at t0, before the informed
+// start, and the observation one tick later.
+func first(a, b load) (State, Observation) {
+	st, obs := second(a, b)
+	st.Informed = false
+	return st, obs
+}
+
+func TestDecideInformedStart(t *testing.T) {
+	// The default config wants two confirming ticks; the first look at
+	// the load moves at once, and the whole way (needs: 12 and 0.8).
+	cfg := DefaultConfig().WithTotal(16, 16)
+	st, obs := first(asyncLoad(8, 96), blockingLoad(8, 0.8))
+	d, next := Decide(cfg, st, obs)
+	assert.Equal(t, ReasonInformedStart, d.Reason, d.Detail)
+	assert.Equal(t, Move, d.Action)
+	assert.Equal(t, Mix{15, 1}, d.After)
+	assert.Equal(t, 7, d.Count)
+	assert.True(t, next.Informed)
+	assert.Equal(t, 1, next.Changes)
+	assert.Equal(t, obs.Time, next.LastChange)
+
+	// Once past, moves need confirming again.
+	st, obs = first(asyncLoad(8, 96), blockingLoad(8, 0.8))
+	st.Informed = true
+	d, _ = Decide(cfg, st, obs)
+	assert.Equal(t, ReasonConfirming, d.Reason)
+}
+
+func TestDecideInformedStartHoldsWhenTheMixFits(t *testing.T) {
+	cfg := DefaultConfig().WithTotal(16, 16)
+	st, obs := first(asyncLoad(8, 32), blockingLoad(8, 5.6))
+	d, next := Decide(cfg, st, obs)
+	assert.Equal(t, ReasonDeadBand, d.Reason)
+	assert.True(t, next.Informed, "the first look happened; later moves are confirmed")
+	assert.Zero(t, next.Changes)
+}
+
+func TestDecideInformedStartWaitsForWork(t *testing.T) {
+	cfg := DefaultConfig().WithTotal(16, 16)
+	st, obs := first(asyncLoad(8, 0), blockingLoad(8, 0))
+	d, next := Decide(cfg, st, obs)
+	assert.Equal(t, ReasonDeadBand, d.Reason)
+	assert.False(t, next.Informed, "an idle start says nothing about the load")
+
+	// The first tick with work is the informed start.
+	obs = Observation{Time: obs.Time.Add(tick), Async: asyncLoad(8, 96).obs(), Blocking: blockingLoad(8, 0.8).obs()}
+	d, next = Decide(cfg, next, obs)
+	assert.Equal(t, ReasonInformedStart, d.Reason, d.Detail)
+	assert.Equal(t, Move, d.Action)
+	assert.Greater(t, d.After.Async, 8)
+}
+
+func TestDecideInformedStartKeepsTheCooldown(t *testing.T) {
+	// A correction just before: the start waits for the cooldown, and
+	// the normal rules decide meanwhile.
+	cfg := DefaultConfig().WithTotal(16, 16)
+	st, obs := first(asyncLoad(8, 96), blockingLoad(8, 0.8))
+	st.LastChange, st.Changes = t0, 1 // 30 s before obs, cooldown 60 s
+	d, next := Decide(cfg, st, obs)
+	assert.Equal(t, ReasonConfirming, d.Reason)
+	assert.False(t, next.Informed)
+
+	obs.Time = obs.Time.Add(tick)
+	d, next = Decide(cfg, next, obs)
+	assert.Equal(t, ReasonInformedStart, d.Reason, d.Detail)
+	assert.True(t, next.Informed)
+}
+
+func TestDecideInformedStartLooksAhead(t *testing.T) {
+	// Five seconds into a load of 90 I/O tasks a second holding a slot
+	// for 4-12 s (and 2 CPU tasks a second): 443 are running and one has
+	// finished, after 4.4 s, so the measured service time is about half
+	// the real one. The lane will hold 443 + 88.6·5 tasks a window later,
+	// 1.73 times its 512 slots: taken as its utilisation, it gets 13
+	// workers (it needs 12.5), where the measured service time would give
+	// it 12.
+	cfg := DefaultConfig().WithTotal(16, 16).ScaleToInterval(5 * time.Second)
+	st := State{Ticks: 1, LastTick: t0, Mix: Mix{8, 8}}
+	obs := Observation{
+		Time:     t0.Add(5 * time.Second),
+		Async:    LaneObservation{Workers: 8, Slots: 64, Arrived: 444, Completed: 1, RunTime: 4400 * time.Millisecond, Running: 443},
+		Blocking: LaneObservation{Workers: 8, Slots: 1, Arrived: 10, Completed: 10, RunTime: 10 * time.Second, Running: 2},
+	}
+	d, next := Decide(cfg, st, obs)
+	assert.Equal(t, ReasonInformedStart, d.Reason, d.Detail)
+	assert.InDelta(t, (443+(88.8-0.2)*5)/512, d.Async.Utilisation, 1e-9)
+	assert.Equal(t, Mix{13, 3}, d.After, d.Detail)
+	assert.InDelta(t, 4.4, next.Async.ServiceTime, 1e-9, "the smoothed rates keep what was measured")
+
+	// A lane that finished a quarter as many tasks as it runs is scored by
+	// what it measured: here, with more finished, 12 workers.
+	obs.Async.Completed = 111
+	obs.Async.RunTime = 111 * 4400 * time.Millisecond
+	obs.Async.Arrived = 554
+	d, _ = Decide(cfg, st, obs)
+	assert.InDelta(t, 110.8*4.4/512, d.Async.Utilisation, 1e-9, "a quarter of the running count finished: measured well enough")
+	assert.Equal(t, Mix{12, 4}, d.After, d.Detail)
 }

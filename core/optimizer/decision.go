@@ -57,6 +57,10 @@ const (
 	// ReasonSmallGain: the largest move that does not overshoot would
 	// lower the higher urgency by less than MinGain; hold.
 	ReasonSmallGain Reason = "small-gain"
+	// ReasonInformedStart: the first tick with rates that sees work, and
+	// the scores call for a change (a move to the balance point, however
+	// far, or a grow or shrink); it is made at once, without confirmation.
+	ReasonInformedStart Reason = "informed-start"
 	// ReasonConfirming: a change is proposed but has not been proposed on
 	// ConfirmTicks consecutive ticks yet; hold.
 	ReasonConfirming Reason = "confirming"

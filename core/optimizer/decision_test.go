@@ -24,10 +24,10 @@ func TestDecisionFields(t *testing.T) {
 	assert.Equal(t, "more-urgent", f["reason"])
 	assert.Equal(t, "blocking", f["from"])
 	assert.Equal(t, "async", f["to"])
-	assert.Equal(t, "4", f["count"])
+	assert.Equal(t, "7", f["count"])
 	assert.Equal(t, "8", f["before_async"])
-	assert.Equal(t, "12", f["after_async"])
-	assert.Equal(t, "4", f["after_blocking"])
+	assert.Equal(t, "15", f["after_async"])
+	assert.Equal(t, "1", f["after_blocking"])
 	assert.Equal(t, "1.5", f["async_urgency"])
 	assert.Equal(t, "0.1", f["blocking_urgency"])
 	assert.Equal(t, "96", f["async_arrival_rate"])
@@ -52,7 +52,7 @@ func TestDecisionRoundTrips(t *testing.T) {
 	fromJSON.Time = d.Time
 	assert.Equal(t, d, fromJSON)
 	assert.Contains(t, string(js), `"reason":"more-urgent"`)
-	assert.Contains(t, string(js), `"after":{"async":12,"blocking":4}`)
+	assert.Contains(t, string(js), `"after":{"async":15,"blocking":1}`)
 
 	mp, err := msgpack.Marshal(d)
 	require.NoError(t, err)

@@ -10,9 +10,12 @@ import (
 // A caller keeps the State between ticks, fills an Observation every
 // optimization_interval, applies the decision's After mix and records the
 // decision (Fields gives the entry of a Redis stream).
+//
+// The first tick starts the rates' clock. The second, the first with rates,
+// moves straight to the mix the scores call for (the load needs 12 async
+// workers and half a blocking one), without waiting for confirmation.
 func ExampleDecide() {
 	cfg := optimizer.DefaultConfig().WithTotal(16, 16)
-	cfg.ConfirmTicks = 1
 	var st optimizer.State
 	start := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 	mix := optimizer.Mix{Async: 8, Blocking: 8}
@@ -33,6 +36,6 @@ func ExampleDecide() {
 	}
 	// Output:
 	// hold warmup: 8 async + 8 blocking
-	// move more-urgent: 12 async + 4 blocking
-	// hold cooldown: 12 async + 4 blocking
+	// move informed-start: 15 async + 1 blocking
+	// hold at-bound: 15 async + 1 blocking
 }

@@ -16,6 +16,9 @@ type State struct {
 	// LastChange is when the mix last changed (zero: never), for the
 	// cooldown.
 	LastChange time.Time `json:"last_change" msgpack:"last_change"`
+	// Informed is set once the informed start is past: the first tick with
+	// rates that saw work (see Decide).
+	Informed bool `json:"informed" msgpack:"informed"`
 	// Changes counts the changes made.
 	Changes int `json:"changes" msgpack:"changes"`
 	// Mix is the mix after the latest decision. The next decision starts

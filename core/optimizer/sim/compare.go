@@ -22,11 +22,12 @@ type Comparison struct {
 	Best, Worst int
 }
 
-// MachineConfig is cfg bounded for m: the total fixed at m.Workers (so
-// that the optimizer is compared with static mixes of the same total) and
-// each lane kept to at least its minimum.
+// MachineConfig is cfg as the foreman would set it for m: the total fixed
+// at m.Workers (so that the optimizer is compared with static mixes of the
+// same total), each lane kept to at least its minimum, and the time
+// constants scaled to m.Interval (ScaleToInterval).
 func MachineConfig(m Machine, cfg optimizer.Config) optimizer.Config {
-	return cfg.WithTotal(m.Workers, m.Workers)
+	return cfg.WithTotal(m.Workers, m.Workers).ScaleToInterval(m.Interval)
 }
 
 // Compare runs w drawn with seed under the optimizer (starting from an
@@ -83,7 +84,9 @@ func (c Comparison) Settled() bool {
 	return c.Optimized.LastChange() < c.Workload.Duration()/2
 }
 
-// Markdown renders comparisons as a markdown table.
+// Markdown renders comparisons as a markdown table. The p99 waits are
+// printed as measured: the middle of a bucket one time step wide (50 ms is
+// the first bucket), so rounding them would only shift them.
 func Markdown(cs []Comparison) string {
 	var b strings.Builder
 	b.WriteString("| workload | optimizer | best static | worst static | vs worst | vs best | changes | max per cooldown | settled | optimizer p99 wait | best static p99 wait |\n")
@@ -103,7 +106,7 @@ func Markdown(cs []Comparison) string {
 			minutes(worst), worst.Start.Async, worst.Start.Blocking,
 			100*c.SoonerThanWorst(), 100*c.SlowerThanBest(),
 			len(c.Optimized.Changes), c.Optimized.ChangesWithin(c.Cooldown), settled,
-			c.Optimized.P99Wait.Round(100*time.Millisecond), best.P99Wait.Round(100*time.Millisecond))
+			c.Optimized.P99Wait, best.P99Wait)
 	}
 	return b.String()
 }
