@@ -96,7 +96,7 @@ func (c *Config) specs() []flagSpec {
 		{"async-concurrency", "BLAZING_FOREMAN_ASYNC_CONCURRENCY", "operations at once per async worker", "64", num(&c.AsyncConcurrency, "async-concurrency"), false},
 		{"blocking-concurrency", "BLAZING_FOREMAN_BLOCKING_CONCURRENCY", "threads per blocking worker", "4", num(&c.BlockingConcurrency, "blocking-concurrency"), false},
 		{"auto-optimize", "BLAZING_FOREMAN_AUTO_OPTIMIZE", "let the optimizer change the mix (--no-auto-optimize to keep it fixed)", "true", boolean(&c.AutoOptimize, "auto-optimize"), true},
-		{"optimization-interval", "BLAZING_FOREMAN_OPTIMIZATION_INTERVAL", "seconds between optimizer decisions", "30", dur(&c.OptimizationInterval, "optimization-interval"), false},
+		{"optimization-interval", "BLAZING_FOREMAN_OPTIMIZATION_INTERVAL", "seconds between optimizer decisions", "5", dur(&c.OptimizationInterval, "optimization-interval"), false},
 		{"metrics-addr", "BLAZING_FOREMAN_METRICS_ADDR", "HOST:PORT serving Prometheus /metrics (empty: off)", "127.0.0.1:9464", str(&c.MetricsAddr), false},
 		{"drain-timeout", "BLAZING_FOREMAN_DRAIN_TIMEOUT", "seconds workers get to finish on SIGTERM", "30", dur(&c.DrainTimeout, "drain-timeout"), false},
 		{"heartbeat-timeout", "BLAZING_FOREMAN_HEARTBEAT_TIMEOUT", "seconds without a worker heartbeat before it is killed and replaced", "30", dur(&c.HeartbeatTimeout, "heartbeat-timeout"), false},

@@ -35,7 +35,7 @@ func TestConfigDefaults(t *testing.T) {
 		RedisURL: "redis://r:6379/0", Namespace: "blazing", App: "m:app", Python: "python3",
 		AsyncWorkers: 1, BlockingWorkers: 1, MinAsync: 1, MaxAsync: 8, MinBlocking: 0, MaxBlocking: 8,
 		AsyncConcurrency: 64, BlockingConcurrency: 4, AutoOptimize: true,
-		OptimizationInterval: 30 * time.Second, MetricsAddr: "127.0.0.1:9464",
+		OptimizationInterval: 5 * time.Second, MetricsAddr: "127.0.0.1:9464",
 		DrainTimeout: 30 * time.Second, HeartbeatTimeout: 30 * time.Second,
 		CrashLoopRestarts: 5, CrashLoopWindow: 60 * time.Second,
 	}, c)

@@ -295,7 +295,7 @@ func newWatcher(t *testing.T, rdb redis.UniversalClient, ns string, auto bool, s
 	cfg.Namespace, cfg.AutoOptimize, cfg.OptimizationInterval = ns, auto, time.Hour
 	cfg.AsyncWorkers, cfg.BlockingWorkers, cfg.MinAsync, cfg.MinBlocking = 1, 1, 1, 0
 	log, buf := testLogger()
-	tn, err := newTuner(&cfg, rdb)
+	tn, err := newTuner(&cfg, rdb, "me")
 	require.NoError(t, err)
 	h := &watcherHarness{st: &flakyStore{Store: newTestStore(t, rdb, ns, 0)}, log: buf, snap: snap,
 		reclaim: make(chan string, 100), targets: make(chan Mix, 10)}

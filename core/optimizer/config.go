@@ -65,8 +65,8 @@ type Config struct {
 	ShrinkBelow float64 `json:"shrink_below" msgpack:"shrink_below"`
 }
 
-// Default settings. The tick itself (optimization_interval, 30 s by default
-// in the Python settings) is the caller's. The time constants are those of
+// Default settings. The tick itself (optimization_interval, 5 s by default
+// in the Python settings and the foreman) is the caller's. The time constants are those of
 // a 30 s tick; callers scale them to theirs with ScaleToInterval. The
 // simulation in package sim checks them at 5 s ticks (its targets) and
 // can run them at 30 s (cmd/optsim -interval 30s).

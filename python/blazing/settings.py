@@ -288,7 +288,7 @@ def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | Non
     auto = cfg.get("auto_optimize", True)
     if not isinstance(auto, bool):
         raise ConfigurationError(f"worker_config['auto_optimize'] must be a bool, not {auto!r}")
-    interval = cfg.get("optimization_interval", 30)
+    interval = cfg.get("optimization_interval", 5)
     if isinstance(interval, bool) or not isinstance(interval, (int, float)) or interval <= 0:
         raise ConfigurationError(
             f"worker_config['optimization_interval'] must be a positive number of seconds, "
