@@ -8,6 +8,7 @@
     blazing failed [--limit N] [--offset N] [-o json]
     blazing requeue UNIT_ID
     blazing btop [--refresh 1] [--filter NAME] [--once [-o json]] [--run UNIT_ID]
+    blazing charts [--since 15m] [--coarse] [--png FILE] [--html FILE] [--once] [-o json]
 
 Every command takes --redis-url (or BLAZING_REDIS_URL) and --namespace (or
 BLAZING_NAMESPACE). They read through an inspector over a session of their
