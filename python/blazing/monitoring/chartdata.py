@@ -19,7 +19,8 @@ FINE_KEEP_S = 3600  # the fine series (a sample per beat) keeps an hour; beyond,
 
 @dataclass(frozen=True)
 class MixSeries:
-    """One machine's workers per lane over time (from its foreman's samples)."""
+    """One machine's workers per lane over time (from its foreman's samples), those
+    draining left out."""
 
     label: str
     foreman: str
@@ -88,9 +89,10 @@ def build(samples: list[dict[str, Any]], decisions: list[dict[str, Any]], since:
         host = ss[0]["host"]
         # A host with two foremen (a restart) is told apart by the foreman's id.
         label = host if hosts.count(host) == 1 else f"{host} ({foreman})"
+        # Draining workers are on their way out: the mix is the others.
         machines.append(MixSeries(label=label, foreman=foreman, times=[s["at"] for s in ss],
-                                  workers={lane: [float(s[lane]["workers"]) for s in ss]
-                                           for lane in LANES}))
+                                  workers={lane: [float(s[lane]["workers"] - s[lane]["draining"])
+                                                  for s in ss] for lane in LANES}))
     lanes = [LaneSeries(lane=lane, times=[s["at"] for s in samples],
                         depth=[float(s[lane]["depth"]) for s in samples],
                         oldest_s=[float(s[lane]["oldest_s"]) for s in samples])
