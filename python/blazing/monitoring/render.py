@@ -176,7 +176,8 @@ def section_title(frame: Frame, name: str) -> str:
             ("" if len(frame.machines) == 1 else "s")
     if name == "failures":
         what = f"  filter: {frame.filter!r}" if frame.filter else ""
-        return f"FAILURES  {len(frame.failures)} latest failed runs, newest first{what}"
+        n = len(frame.failures)
+        return f"FAILURES  {n} failed run{'' if n == 1 else 's'}, newest first{what}"
     if name == "decisions":
         return "DECISIONS  the optimizer's latest, newest first"
     return "LANES  now; error rate over the last minute"
