@@ -142,6 +142,7 @@ class BtopApp(App[int]):
         self.lines: dict[str, list[str]] = {}  # what each section shows (tests read it)
         self.frames_read = 0
         self.open_run = open_run
+        self._fetching = False
 
     def compose(self) -> ComposeResult:  # noqa: D102
         yield Static(id="title")
@@ -161,11 +162,14 @@ class BtopApp(App[int]):
     # Reading
 
     def tick(self) -> None:
-        """A refresh: read a new frame unless paused."""
-        if not self.paused:
+        """A refresh: read a new frame, unless paused or a read is still under way (a
+        Redis that does not answer holds a read for its connect timeout: reads must not
+        pile up behind it, one thread each)."""
+        if not self.paused and not self._fetching:
+            self._fetching = True
             self.fetch()
 
-    @work(thread=True, exclusive=True, group="fetch")
+    @work(thread=True, group="fetch")
     def fetch(self) -> None:
         """Read one frame off the event loop; show it, or show why not."""
         try:
@@ -173,6 +177,8 @@ class BtopApp(App[int]):
         except Exception as exc:  # noqa: BLE001 - the dashboard stays up and says why
             self.call_from_thread(self.show_error, f"{type(exc).__name__}: {exc}")
             return
+        finally:
+            self._fetching = False
         self.call_from_thread(self.show_frame, frame)
 
     def show_frame(self, frame: Frame) -> None:
