@@ -285,3 +285,12 @@ def test_in_a_real_terminal(load: Load):
         assert "needs at least 80×24" in screen.replace("\n", "") and "EXIT=3" in screen
     finally:
         small.close()
+
+
+def test_once_needs_no_textual(load: Load):
+    code = ("import sys; sys.modules['textual'] = sys.modules['rich'] = None; "
+            "from blazing.cli import main; sys.exit(main(['btop', '--once']))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                         timeout=60, env={**os.environ, "COLUMNS": "100", **load.env})
+    assert out.returncode == 0, out.stderr
+    assert "FAILURES" in out.stdout
