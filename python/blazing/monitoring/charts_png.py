@@ -16,7 +16,7 @@ from blazing.monitoring.chartdata import ChartData, MixSeries
 from blazing.monitoring.deps import need
 
 STYLE = {"async": "-", "blocking": "--"}
-LANE_COLOUR = {"async": "tab:blue", "blocking": "tab:orange"}
+COLOUR = {"async": "tab:blue", "blocking": "tab:orange"}
 MAX_NOTES = 16  # mix changes annotated with their reasons; later ones are only marked
 MAX_MACHINES = 3  # a mix panel each; more machines are summed into one panel
 
@@ -60,9 +60,9 @@ def figure(data: ChartData, title: str = "") -> Any:
     for ax, m in zip(mixes, machines, strict=False):
         a, b = m.workers["async"], m.workers["blocking"]
         ax.fill_between(m.times, 0, a, step="post", hatch="//", alpha=0.6,
-                        facecolor=LANE_COLOUR["async"], edgecolor="0.2", label="async")
+                        facecolor=COLOUR["async"], edgecolor="0.2", label="async")
         ax.fill_between(m.times, a, [x + y for x, y in zip(a, b, strict=True)], step="post",
-                        hatch="..", alpha=0.6, facecolor=LANE_COLOUR["blocking"],
+                        hatch="..", alpha=0.6, facecolor=COLOUR["blocking"],
                         edgecolor="0.2", label="blocking")
         ax.set_ylim(0, max([x + y for x, y in zip(a, b, strict=True)] + [1]) + 0.5)
         ax.yaxis.get_major_locator().set_params(integer=True)
@@ -73,9 +73,9 @@ def figure(data: ChartData, title: str = "") -> Any:
     if not data.machines:
         mix.text(0.5, 0.5, "no samples", ha="center", transform=mix.transAxes)
     for ln in data.lanes:
-        depth.plot(ln.times, ln.depth, STYLE[ln.lane], color=LANE_COLOUR[ln.lane],
+        depth.plot(ln.times, ln.depth, STYLE[ln.lane], color=COLOUR[ln.lane],
                    label=ln.lane)
-        oldest.plot(ln.times, ln.oldest_s, STYLE[ln.lane], color=LANE_COLOUR[ln.lane],
+        oldest.plot(ln.times, ln.oldest_s, STYLE[ln.lane], color=COLOUR[ln.lane],
                     label=ln.lane)
     depth.set_ylabel("queued")
     depth.set_title("Queue depth per lane", loc="left", fontsize=10)
@@ -83,7 +83,7 @@ def figure(data: ChartData, title: str = "") -> Any:
     oldest.set_title("Oldest queued operation's age per lane", loc="left", fontsize=10)
     for lane in ("async", "blocking"):
         urgency.plot([d.at for d in data.decisions], [d.urgency[lane] for d in data.decisions],
-                     STYLE[lane], marker=".", markersize=3, color=LANE_COLOUR[lane],
+                     STYLE[lane], marker=".", markersize=3, color=COLOUR[lane],
                      label=f"{lane} urgency")
     urgency.set_ylabel("urgency")
     urgency.set_title("The optimizer: urgency per lane at each decision; mix changes marked "
