@@ -1,4 +1,5 @@
-# Blazing Flow. Targets: setup run test bench bench-redis bench-peers lint lib clean distclean.
+# Blazing Flow. Targets: setup run test bench bench-redis bench-peers charts-demo lint lib clean
+# distclean.
 # Everything Python runs in .venv; a stamp file keeps repeated `make` runs fast.
 
 PYTHON ?= python3
@@ -12,7 +13,7 @@ GO_SRC := go.mod go.sum $(shell find core cgo cmd -type f 2>/dev/null)
 GO_FILES = $(shell find . -name '*.go' -not -path './.*' -not -path './build/*')
 GOFMT    = $(shell $(GO) env GOROOT)/bin/gofmt
 
-.PHONY: setup run test bench bench-redis bench-peers lint lib clean distclean
+.PHONY: setup run test bench bench-redis bench-peers charts-demo lint lib clean distclean
 .DEFAULT_GOAL := setup
 
 setup: $(STAMP) $(LIB)
@@ -46,6 +47,10 @@ bench-redis: setup
 
 bench-peers: setup
 	$(PY) benchmarks/peers/run.py
+
+# docs/images/foreman-charts.png, from a real foreman run (a CPU burst, then an I/O burst).
+charts-demo: setup
+	$(PY) benchmarks/foreman_charts_demo.py
 
 lint: setup
 	@unformatted="$$($(GOFMT) -l $(GO_FILES) </dev/null)"; \

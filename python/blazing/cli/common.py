@@ -15,7 +15,7 @@ from typing import Any
 from blazing._native import Session
 from blazing.errors import ConfigurationError
 from blazing.inspector import Inspector
-from blazing.settings import resolve
+from blazing.settings import redact, resolve
 
 # Exit codes.
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -52,6 +52,16 @@ def inspector(args: argparse.Namespace) -> Iterator[Inspector]:
         yield Inspector(session)
     finally:
         session.close()
+
+
+def store_label(args: argparse.Namespace, url: bool = True) -> str:
+    """Where a command reads, for titles: the namespace and (with ``url``) the Redis URL,
+    its password hidden."""
+    where = getattr(args, "redis_url", None) or os.environ.get("BLAZING_REDIS_URL") or ""
+    namespace = getattr(args, "namespace", None) or os.environ.get("BLAZING_NAMESPACE") or \
+        "blazing"
+    return f"namespace {namespace} on {redact(where)}" if where and url \
+        else f"namespace {namespace}"
 
 
 def print_json(value: Any) -> None:

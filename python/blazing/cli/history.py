@@ -7,7 +7,8 @@ import time
 from datetime import datetime
 
 from blazing.cli.common import add_output_option, inspector, ms, print_json, table
-from blazing.records import Breadcrumb, OperationRecord
+from blazing.monitoring.render import event_line, timeline_tree
+from blazing.records import OperationRecord
 
 FOLLOW_EVERY = 0.5  # seconds between reads of a followed timeline
 
@@ -87,40 +88,6 @@ def cmd_stats(args: argparse.Namespace) -> int:
     return 0
 
 
-def _event_line(e: Breadcrumb, start: datetime) -> str:
-    rel = (e.at - start).total_seconds()
-    meta = f"  {e.metadata}" if e.metadata not in (None, {}) else ""
-    return f"+{rel:8.3f}s  {e.kind:<9} {e.message}{meta}"
-
-
-def _tree(ops: list[OperationRecord], events: list[Breadcrumb]) -> list[str]:
-    """The timeline as a tree of operations (children under their caller), each
-    operation's events under it, times relative to the run's first event."""
-    start = events[0].at if events else datetime.now()
-    by_path: dict[str, list[Breadcrumb]] = {}
-    for e in events:
-        by_path.setdefault(e.path, []).append(e)
-    kids: dict[str, list[OperationRecord]] = {}
-    for o in ops:
-        kids.setdefault(o.parent, []).append(o)
-    lines: list[str] = []
-
-    def walk(o: OperationRecord, prefix: str, last: bool, top: bool) -> None:
-        branch = "" if top else ("└─ " if last else "├─ ")
-        lines.append(f"{prefix}{branch}{o.name} {o.path}  [{o.status}, {o.attempts} attempt"
-                     f"{'' if o.attempts == 1 else 's'}]")
-        inner = prefix + ("" if top else ("   " if last else "│  "))
-        for e in by_path.get(o.path, []):
-            lines.append(f"{inner}   {_event_line(e, start)}")
-        children = kids.get(o.path, [])
-        for i, c in enumerate(children):
-            walk(c, inner, i == len(children) - 1, False)
-
-    for root in kids.get("", []):
-        walk(root, "", True, True)
-    return lines
-
-
 def cmd_breadcrumbs(args: argparse.Namespace) -> int:
     """A run's timeline, as a tree; --follow streams it until the run ends."""
     with inspector(args) as ins:
@@ -134,7 +101,7 @@ def cmd_breadcrumbs(args: argparse.Namespace) -> int:
         return 0
     if timeline.dropped:
         print(f"({timeline.dropped} older breadcrumbs were dropped: a run keeps its newest)")
-    print("\n".join(_tree(ops, timeline.events)))
+    print("\n".join(timeline_tree(ops, timeline.events)))
     return 0
 
 
@@ -154,7 +121,7 @@ def _follow(ins, args: argparse.Namespace) -> int:  # noqa: ANN001 - an Inspecto
             if line is not None:
                 print_json(line)
             else:
-                print(f"{names.get(e.path, '?')} {e.path}  {_event_line(e, start or e.at)}",
+                print(f"{names.get(e.path, '?')} {e.path}  {event_line(e, start or e.at)}",
                       flush=True)
         shown = len(events)
         root = next((o for o in ops if o.path == "0"), None)
