@@ -128,9 +128,13 @@ class PostgresServer:
 
     def log_count(self, needle: str, app: str | None = None) -> int:
         """Log lines containing ``needle`` (of the client ``app``, if given)."""
-        tag = f"app={app} " if app is not None else ""
-        return sum(1 for line in self.log_text().splitlines()
-                   if needle in line and tag in line)
+        def of_app(line: str) -> bool:
+            # The prefix names the client's application once its session is set up;
+            # the "connection authorized" line, written before, names it at its end.
+            return (app is None or f"app={app} " in line
+                    or line.endswith(f"application_name={app}"))
+
+        return sum(1 for line in self.log_text().splitlines() if needle in line and of_app(line))
 
     def close(self) -> None:
         """Stop and remove the cluster."""

@@ -9,6 +9,7 @@ port = the server's), whose socket inode leads to the process holding it.
 from __future__ import annotations
 
 import os
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -62,6 +63,44 @@ def client_connections(port: int) -> Counter[int]:
         return Counter()
     owners = _inode_owners()
     return Counter(owners[i] for i in inodes if i in owners)
+
+
+def clients_by_port(ports: list[int]) -> dict[int, Counter[int]]:
+    """:func:`client_connections` of several ports at once (one pass over /proc)."""
+    rows = [r for r in _rows() if r[3] == ESTABLISHED]
+    wanted = {p: [r[9] for r in rows if _port(r[2]) == p] for p in ports}
+    owners = _inode_owners() if any(wanted.values()) else {}
+    return {p: Counter(owners[i] for i in inodes if i in owners)
+            for p, inodes in wanted.items()}
+
+
+class PeakSampler:
+    """Samples, in a thread, the connections each client process holds to each port,
+    keeping the highest count seen per (port, pid) until stopped."""
+
+    def __init__(self, ports: list[int], every: float = 0.02) -> None:
+        self.ports = ports
+        self.every = every
+        self.peaks: dict[int, Counter[int]] = {p: Counter() for p in ports}
+        self.samples = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._main, name="peak-sampler", daemon=True)
+
+    def _main(self) -> None:
+        while not self._stop.is_set():
+            for port, counts in clients_by_port(self.ports).items():
+                for pid, n in counts.items():
+                    self.peaks[port][pid] = max(self.peaks[port][pid], n)
+            self.samples += 1
+            self._stop.wait(self.every)  # the sampling period
+
+    def __enter__(self) -> PeakSampler:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(10)
 
 
 def wait_for(check: Callable[[], bool], timeout: float, what: str) -> None:

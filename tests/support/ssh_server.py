@@ -73,6 +73,9 @@ class SSHServer:
             "LogLevel VERBOSE",
             "MaxSessions 10",
             "MaxStartups 200",
+            # Bash sources ~/.bashrc for a command run by sshd only in a top-level
+            # shell (SHLVL unset): the user's rc (pyenv init, say) stays out of the tests.
+            "SetEnv SHLVL=1",
             "",
         ]))
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from blazing.connectors.base import Connector, check_host, expand_path, require
+from blazing.connectors.base import Connector, backoff, check_host, expand_path, require
 
 _DEFAULT_KNOWN_HOSTS = "~/.ssh/known_hosts"
 
@@ -188,14 +189,37 @@ class SSHConnector(Connector):
                    kwargs: dict[str, Any]) -> Any:
         asyncssh = require("asyncssh", self.extra, self.name)
         async with link.sessions:
+            process = await self._start(asyncssh, link, command, kwargs)
             try:
-                process = await link.conn.create_process(command, **kwargs)
+                return await process.wait(check, timeout)
+            finally:
+                # The session counts against sshd's MaxSessions until both ends
+                # have closed the channel: hold its place until then.
+                process.close()
+                await process.wait_closed()
+
+    async def _start(self, asyncssh: Any, link: _Link, command: str,
+                     kwargs: dict[str, Any]) -> Any:
+        """Open a session and start the command in it.
+
+        sshd frees a session's place in ``MaxSessions`` a moment after the channel
+        has closed, so a refusal to open one on a live connection is tried again
+        (shortly, with backoff): the command has not started, so this is safe.
+        """
+        deadline = time.monotonic() + self.reconnect_timeout
+        delays = backoff(0.01, 0.5)
+        while True:
+            try:
+                return await link.conn.create_process(command, **kwargs)
             except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost,
                     asyncssh.DisconnectError, OSError) as exc:
                 if link.conn.is_closed():
                     raise _NotStarted(exc) from exc
-                raise
-            return await process.wait(check, timeout)
+                delay = next(delays)
+                if (not isinstance(exc, asyncssh.ChannelOpenError)
+                        or time.monotonic() + delay > deadline):
+                    raise
+            await asyncio.sleep(delay)  # the backoff itself
 
     async def run(self, command: str, *, check: bool = False, timeout: float | None = None,
                   **kwargs: Any) -> Any:
