@@ -118,7 +118,7 @@ def test_2000_steps_hold_each_process_to_its_pool(servers, fleet_for, client):
     ssh_calls = sum(1 for _, _, s in calls if s)
     assert len(results) == 2000
     assert all(r["http"] == "pong" for r in results)
-    assert [r["ssh"] for r, (_, i, s) in zip(results, calls) if s] == \
+    assert [r["ssh"] for r, (_, i, s) in zip(results, calls, strict=True) if s] == \
         [str(i) for _, i, s in calls if s]
     by_pid = Counter(r["where"][0] for r in results)
     assert set(by_pid) <= set(pids) and by_pid[blocking.pid] == 500
@@ -166,8 +166,6 @@ def test_servers_restarted_mid_load_steps_reconnect_and_succeed(servers, fleet_f
     a = fleet.start("async", concurrency=16)
     b = fleet.start("blocking", concurrency=2)
     web.clear()
-    before = {p: pg.log_count("connection authorized", app_name(p)) for p in (a.pid, b.pid)}
-    logins = sshd.log_count("Accepted publickey")
     calls = [("touch_blocking" if i % 4 == 3 else "touch", i, i % 3 == 0) for i in range(600)]
     done: list[int] = []
     out: dict[str, Any] = {}
@@ -182,6 +180,8 @@ def test_servers_restarted_mid_load_steps_reconnect_and_succeed(servers, fleet_f
     t.start()
     wait_for(lambda: len(done) >= 150, 120, "150 of 600 steps done before the restarts")
     at_restart = len(done)
+    before = {p: pg.log_count("connection authorized", app_name(p)) for p in (a.pid, b.pid)}
+    logins = sshd.log_count("Accepted publickey")
     pg.restart()
     sshd.restart()
     web.restart()
@@ -189,14 +189,16 @@ def test_servers_restarted_mid_load_steps_reconnect_and_succeed(servers, fleet_f
     assert "error" not in out, out.get("error")
     results = out["results"]
     assert len(results) == 600 and all(r["http"] == "pong" for r in results)
-    assert [r.get("ssh") for r, (_, i, s) in zip(results, calls) if s] == \
+    assert [r.get("ssh") for r, (_, i, s) in zip(results, calls, strict=True) if s] == \
         [str(i) for _, i, s in calls if s]
     # Both processes connected again after the restart (the server logged new
     # connections), and the steps after it ran on new backends.
     after = {p: pg.log_count("connection authorized", app_name(p)) for p in (a.pid, b.pid)}
     assert all(after[p] > before[p] for p in after), (before, after)
-    assert sshd.log_count("Accepted publickey") - logins >= 2
+    assert sshd.log_count("Accepted publickey") - logins >= 2  # both processes logged in again
     assert at_restart < 600
+    early = {r["backend"] for r in results[:100]}
+    assert {r["backend"] for r in results[-100:]} - early  # new backends served the last
     print(f"\nrestarted postgres, sshd and the HTTP server after {at_restart}/600 steps; "
           f"postgres connections per process before {before}, after {after}; "
           f"ssh logins {sshd.log_count('Accepted publickey') - logins}")
@@ -294,6 +296,7 @@ def test_secrets_stay_out_of_redis_and_logs(servers, fleet_for, client, redis_se
         pg, web, sshd, BLAZING_TEST_PG_BAD_URL=pg.url(password=wrong),
         BLAZING_TEST_HTTP_TOKEN=token, BLAZING_LOG_LEVEL="DEBUG"))
     fleet.start("async", concurrency=8)
+    web.clear()
     results = run_calls(client, [("touch", i, True) for i in range(20)], timeout=120)
     assert all(r["http"] == "pong" for r in results)
     assert {r.auth for r in web.requests() if r.path == "/ping"} == {"Bearer"}

@@ -191,7 +191,13 @@ class SSHConnector(Connector):
         async with link.sessions:
             process = await self._start(asyncssh, link, command, kwargs)
             try:
-                return await process.wait(check, timeout)
+                done = await process.wait(check, timeout)
+                if done.exit_status is None and done.exit_signal is None:
+                    # asyncssh returns quietly when the link drops under a command.
+                    raise asyncssh.ConnectionLost(
+                        f"{self.describe()}: the connection dropped while {command!r} ran "
+                        "(it may or may not have finished)")
+                return done
             finally:
                 # The session counts against sshd's MaxSessions until both ends
                 # have closed the channel: hold its place until then.
