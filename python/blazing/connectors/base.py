@@ -393,6 +393,10 @@ class Connector:
                 await self._close_quietly(res)
             elif slot.loop.is_closed():
                 pass  # its loop is gone: the sockets go with the objects
+            elif not slot.loop.is_running():
+                # An idle loop (a thread's, between its uses) can be run from a
+                # helper thread for as long as closing takes.
+                await asyncio.to_thread(slot.loop.run_until_complete, self._close_quietly(res))
             else:
                 fut = asyncio.run_coroutine_threadsafe(self._close_quietly(res), slot.loop)
                 try:
