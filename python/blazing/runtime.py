@@ -87,8 +87,10 @@ def _py_level(slog_level: int) -> int:
 
 ResultCallback = Callable[[int, Any, Any], None]
 
-#: Longest stop() waits for blocking threads to close their connections, and for
-#: each connector to close the rest.
+#: Longest stop() waits for the blocking threads to exit (closing their connections);
+#: work still running past the drain is not waited for longer.
+THREAD_EXIT_TIMEOUT = 5.0
+#: Longest stop() waits for the connectors to close the rest.
 CONNECTOR_CLOSE_TIMEOUT = 10.0
 
 
@@ -290,7 +292,7 @@ class Runtime:
             self.pool.stop()
             # Each thread closes its own connections as it exits; one still
             # running a step past the drain keeps them until the process ends.
-            self.pool.join(CONNECTOR_CLOSE_TIMEOUT)
+            self.pool.join(THREAD_EXIT_TIMEOUT)
         try:
             asyncio.run_coroutine_threadsafe(self._close_connectors(), loop).result(
                 timeout=2 * CONNECTOR_CLOSE_TIMEOUT)
