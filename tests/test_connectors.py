@@ -433,3 +433,29 @@ def test_connectors_mapping_lists_and_makes():
     assert isinstance(conns["b"], HTTPConnector) and conns["b"].name == "b"
     with pytest.raises(KeyError, match="no connector named 'c'"):
         conns["c"]
+
+
+def test_blocking_async_steps_close_their_thread_loop_pools_at_stop(pg_server, make_app):
+    db = SQLConnector(pg_server.url(), name="bthread", pool_size=1, max_overflow=0)
+    app = make_app(connectors={"bthread": db}, worker_config={"blocking_workers": 2})
+    me = f"blazing:bthread:{os.getpid()}"
+
+    @app.step(step_type="BLOCKING")
+    async def on_thread_loop(services=None):
+        # An async step on a blocking thread runs on that thread's own loop.
+        return threading.current_thread().name, await db.scalar("SELECT pg_backend_pid()")
+
+    @app.step
+    def on_thread(services=None):
+        return threading.current_thread().name, db.scalar_sync("SELECT pg_backend_pid()")
+
+    @app.workflow
+    async def wf(services=None):
+        return [await on_thread_loop() for _ in range(3)] + [await on_thread() for _ in range(3)]
+
+    got = app.run_sync("wf")
+    assert all(name.startswith("blazing-blocking-") for name, _ in got)
+    assert pg_server.sessions()[me] == len(set(got))  # one per (thread, loop or sync)
+    app.stop_sync()
+    assert wait_sessions(pg_server, lambda s: me not in s) == {}
+    assert pg_server.log_count("unexpected EOF", me) == 0  # each closed on its own loop
