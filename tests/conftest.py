@@ -56,3 +56,54 @@ def redis_server():
     server.start()
     yield server
     server.close()
+
+
+def _server(make, libraries=()):
+    """Start a server for the session, or skip (fail where servers are required) when
+    its program or the connector's library is missing."""
+    import importlib
+
+    from tests.support.sockets import require_servers
+
+    try:
+        for lib in libraries:
+            try:
+                importlib.import_module(lib)
+            except ImportError:
+                raise RuntimeError(f"{lib} is not installed (pip install -e '.[test]')") from None
+        server = make()
+    except RuntimeError as exc:
+        if require_servers():
+            raise
+        pytest.skip(str(exc))
+    return server
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """One real PostgreSQL cluster for the session (tests/support/pg_server.py)."""
+    from tests.support.pg_server import PostgresServer
+
+    server = _server(PostgresServer, ("sqlalchemy", "asyncpg", "psycopg"))
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def ssh_server():
+    """One real sshd for the session (tests/support/ssh_server.py)."""
+    from tests.support.ssh_server import SSHServer
+
+    server = _server(SSHServer, ("asyncssh",))
+    with server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def http_server():
+    """One uvicorn HTTP server for the session (tests/support/http_server.py)."""
+    from tests.support.http_server import HTTPServer
+
+    server = _server(HTTPServer, ("httpx",))
+    with server:
+        yield server

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
 
+from blazing.connectors.registry import Connectors
 from blazing.definitions import (
     Definition,
     check_service,
@@ -50,7 +51,8 @@ class BaseApp:
                  outage_timeout: float | None = None,
                  tls_ca_file: str | os.PathLike[str] | None = None,
                  tls_cert_file: str | os.PathLike[str] | None = None,
-                 tls_key_file: str | os.PathLike[str] | None = None) -> None:
+                 tls_key_file: str | os.PathLike[str] | None = None,
+                 connectors: Mapping[str, Any] | None = None) -> None:
         self._definitions: dict[str, Definition] = {}
         self._service_classes: dict[str, type] = {}
         self._published = False
@@ -68,7 +70,12 @@ class BaseApp:
         self.api_token = api_token
         self.worker_config = self.settings.worker_config
         self.drain_timeout = self.settings.drain_timeout
-        self._runtime = Runtime(self._definitions, self._service_classes, self.settings)
+        # Connectors are made here, in every process that imports the app, from
+        # settings in this process (its code, its environment): nothing of them
+        # travels through the store.
+        self._connectors = Connectors(connectors)
+        self._runtime = Runtime(self._definitions, self._service_classes, self.settings,
+                                self._connectors)
 
     # ---------------------------------------------------------- decorators
 
@@ -150,6 +157,11 @@ class BaseApp:
         if defn is None:
             raise self._runtime.unknown(name_or_fn)
         return defn
+
+    @property
+    def connectors(self) -> Connectors:
+        """The app's connectors by name (``app.connectors["db"]``), as services get them."""
+        return self._connectors
 
     @property
     def definitions(self) -> dict[str, Definition]:

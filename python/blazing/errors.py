@@ -19,6 +19,9 @@ __all__ = [
     "BlazingError",
     "CodecError",
     "ConfigurationError",
+    "ConnectorConfigError",
+    "ConnectorError",
+    "ConnectorUnavailable",
     "DefinitionError",
     "EngineClosedError",
     "ForkedProcessError",
@@ -108,6 +111,19 @@ class NativeLibraryError(BlazingError, ImportError):
 
 class ForkedProcessError(BlazingError, RuntimeError):
     """The Go core was used in a child made by ``fork()``; a Go runtime does not survive fork."""
+
+
+class ConnectorError(BlazingError):
+    """A connector (``blazing.connectors``) failed; the message names the connector."""
+
+
+class ConnectorConfigError(ConnectorError, ConfigurationError):
+    """A connector's settings cannot be used (a bad option, a missing key file, an
+    unknown ``target_class_name``, a host that does not resolve, a library not installed)."""
+
+
+class ConnectorUnavailable(ConnectorError, ConnectionError):
+    """A connector could not (re)connect to its server within its reconnect timeout."""
 
 
 class EngineClosedError(NativeError):

@@ -25,6 +25,7 @@ from typing import Any
 
 from blazing import codec, frames
 from blazing._native import Session
+from blazing.connectors.registry import Connectors
 from blazing.context import Execution
 from blazing.definitions import Definition
 from blazing.errors import (
@@ -86,15 +87,26 @@ def _py_level(slog_level: int) -> int:
 
 ResultCallback = Callable[[int, Any, Any], None]
 
+#: Longest stop() waits for the blocking threads to exit (closing their connections);
+#: work still running past the drain is not waited for longer.
+THREAD_EXIT_TIMEOUT = 5.0
+#: Longest stop() waits for the connectors to close the rest.
+CONNECTOR_CLOSE_TIMEOUT = 10.0
+
 
 class Runtime:
     """Runs one app's work in this process; see the module docstring."""
 
     def __init__(self, registry: dict[str, Definition],
-                 service_classes: dict[str, Any], settings: Settings) -> None:
+                 service_classes: dict[str, Any], settings: Settings,
+                 connectors: Connectors | None = None) -> None:
         self.registry = registry
         self._service_classes = service_classes
         self.settings = settings
+        # Made in the app module of every process that imports it; they connect
+        # only in processes that run work (see _loop_main).
+        self.connectors = connectors if connectors is not None else Connectors()
+        self._health: asyncio.Task[None] | None = None
         self.max_value_bytes = settings.max_value_bytes
         self.services = Services()
         self.session: Session | None = None
@@ -162,8 +174,14 @@ class Runtime:
         self.loop = loop
         self._loop_tid = threading.get_ident()
         try:
-            self.services = loop.run_until_complete(create_services(self._service_classes, {}))
             st = self.settings
+            if st.local_workers:
+                # Settings are checked (and eager connectors connected) before any
+                # work is taken, so a bad one fails the start, naming its connector.
+                loop.run_until_complete(self.connectors.start(async_lane=st.async_slots > 0))
+                self._health = loop.create_task(self.connectors.watch())
+            self.services = loop.run_until_complete(
+                create_services(self._service_classes, self.connectors.instances()))
             self.session = _open_session(st, {
                 **st.store_config(),
                 # A foreman names its workers' inboxes, so that it can take
@@ -174,7 +192,8 @@ class Runtime:
                 "blocking": st.blocking_threads,
             })
             self.inspector = Inspector(self.session)
-            self.pool = BlockingPool(self._run_blocking, st.blocking_threads)
+            self.pool = BlockingPool(self._run_blocking, st.blocking_threads,
+                                     on_exit=self.connectors.release_thread)
             if st.redis_url:
                 # Events reach the loop through an eventfd it watches: a thread
                 # parked in the core and a hop to the loop would cost two
@@ -188,6 +207,10 @@ class Runtime:
                 self._events_thread.start()
         except BaseException as exc:  # noqa: BLE001 - handed to start()
             failure.append(exc)
+            if self._health is not None:
+                self._health.cancel()
+                self._health = None
+            loop.run_until_complete(self.connectors.close())
             ready.set()
             loop.close()
             return
@@ -235,7 +258,7 @@ class Runtime:
 
     async def add_service(self, name: str, cls: Any) -> None:
         """Create a service registered after start."""
-        self.services[name] = await cls.create({})
+        self.services[name] = await cls.create(self.connectors.instances())
 
     def stop(self, timeout: float = 30.0, *, pause: bool = False) -> None:
         """Let running work finish (up to ``timeout`` s), then stop everything.
@@ -267,6 +290,14 @@ class Runtime:
             log.error("stopped with work the store never received: %s", exc)
         if self.pool is not None:
             self.pool.stop()
+            # Each thread closes its own connections as it exits; one still
+            # running a step past the drain keeps them until the process ends.
+            self.pool.join(THREAD_EXIT_TIMEOUT)
+        try:
+            asyncio.run_coroutine_threadsafe(self._close_connectors(), loop).result(
+                timeout=2 * CONNECTOR_CLOSE_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - stopping goes on; the process may exit
+            log.error("closing connectors failed: %s", exc)
         if self._watchdog is not None:
             self._watchdog.stop()  # before the loop stops answering its checks
             self._watchdog = None
@@ -293,6 +324,12 @@ class Runtime:
     def drain_and_stop(self, timeout: float) -> None:
         """Stop as a worker process does on SIGTERM (see :meth:`stop`)."""
         self.stop(timeout, pause=True)
+
+    async def _close_connectors(self) -> None:
+        if self._health is not None:
+            self._health.cancel()
+            self._health = None
+        await self.connectors.close()
 
     async def _shutdown_loop(self) -> None:
         self._flush()

@@ -21,7 +21,7 @@ import sys
 import threading
 from typing import Any
 
-from blazing.errors import ConfigurationError
+from blazing.errors import ConfigurationError, ConnectorError
 from blazing.settings import redact
 
 log = logging.getLogger("blazing.worker")
@@ -132,6 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGINT, on_signal)
     try:
         app._runtime.start()
+    except ConnectorError as exc:  # its message names the connector
+        print(f"blazing.worker: cannot start: {exc}", file=sys.stderr)
+        return EXIT_APP
     except Exception as exc:  # noqa: BLE001 - reported with the URL, then exit
         print(f"blazing.worker: cannot start on {redact(settings.redis_url)}: {exc}",
               file=sys.stderr)

@@ -18,6 +18,10 @@ _STOP = None
 RunDelivery = Callable[[list[Any], asyncio.AbstractEventLoop | None],
                        asyncio.AbstractEventLoop | None]
 
+# Called by each thread as it exits, with its event loop (if it made one) still
+# open: it closes what the thread opened (its connectors' thread-local pools).
+OnExit = Callable[[asyncio.AbstractEventLoop | None], None]
+
 
 class BlockingPool:
     """A pool whose size follows the engine's blocking slots.
@@ -26,12 +30,14 @@ class BlockingPool:
     made (so nested calls cannot deadlock) and shrinks back as threads finish.
     """
 
-    def __init__(self, run: RunDelivery, size: int) -> None:
+    def __init__(self, run: RunDelivery, size: int, on_exit: OnExit | None = None) -> None:
         self._run = run
+        self._on_exit = on_exit
         self._q: queue.SimpleQueue[list[Any] | None] = queue.SimpleQueue()
         self._lock = threading.Lock()
         self._target = size
         self._threads: set[threading.Thread] = set()
+        self._idle = threading.Condition(self._lock)  # notified when the last thread ends
         self._seq = 0
         self._stopped = False
         self._spawn()
@@ -68,10 +74,18 @@ class BlockingPool:
                     if len(self._threads) > self._target:
                         return  # the pool shrank: this thread is surplus
         finally:
-            with self._lock:
-                self._threads.discard(me)
-            if loop is not None:
-                loop.close()
+            try:
+                if self._on_exit is not None:
+                    self._on_exit(loop)
+            except Exception:  # noqa: BLE001 - the thread ends either way
+                log.exception("closing a blocking thread's connections failed")
+            finally:
+                with self._lock:
+                    self._threads.discard(me)
+                    if not self._threads:
+                        self._idle.notify_all()
+                if loop is not None:
+                    loop.close()
 
     def stop(self) -> None:
         """Ask every thread to exit once its current work ends."""
@@ -80,3 +94,8 @@ class BlockingPool:
             n = len(self._threads)
         for _ in range(n):
             self._q.put(_STOP)
+
+    def join(self, timeout: float) -> bool:
+        """Wait (up to ``timeout`` s) until every thread has exited; whether they did."""
+        with self._lock:
+            return self._idle.wait_for(lambda: not self._threads, timeout)
