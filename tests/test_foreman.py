@@ -15,7 +15,7 @@ import uuid
 
 import pytest
 
-from tests.apps.durable import make_app
+from tests.apps.durable import DurableError, make_app
 from tests.support.redis_server import free_port
 from tests.support.workers import ROOT
 
@@ -142,6 +142,59 @@ def test_supervises_restarts_and_drains(redis_server):
         fm.proc.send_signal(signal.SIGTERM)
         assert fm.proc.wait(30) == 0
         assert not [p for p in pids if alive(p)], "no worker outlives the foreman"
+    finally:
+        client.stop_sync()
+        fm.close()
+
+
+def test_metrics_count_a_known_load(redis_server):
+    """/metrics against what was run: 8 five-step workflows, 3 runs that fail, 2 that
+    retry once; totals and per-step series carry exactly those counts."""
+    ns = "fm" + uuid.uuid4().hex[:8]
+    port = free_port()
+    fm = Foreman("--redis-url", redis_server.url, "--namespace", ns,
+                 "--app", "tests.apps.durable:app", "--metrics-addr", f"127.0.0.1:{port}",
+                 "--async-workers", "1", "--blocking-workers", "1", "--no-auto-optimize")
+    client = make_app(redis_url=redis_server.url, namespace=ns, local_workers=False,
+                      secret=SECRET)
+    try:
+        fm.expect(r"started worker.*lane=blocking")
+        assert [client.five_steps(i).result_sync(timeout=60) for i in range(8)] == \
+            [i + 15 for i in range(8)]
+        for msg in ("a", "b", "c"):
+            with pytest.raises(DurableError):
+                client.fail_importable(msg).result_sync(timeout=30)
+        assert [client.flaky_once(i).result_sync(timeout=30) for i in (1, 2)] == [2, 4]
+
+        def step(name: str, outcome: str) -> float:
+            return m.get(f'blazing_step_operations_total{{name="{name}",outcome="{outcome}"}}', 0)
+
+        # Workers report on their beats (every 2 s at most): read until the last
+        # attempt has been reported, within a bound.
+        deadline = time.monotonic() + 30
+        while True:
+            m = metrics(port)
+            if step("add", "succeeded") == 40 and step("flaky_once", "succeeded") == 2 \
+                    and step("fail_importable", "failed") == 3 \
+                    and step("five_steps", "succeeded") == 8:
+                break
+            assert time.monotonic() < deadline, m
+            time.sleep(0.1)  # the next scrape; the beats are the foreman's, not ours
+        assert step("flaky_once", "retried") == 2 and step("add", "failed") == 0
+        assert m["blazing_operations_succeeded_total"] == 40 + 8 + 2
+        assert m["blazing_operations_failed_total"] == 3
+        assert m["blazing_operations_retried_total"] == 2
+        assert m["blazing_operations_started_total"] == 40 + 8 + 3 + 2 * 2
+        assert m["blazing_operation_duration_seconds_count"] == 40 + 8 + 3 + 2 * 2
+        assert m['blazing_step_duration_seconds_count{name="add"}'] == 40
+        assert m['blazing_step_duration_seconds_count{name="flaky_once"}'] == 4
+        assert m['blazing_step_duration_seconds_bucket{name="add",le="+Inf"}'] == 40
+        # Label values are the app's names only.
+        names = {re.search(r'name="([^"]+)"', k)[1] for k in m if k.startswith("blazing_step_")}
+        assert names == {"add", "five_steps", "fail_importable", "flaky_once"}
+        assert m['blazing_workers{lane="async",state="serving"}'] == 1
+        assert m['blazing_workers{lane="blocking",state="serving"}'] == 1
+        assert m['blazing_queue_depth{lane="async"}'] == 0
     finally:
         client.stop_sync()
         fm.close()

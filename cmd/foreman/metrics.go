@@ -37,11 +37,13 @@ type collector struct {
 	obs       Observed
 	seq       uint64          // Seq of the latest snapshot applied
 	gone      engine.Counters // of exited workers
+	goneSteps map[string]store.Counts
 	last      map[string]Beat // latest beat per live worker id
 	decisions map[string]float64
 
 	depth, age, workers, foremen, restarts, urgency, decided *prometheus.Desc
 	started, succeeded, failed, retried, duration            *prometheus.Desc
+	stepOps, stepDuration                                    *prometheus.Desc
 }
 
 func newCollector() *collector {
@@ -50,6 +52,7 @@ func newCollector() *collector {
 	}
 	return &collector{
 		last:      map[string]Beat{},
+		goneSteps: map[string]store.Counts{},
 		decisions: map[string]float64{},
 		depth:     d("queue_depth", "Operations waiting per lane (ready or delayed).", "lane"),
 		age:       d("queue_oldest_age_seconds", "Age of the oldest ready operation per lane.", "lane"),
@@ -63,6 +66,10 @@ func newCollector() *collector {
 		failed:    d("operations_failed_total", "Operations that failed for good."),
 		retried:   d("operations_retried_total", "Failed attempts that were retried."),
 		duration:  d("operation_duration_seconds", "How long attempts ran."),
+		stepOps: d("step_operations_total",
+			"Attempts of each step or workflow that ended, by outcome (succeeded, failed, retried, cancelled).",
+			"name", "outcome"),
+		stepDuration: d("step_duration_seconds", "How long attempts of each step or workflow ran.", "name"),
 	}
 }
 
@@ -88,6 +95,7 @@ func (c *collector) update(o Observed) {
 	for id, b := range c.last {
 		if _, ok := live[id]; !ok {
 			addBeat(&c.gone, b)
+			addSteps(c.goneSteps, b)
 		}
 	}
 	c.last = live
@@ -127,10 +135,47 @@ func addBeat(t *engine.Counters, b Beat) {
 	}
 }
 
+// addSteps folds a beat's per-name counts into m (copying, never aliasing
+// the beat's buckets).
+func addSteps(m map[string]store.Counts, b Beat) {
+	for name, s := range b.Steps {
+		c := m[name]
+		c.Buckets = append([]int64(nil), c.Buckets...)
+		c.Add(s.counts())
+		m[name] = c
+	}
+}
+
+// stepBucketEvery picks every fourth of the store's √2 bucket bounds for
+// the per-step histogram: a factor 4 apart (0.5 ms, 2 ms, 8 ms, ... 35
+// min), so each Prometheus bucket is an exact sum of the workers' buckets
+// and a series per name stays at 12 buckets.
+const stepBucketEvery = 4
+
+// stepHistogram turns per-name counts into a Prometheus histogram: the
+// cumulative count at each kept bound, the count of every timed attempt,
+// and the sum in seconds.
+func stepHistogram(c store.Counts) (count uint64, sum float64, buckets map[float64]uint64) {
+	buckets = map[float64]uint64{}
+	var cum int64
+	for i, ub := range store.StatBucketsMs {
+		if i < len(c.Buckets) {
+			cum += c.Buckets[i]
+		}
+		if i%stepBucketEvery == 0 {
+			buckets[ub/1000] = uint64(cum)
+		}
+	}
+	if n := len(store.StatBucketsMs); n < len(c.Buckets) {
+		cum += c.Buckets[n]
+	}
+	return uint64(cum), float64(c.SumMs) / 1000, buckets
+}
+
 // Describe implements prometheus.Collector.
 func (c *collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{c.depth, c.age, c.workers, c.foremen, c.restarts, c.urgency,
-		c.decided, c.started, c.succeeded, c.failed, c.retried, c.duration} {
+		c.decided, c.started, c.succeeded, c.failed, c.retried, c.duration, c.stepOps, c.stepDuration} {
 		ch <- d
 	}
 }
@@ -170,8 +215,22 @@ func (c *collector) Collect(ch chan<- prometheus.Metric) {
 	for _, w := range c.obs.Snapshot.Workers {
 		states[[2]string{w.Lane, w.State}]++
 	}
+	steps := map[string]store.Counts{}
+	for name, n := range c.goneSteps {
+		n.Buckets = append([]int64(nil), n.Buckets...)
+		steps[name] = n
+	}
 	for _, b := range c.last {
 		addBeat(&total, b)
+		addSteps(steps, b)
+	}
+	for name, n := range steps {
+		for outcome, v := range map[string]int64{"succeeded": n.Succeeded, "failed": n.Failed,
+			"retried": n.Retried, "cancelled": n.Cancelled} {
+			counter(c.stepOps, float64(v), name, outcome)
+		}
+		count, sum, buckets := stepHistogram(n)
+		ch <- prometheus.MustNewConstHistogram(c.stepDuration, count, sum, buckets, name)
 	}
 	for k, n := range states {
 		gauge(c.workers, float64(n), k[0], k[1])

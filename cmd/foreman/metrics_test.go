@@ -269,3 +269,63 @@ func TestCollectorKeepsUrgencyAcrossUpdates(t *testing.T) {
 	require.Equal(t, 0.75, m["blazing_optimizer_urgency{lane=async}"])
 	require.Equal(t, 0.5, m["blazing_optimizer_urgency{lane=blocking}"])
 }
+
+// stepBuckets builds per-name bucket counts over store.StatBucketsMs (then
+// the overflow bucket) from (bucket index, count) pairs.
+func stepBuckets(pairs ...int) []int64 {
+	b := make([]int64, len(store.StatBucketsMs)+1)
+	for i := 0; i < len(pairs); i += 2 {
+		b[pairs[i]] = int64(pairs[i+1])
+	}
+	return b
+}
+
+// Per step name: attempts by outcome and a duration histogram, summed over
+// the workers, kept when a worker is replaced, one series per name.
+func TestCollectorPerStep(t *testing.T) {
+	c := newCollector()
+	o := observed()
+	// async-1 ran charge 5 times (3 ok, 1 failed, 1 retried; 1 ms ×3, 3 ms,
+	// 10 s) and checkout twice; blocking-3 ran charge once more (4 ms).
+	o.Snapshot.Workers[0].Beat.Steps = map[string]StepBeat{
+		"charge":   {OK: 3, Failed: 1, Retried: 1, SumMs: 10006, Buckets: stepBuckets(2, 3, 6, 1, 28, 1)},
+		"checkout": {OK: 2, Cancelled: 1, SumMs: 40, Buckets: stepBuckets(12, 2)},
+	}
+	o.Snapshot.Workers[2].Beat.Steps = map[string]StepBeat{
+		"charge": {OK: 1, SumMs: 4, Buckets: stepBuckets(6, 1)},
+	}
+	c.update(o)
+	m := scrape(t, c)
+	require.Equal(t, 4.0, m["blazing_step_operations_total{name=charge,outcome=succeeded}"])
+	require.Equal(t, 1.0, m["blazing_step_operations_total{name=charge,outcome=failed}"])
+	require.Equal(t, 1.0, m["blazing_step_operations_total{name=charge,outcome=retried}"])
+	require.Equal(t, 0.0, m["blazing_step_operations_total{name=charge,outcome=cancelled}"])
+	require.Equal(t, 1.0, m["blazing_step_operations_total{name=checkout,outcome=cancelled}"])
+	require.Equal(t, 6.0, m["blazing_step_duration_seconds{name=charge}_count"])
+	require.Equal(t, 10.01, m["blazing_step_duration_seconds{name=charge}_sum"])
+	// Bounds 0.5 ms × 4^k: bucket 2 (1 ms) is under 2 ms, bucket 6 (4 ms)
+	// under 8 ms, bucket 28 (8.2 s) under 8.192 s.
+	require.Equal(t, 0.0, m["blazing_step_duration_seconds{name=charge}_bucket{le=0.0005}"])
+	require.Equal(t, 3.0, m["blazing_step_duration_seconds{name=charge}_bucket{le=0.002}"])
+	require.Equal(t, 5.0, m["blazing_step_duration_seconds{name=charge}_bucket{le=0.008}"])
+	require.Equal(t, 5.0, m["blazing_step_duration_seconds{name=charge}_bucket{le=2.048}"])
+	require.Equal(t, 6.0, m["blazing_step_duration_seconds{name=charge}_bucket{le=8.192}"])
+	require.Equal(t, 2.0, m["blazing_step_duration_seconds{name=checkout}_bucket{le=0.032}"])
+	var bounds int
+	for k := range m {
+		if strings.HasPrefix(k, "blazing_step_duration_seconds{name=charge}_bucket") {
+			bounds++
+		}
+	}
+	require.Equal(t, 12, bounds, "every fourth √2 bound")
+
+	// async-1 is replaced by a worker that ran charge once: nothing goes back.
+	o.Snapshot.Workers[0] = WorkerInfo{ID: "async-4", Lane: laneAsync, State: "serving",
+		Beat: Beat{Steps: map[string]StepBeat{"charge": {OK: 1, SumMs: 1, Buckets: stepBuckets(2, 1)}}}}
+	c.update(o)
+	c.update(o) // the same view twice counts once
+	m = scrape(t, c)
+	require.Equal(t, 5.0, m["blazing_step_operations_total{name=charge,outcome=succeeded}"])
+	require.Equal(t, 7.0, m["blazing_step_duration_seconds{name=charge}_count"])
+	require.Equal(t, 2.0, m["blazing_step_operations_total{name=checkout,outcome=succeeded}"])
+}

@@ -13,6 +13,8 @@ import (
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/blazingflow/blazing/core/store"
 )
 
 // Lane names as the worker and the metrics know them.
@@ -34,6 +36,25 @@ type Beat struct {
 	Current    string   `json:"current"`
 	DurSum     float64  `json:"dur_sum"`
 	DurBuckets []uint64 `json:"dur_buckets"`
+	// Steps: per step or workflow name of the worker's app, how its attempts
+	// ended and how long they took (store.StatBucketsMs buckets).
+	Steps map[string]StepBeat `json:"steps"`
+}
+
+// StepBeat is one step name's counts in a beat.
+type StepBeat struct {
+	OK        int64   `json:"ok"`
+	Failed    int64   `json:"failed"`
+	Retried   int64   `json:"retried"`
+	Cancelled int64   `json:"cancelled"`
+	SumMs     int64   `json:"sum_ms"`
+	Buckets   []int64 `json:"buckets"`
+}
+
+// counts converts to the store's per-name counts.
+func (s StepBeat) counts() store.Counts {
+	return store.Counts{Succeeded: s.OK, Failed: s.Failed, Retried: s.Retried, Cancelled: s.Cancelled,
+		SumMs: s.SumMs, Buckets: s.Buckets}
 }
 
 // process is one worker process and what the foreman knows of it.

@@ -123,6 +123,9 @@ class Runtime:
         self._token_seq = itertools.count(1)
         # (unit, path) -> asyncio.Task of async work running here
         self.running: dict[tuple[str, str], asyncio.Task[None]] = {}
+        # Blocking-lane operations on pool threads now: (unit, path) -> thread id
+        # (what a worker is running, for its beat and `blazing workers`).
+        self.running_blocking: dict[tuple[str, str], int] = {}
         self.cancelled: set[tuple[str, str]] = set()
         self.pool: BlockingPool | None = None
         self._active = 0
@@ -491,7 +494,12 @@ class Runtime:
     def _run_blocking(self, ev: list[Any], loop: asyncio.AbstractEventLoop | None
                       ) -> asyncio.AbstractEventLoop | None:
         """Run a blocking-lane delivery on a pool thread and report how it ended."""
-        outcome, loop = executor.run_blocking(self, ev, loop)
+        key = (ev[frames.DELIVER_UNIT], ev[frames.DELIVER_PATH])
+        self.running_blocking[key] = threading.get_ident()
+        try:
+            outcome, loop = executor.run_blocking(self, ev, loop)
+        finally:
+            self.running_blocking.pop(key, None)
         self.complete(outcome)
         return loop
 

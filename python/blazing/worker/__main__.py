@@ -58,12 +58,20 @@ async def beat_loop(runtime: Any, every: float, stop: threading.Event) -> None:
     """
     while True:
         c = runtime.require_inspector().counters()
-        current = next(iter(runtime.running), None)
+        current = next(iter(runtime.running), None) or \
+            next(iter(dict(runtime.running_blocking)), None)  # a copy: threads change it
+        # Per step name, for the foreman's per-step metrics: only the app's own
+        # names, so the label values stay bounded whatever the store holds.
+        steps = {name: {"ok": n["succeeded"], "failed": n["failed"], "retried": n["retried"],
+                        "cancelled": n["cancelled"], "sum_ms": n["sum_ms"],
+                        "buckets": n["buckets"]}
+                 for name, n in c["by_name"].items() if name in runtime.registry}
         beat = {"state": "draining" if stop.is_set() else "serving",
                 "running": runtime.active, "succeeded": c["succeeded"], "failed": c["failed"],
                 "retried": c["retried"], "started": c["started"],
                 "current": "/".join(current) if current else "",
-                "dur_sum": c["duration_sum"], "dur_buckets": c["duration_buckets"]}
+                "dur_sum": c["duration_sum"], "dur_buckets": c["duration_buckets"],
+                "steps": steps}
         sys.stdout.write("BLAZING-BEAT " + json.dumps(beat) + "\n")
         sys.stdout.flush()
         await asyncio.sleep(every)  # the beat period itself
