@@ -134,8 +134,8 @@ def test_terminal_chart_once(run: Run):
     for title in ("workers per machine", "queue depth", "oldest queued age", "urgency"):
         assert title in out.stdout, title
     assert max(map(len, lines)) <= 100 and len(lines) <= 30
-    assert re.search(r"move 1 async→blocking +\((informed-start|more-urgent); urgency async [\d.]+, blocking",
-                     out.stdout), out.stdout
+    assert re.search(r"move 1 async→blocking +\((informed-start|more-urgent); "
+                     r"urgency async [\d.]+, blocking", out.stdout), out.stdout
 
 
 def test_bad_input_gets_a_clear_message_and_exit_code(run: Run, tmp_path: Path):

@@ -217,3 +217,88 @@ def test_bad_input_gets_a_clear_message_and_exit_code(redis_server, ns):
     out = cli({"BLAZING_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0",
                "BLAZING_CONNECT_TIMEOUT": "1"}, "runs")
     assert out.returncode == 1 and "does not answer" in out.stderr
+
+
+def test_breadcrumb_cap_and_history_off_embedded(make_app):
+    app = make_app(SyncBlazing, max_breadcrumbs=3, history=False)
+
+    @app.step
+    def chatty(n: int) -> int:
+        for i in range(n):
+            log_breadcrumb(f"note {i}", {"i": i})
+        return n
+
+    handle = app.submit(chatty, 5)
+    assert handle.result_sync(timeout=30) == 5
+    # history=False: no index of runs, no counts; records and timelines stay.
+    assert app.runs() == [] and app.stats()["steps"] == {}
+    (root,) = app.history(handle.unit_id)
+    assert root.name == "chatty" and root.status == "succeeded"
+    timeline = app.breadcrumbs(handle.unit_id)
+    user = [e for e in timeline.events if e.kind == "user"]
+    assert [e.message for e in user] == ["note 2", "note 3", "note 4"], "the newest kept"
+    assert [e.metadata for e in user] == [{"i": 2}, {"i": 3}, {"i": 4}]
+    assert timeline.dropped == 2
+    assert [e.kind for e in timeline.events if e.kind != "user"] == [
+        "queued", "started", "succeeded"]
+
+
+def test_timeout_follow_and_workers_on_redis(redis_server, ns, tmp_path: Path):
+    """A timed-out step's breadcrumb; `breadcrumbs --follow` streaming a running run
+    until it ends; `workers` naming the run a worker is on, through a real foreman."""
+    from tests.support.foreman import Foreman
+
+    coord = Coordinator()
+    fm = Foreman("--redis-url", redis_server.url, "--namespace", ns,
+                 "--app", "tests.apps.durable:app", "--metrics-addr", "",
+                 "--async-workers", "1", "--blocking-workers", "1", "--no-auto-optimize",
+                 secret=SECRET, env={"BLAZING_TEST_COORD": coord.path,
+                                     "BLAZING_TEST_GATE": "whose"})
+    client = make_app(redis_url=redis_server.url, namespace=ns, local_workers=False,
+                      secret=SECRET)
+    cenv = {"BLAZING_REDIS_URL": redis_server.url, "BLAZING_NAMESPACE": ns}
+    follower = None
+    try:
+        blocking = int(fm.expect(r"started worker.*lane=blocking pid=(\d+)")[1])
+        slow = client.too_slow()
+        with pytest.raises(TimeoutError, match="too_slow"):
+            slow.result_sync(timeout=30)
+        kinds = [e.kind for e in client.breadcrumbs(slow.unit_id).events]
+        assert kinds == ["queued", "started", "timeout", "failed"], kinds
+
+        handle = client.whose()
+        held = coord.arrival()
+        assert held.pid == blocking
+        # The worker names the run it is on, as the foreman last recorded it.
+        for _ in range(200):
+            out = cli(cenv, "workers", "-o", "json")
+            assert out.returncode == 0, out.stderr
+            (foreman,) = json.loads(out.stdout)
+            busy = [w for w in foreman["workers"] if w["current"]]
+            if busy:
+                break
+        assert [(w["lane"], w["pid"], w["current"]) for w in busy] == [
+            ("blocking", blocking, f"{handle.unit_id}/0")]
+        out = cli(cenv, "workers")
+        assert f"{handle.unit_id}/0" in out.stdout and "serving" in out.stdout
+
+        follower = subprocess.Popen(
+            [sys.executable, "-m", "blazing.cli", "breadcrumbs", handle.unit_id, "--follow",
+             "-o", "json"], cwd=ROOT, env={**os.environ, **cenv}, stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE, text=True)
+        assert follower.stdout is not None
+        first = [json.loads(follower.stdout.readline())["kind"] for _ in range(2)]
+        assert first == ["queued", "started"], "streamed while the run is still held"
+        assert follower.poll() is None
+        held.release()
+        assert handle.result_sync(timeout=30) == blocking
+        rest, err = follower.communicate(timeout=30)
+        assert follower.returncode == 0, err
+        assert [json.loads(line)["kind"] for line in rest.splitlines()] == ["succeeded"]
+    finally:
+        if follower is not None and follower.poll() is None:
+            follower.kill()
+            follower.communicate()
+        client.stop_sync()
+        fm.close()
+        coord.close()

@@ -62,6 +62,9 @@ type Config struct {
 	// NoHistory turns off the index of runs and the per-minute counts
 	// (history on is the default).
 	NoHistory bool `msgpack:"no_history"`
+	// MaxBreadcrumbs bounds the code's breadcrumbs kept per run (0: the
+	// store's default).
+	MaxBreadcrumbs int `msgpack:"max_breadcrumbs"`
 }
 
 // Session is one open engine as seen from the other side of the boundary.
@@ -89,7 +92,7 @@ func Open(ctx context.Context, frame []byte) (*Session, error) {
 		return nil, fmt.Errorf("%w: inbox is required", ErrConfig)
 	}
 	if cfg.Async < 0 || cfg.Blocking < 0 || cfg.LeaseMs < 0 || cfg.HeartbeatMs < 0 || cfg.ReclaimMs < 0 || cfg.RetentionS < 0 ||
-		cfg.MaxLapses < 0 || cfg.MaxRuns < 0 || cfg.JanitorMs < 0 || cfg.OutageTimeoutMs < 0 {
+		cfg.MaxLapses < 0 || cfg.MaxRuns < 0 || cfg.MaxBreadcrumbs < 0 || cfg.JanitorMs < 0 || cfg.OutageTimeoutMs < 0 {
 		return nil, fmt.Errorf("%w: negative setting in %+v", ErrConfig, cfg)
 	}
 	var st store.Store
@@ -97,7 +100,8 @@ func Open(ctx context.Context, frame []byte) (*Session, error) {
 	switch cfg.Store {
 	case "", "memory":
 		st = memstore.New(memstore.Config{Retention: time.Duration(cfg.RetentionS) * time.Second,
-			MaxLapses: cfg.MaxLapses, MaxRuns: cfg.MaxRuns})
+			MaxLapses: cfg.MaxLapses, MaxRuns: cfg.MaxRuns, MaxBreadcrumbs: cfg.MaxBreadcrumbs,
+			NoHistory: cfg.NoHistory})
 		private = true // the memory store belongs to this engine alone
 	case "redis":
 		if cfg.URL == "" {
@@ -115,6 +119,7 @@ func Open(ctx context.Context, frame []byte) (*Session, error) {
 			MaxLapses:          cfg.MaxLapses,
 			MaxRuns:            cfg.MaxRuns,
 			NoHistory:          cfg.NoHistory,
+			MaxBreadcrumbs:     cfg.MaxBreadcrumbs,
 			RepairGap:          time.Duration(cfg.JanitorMs) * time.Millisecond * 9 / 10,
 			TLS:                redisstore.TLS{CAFile: cfg.TLSCAFile, CertFile: cfg.TLSCertFile, KeyFile: cfg.TLSKeyFile},
 		})

@@ -520,8 +520,10 @@ const (
 	// QueryCounters: [3] -> [started, succeeded, failed, retried, sum_secs,
 	// [bucket counts...]] of this process's engine.
 	QueryCounters = 3
-	// QueryDecisions: [4] -> [{decision}, ...], the embedded optimizer's
-	// latest decisions, oldest first (see Writer.Decisions).
+	// QueryDecisions: [4] -> [{decision}, ...], the latest optimizer
+	// decisions, oldest first: the embedded optimizer's (see
+	// Writer.Decisions), or on Redis the foremen's from {ns}:decisions (maps
+	// of strings, each naming its foreman).
 	QueryDecisions = 4
 	// QueryRuns: [5, since_ms, until_ms, status, name, limit] -> [operation,
 	// ...], newest first (0 and "" mean any).

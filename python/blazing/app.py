@@ -45,6 +45,7 @@ class BaseApp:
                  connect_timeout: float | None = None,
                  blocked_loop_seconds: float | None = None,
                  history: bool | None = None,
+                 max_breadcrumbs: int | None = None,
                  max_lapses: int | None = None,
                  retention_max_runs: int | None = None,
                  janitor_seconds: float | None = None,
@@ -63,7 +64,8 @@ class BaseApp:
             heartbeat_seconds=heartbeat_seconds, retention_seconds=retention_seconds,
             failed_retention_seconds=failed_retention_seconds, max_value_bytes=max_value_bytes,
             drain_timeout=drain_timeout, connect_timeout=connect_timeout,
-            blocked_loop_seconds=blocked_loop_seconds, history=history, max_lapses=max_lapses,
+            blocked_loop_seconds=blocked_loop_seconds, history=history,
+            max_breadcrumbs=max_breadcrumbs, max_lapses=max_lapses,
             retention_max_runs=retention_max_runs, janitor_seconds=janitor_seconds,
             outage_timeout=outage_timeout,
             tls_ca_file=tls_ca_file, tls_cert_file=tls_cert_file, tls_key_file=tls_key_file)
@@ -216,8 +218,9 @@ class BaseApp:
         embedded mode (``worker_config['auto_optimize']``). Each is a dict: time
         (Unix s), action, from, to, count, reason, detail, before and after
         (``{'async': n, 'blocking': n}`` workers), confirmed, and the ``async``
-        and ``blocking`` lanes as scored (depth, urgency, ...). Empty with Redis,
-        where the foreman decides and records in ``{namespace}:decisions``."""
+        and ``blocking`` lanes as scored (depth, urgency, ...). With Redis the
+        foremen decide: their latest decisions from ``{namespace}:decisions``, each
+        a dict of strings that names its ``foreman`` (empty when none runs)."""
         return self._inspector().decisions()
 
     def failed_runs(self, limit: int = 50, offset: int = 0) -> list[OperationRecord]:

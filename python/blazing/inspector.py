@@ -112,7 +112,8 @@ class Inspector:
                             for n, c in by_name.items()}}
 
     def decisions(self) -> list[dict[str, Any]]:
-        """The embedded optimizer's latest decisions (at most 256), oldest first."""
+        """The latest optimizer decisions (at most 256), oldest first: the embedded
+        optimizer's, or on Redis the foremen's (string values, with ``foreman``)."""
         return list(self._session.query(frames.query_decisions()))
 
     def runs(self, status: str | None = None, workflow: str | None = None, since: When = None,

@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "connect_timeout": 5.0,
     "blocked_loop_seconds": 1.0,
     "history": True,
+    "max_breadcrumbs": 1000,
     "max_lapses": 5,
     "retention_max_runs": 100_000,
     "janitor_seconds": 60.0,
@@ -173,6 +174,8 @@ class Settings:
     blocked_loop_seconds: float = DEFAULTS["blocked_loop_seconds"]
     # Keep the index of runs and the per-minute counts (runs(), stats()).
     history: bool = DEFAULTS["history"]
+    # The code's breadcrumbs kept per run (the oldest go first, counted).
+    max_breadcrumbs: int = DEFAULTS["max_breadcrumbs"]
     tls_ca_file: str | None = None
     tls_cert_file: str | None = None
     tls_key_file: str | None = None
@@ -199,6 +202,7 @@ class Settings:
             "janitor_ms": max(1, int(self.janitor_seconds * 1000)),
             "outage_timeout_ms": max(1, int(self.outage_timeout * 1000)),
             "no_history": not self.history,
+            "max_breadcrumbs": self.max_breadcrumbs,
         }
         if self.redis_url:
             cfg.update(store="redis", url=self.redis_url, namespace=self.namespace,
@@ -226,6 +230,7 @@ def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | Non
             max_value_bytes: int | None = None, drain_timeout: float | None = None,
             connect_timeout: float | None = None,
             blocked_loop_seconds: float | None = None, history: bool | None = None,
+            max_breadcrumbs: int | None = None,
             max_lapses: int | None = None,
             retention_max_runs: int | None = None, janitor_seconds: float | None = None,
             outage_timeout: float | None = None,
@@ -347,6 +352,8 @@ def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | Non
                                             "BLAZING_BLOCKED_LOOP_SECONDS",
                                             DEFAULTS["blocked_loop_seconds"]),
         history=_option_bool("history", history, "BLAZING_HISTORY", DEFAULTS["history"]),
+        max_breadcrumbs=_option_count("max_breadcrumbs", max_breadcrumbs,
+                                      "BLAZING_MAX_BREADCRUMBS"),
         max_lapses=_option_count("max_lapses", max_lapses, "BLAZING_MAX_LAPSES"),
         retention_max_runs=_option_count("retention_max_runs", retention_max_runs,
                                          "BLAZING_RETENTION_MAX_RUNS"),

@@ -63,6 +63,9 @@ func (s *Store) Breadcrumbs(_ context.Context, unit string) ([]store.Breadcrumb,
 
 // Runs implements store.Store.
 func (s *Store) Runs(_ context.Context, q store.RunQuery) ([]store.Operation, error) {
+	if s.cfg.NoHistory {
+		return nil, nil // runs are left out of the index, as on Redis
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if q.Limit <= 0 {

@@ -27,6 +27,9 @@ type Config struct {
 	// MaxBreadcrumbs bounds the user's breadcrumbs kept per run; 0 means
 	// store.DefaultMaxBreadcrumbs.
 	MaxBreadcrumbs int
+	// NoHistory: Runs lists none (the store still knows its runs in
+	// creation order, which trimming by count needs).
+	NoHistory bool
 	// Now overrides the clock (tests).
 	Now func() time.Time
 }

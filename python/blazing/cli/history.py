@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import time
 from datetime import datetime
 
@@ -106,8 +107,10 @@ def cmd_breadcrumbs(args: argparse.Namespace) -> int:
 
 
 def _follow(ins, args: argparse.Namespace) -> int:  # noqa: ANN001 - an Inspector
-    """Print events as they come (a flat stream), until the run has ended."""
-    shown = 0
+    """Print events as they come (a flat stream), until the run has ended. Events
+    are told apart by content, not position: one may sort before those already shown
+    (a record read later than a breadcrumb), and old ones may be dropped."""
+    shown: set[tuple[object, ...]] = set()
     start: datetime | None = None
     names: dict[str, str] = {}
     while True:
@@ -116,14 +119,17 @@ def _follow(ins, args: argparse.Namespace) -> int:  # noqa: ANN001 - an Inspecto
         events = ins.breadcrumbs(args.unit_id).events
         if events and start is None:
             start = events[0].at
-        for e in events[shown:]:
+        for e in events:
+            key = (e.at, e.path, e.kind, e.message)
+            if key in shown:
+                continue
+            shown.add(key)
             line = {"unit_id": args.unit_id, **e.as_dict()} if args.output == "json" else None
-            if line is not None:
-                print_json(line)
+            if line is not None:  # one JSON object per line, as it comes
+                print(json.dumps(line, default=str), flush=True)
             else:
                 print(f"{names.get(e.path, '?')} {e.path}  {event_line(e, start or e.at)}",
                       flush=True)
-        shown = len(events)
         root = next((o for o in ops if o.path == "0"), None)
         if root is not None and root.status in ("succeeded", "failed", "cancelled"):
             return 0
