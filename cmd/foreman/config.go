@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -35,6 +36,7 @@ type Config struct {
 	HeartbeatTimeout     time.Duration
 	CrashLoopRestarts    int
 	CrashLoopWindow      time.Duration
+	LogFormat            string // "text" or "json"
 }
 
 // errUsage marks bad flags or values (exit code 2).
@@ -49,6 +51,15 @@ type flagSpec struct {
 
 func (c *Config) specs() []flagSpec {
 	str := func(p *string) func(string) error { return func(v string) error { *p = v; return nil } }
+	choice := func(p *string, name string, options ...string) func(string) error {
+		return func(v string) error {
+			if !slices.Contains(options, v) {
+				return fmt.Errorf("%w: --%s must be one of %s, not %q", errUsage, name, strings.Join(options, ", "), v)
+			}
+			*p = v
+			return nil
+		}
+	}
 	num := func(p *int, name string) func(string) error {
 		return func(v string) error {
 			n, err := strconv.Atoi(v)
@@ -102,6 +113,7 @@ func (c *Config) specs() []flagSpec {
 		{"heartbeat-timeout", "BLAZING_FOREMAN_HEARTBEAT_TIMEOUT", "seconds without a worker heartbeat before it is killed and replaced", "30", dur(&c.HeartbeatTimeout, "heartbeat-timeout"), false},
 		{"crash-loop-restarts", "BLAZING_FOREMAN_CRASH_LOOP_RESTARTS", "early exits within the window that count as a crash loop", "5", num(&c.CrashLoopRestarts, "crash-loop-restarts"), false},
 		{"crash-loop-window", "BLAZING_FOREMAN_CRASH_LOOP_WINDOW", "seconds of the crash-loop window", "60", dur(&c.CrashLoopWindow, "crash-loop-window"), false},
+		{"log-format", "BLAZING_FOREMAN_LOG_FORMAT", "log lines on stderr as text (key=value) or json (one object per line)", "text", choice(&c.LogFormat, "log-format", "text", "json"), false},
 	}
 }
 

@@ -37,7 +37,7 @@ func TestConfigDefaults(t *testing.T) {
 		AsyncConcurrency: 64, BlockingConcurrency: 4, AutoOptimize: true,
 		OptimizationInterval: 5 * time.Second, MetricsAddr: "127.0.0.1:9464",
 		DrainTimeout: 30 * time.Second, HeartbeatTimeout: 30 * time.Second,
-		CrashLoopRestarts: 5, CrashLoopWindow: 60 * time.Second,
+		CrashLoopRestarts: 5, CrashLoopWindow: 60 * time.Second, LogFormat: "text",
 	}, c)
 }
 
@@ -70,6 +70,7 @@ var flagCases = map[string]struct {
 	"heartbeat-timeout":     {"2", func(c Config) any { return c.HeartbeatTimeout }, 2 * time.Second},
 	"crash-loop-restarts":   {"9", func(c Config) any { return c.CrashLoopRestarts }, 9},
 	"crash-loop-window":     {"120", func(c Config) any { return c.CrashLoopWindow }, 2 * time.Minute},
+	"log-format":            {"json", func(c Config) any { return c.LogFormat }, "json"},
 }
 
 // Every flag sets its field; so does its environment twin; the command line
@@ -139,7 +140,8 @@ func TestConfigBadValues(t *testing.T) {
 			bad[s.name] = []string{"maybe", "2", ""}
 		}
 	}
-	require.Len(t, bad, 14, "9 numbers, 4 durations and the boolean")
+	bad["log-format"] = []string{"xml", "JSON", ""}
+	require.Len(t, bad, 15, "9 numbers, 4 durations, the boolean and the log format")
 	for _, s := range c.specs() {
 		for _, v := range bad[s.name] {
 			_, _, err := parse(append(append([]string{}, required...), "--"+s.name+"="+v), nil)

@@ -71,14 +71,24 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "foreman: %v\n", err)
 		return exitUsage
 	}
-	log := slog.New(slog.NewTextHandler(stderr, nil)).With("foreman", os.Getpid())
+	log := newLogger(cfg.LogFormat, stderr).With("foreman", os.Getpid())
+	// fail says why the foreman stops: a line for a human, or with
+	// --log-format json an error record like every other line.
+	fail := func(format string, args ...any) {
+		if cfg.LogFormat == "json" {
+			log.Error("foreman: " + fmt.Sprintf(format, args...))
+			return
+		}
+		fmt.Fprintf(stderr, "foreman: "+format+"\n", args...)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 
+	defer redisstore.RouteLogs(log)() // go-redis's own lines, in the foreman's format
 	shown := redisstore.Redact(cfg.RedisURL)
 	rdb, err := redisstore.Client(cfg.RedisURL, cfg.TLS)
 	if err != nil {
-		fmt.Fprintf(stderr, "foreman: %v\n", err)
+		fail("%v", err)
 		return exitUsage
 	}
 	defer rdb.Close()
@@ -86,7 +96,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	st, err := redisstore.New(octx, redisstore.Config{Client: rdb, Namespace: cfg.Namespace})
 	cancel()
 	if err != nil {
-		fmt.Fprintf(stderr, "foreman: Redis at %s: %v\n", shown, err)
+		fail("Redis at %s: %v", shown, err)
 		return exitRedis
 	}
 	defer st.Close()
@@ -114,7 +124,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	if cfg.MetricsAddr != "" {
 		stopMetrics, err := serveMetrics(cfg.MetricsAddr, prom, log)
 		if err != nil {
-			fmt.Fprintf(stderr, "foreman: %v\n", err)
+			fail("%v", err)
 			return exitUsage
 		}
 		defer stopMetrics()
@@ -124,6 +134,11 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	defer rec.wait() // before the store closes (deferred earlier, so later)
 	reg := newRegistry(rdb, cfg.Namespace, 3*beatEvery)
 	sup := NewSupervisor(&cfg, log)
+	sup.workerOutput = func(id, line string) { fmt.Fprintf(stderr, "worker %s: %s\n", id, line) }
+	if cfg.LogFormat == "json" {
+		// One JSON object per line throughout, the workers' output included.
+		sup.workerOutput = func(id, line string) { log.Info("worker output", "worker", id, "line", line) }
+	}
 	sup.inboxPrefix = reg.id + "-"
 	sup.reclaim = rec.worker
 	targets := make(chan Mix)
@@ -136,7 +151,7 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 
 	tn, err := newTuner(&cfg, rdb, reg.id)
 	if err != nil {
-		fmt.Fprintf(stderr, "foreman: %v\n", err)
+		fail("%v", err)
 		supCancel()
 		<-supDone
 		return exitUsage
@@ -155,12 +170,21 @@ func run(args []string, getenv func(string) string, stderr io.Writer) int {
 	lcancel()
 	switch {
 	case errors.Is(err, errCrashLoop):
-		fmt.Fprintf(stderr, "foreman: %v\n", err)
+		fail("%v", err)
 		return exitCrashLoop
 	case err != nil:
-		fmt.Fprintf(stderr, "foreman: %v\n", err)
+		fail("%v", err)
 		return exitFailure
 	}
 	log.Info("foreman stopped")
 	return exitOK
+}
+
+// newLogger writes the foreman's records to w as key=value text, or as one
+// JSON object per line for log shippers.
+func newLogger(format string, w io.Writer) *slog.Logger {
+	if format == "json" {
+		return slog.New(slog.NewJSONHandler(w, nil))
+	}
+	return slog.New(slog.NewTextHandler(w, nil))
 }

@@ -70,6 +70,7 @@ type process struct {
 	lastBeat time.Time
 	beat     Beat
 	tail     []string // last stderr lines, for crash reports
+	output   func(id, line string)
 	draining bool
 }
 
@@ -90,7 +91,10 @@ func workerCommand(cfg *Config, lane string) *exec.Cmd {
 // startProcess starts a worker's command (see workerCommand) with the
 // worker's environment. The child gets SIGKILL if the foreman dies, so no
 // worker outlives it.
-func startProcess(ctx context.Context, cfg *Config, cmd *exec.Cmd, clk clock, id, inbox, lane string, exited chan<- exitEvent) (*process, error) {
+// startProcess starts cmd as worker id; each line it writes to stderr goes
+// to output (nil: to the foreman's stderr as "worker <id>: <line>").
+func startProcess(ctx context.Context, cfg *Config, cmd *exec.Cmd, clk clock, id, inbox, lane string, exited chan<- exitEvent,
+	output func(id, line string)) (*process, error) {
 	cmd.Env = append(os.Environ(),
 		"BLAZING_REDIS_URL="+cfg.RedisURL,
 		"BLAZING_NAMESPACE="+cfg.Namespace,
@@ -124,7 +128,10 @@ func startProcess(ctx context.Context, cfg *Config, cmd *exec.Cmd, clk clock, id
 		return nil, fmt.Errorf("start worker %s (%s): %w", id, strings.Join(cmd.Args[:min(3, len(cmd.Args))], " "), err)
 	}
 	now := clk.Now()
-	p := &process{id: id, inbox: inbox, lane: lane, cmd: cmd, started: now, lastBeat: now, now: clk.Now}
+	if output == nil {
+		output = func(id, line string) { fmt.Fprintf(os.Stderr, "worker %s: %s\n", id, line) }
+	}
+	p := &process{id: id, inbox: inbox, lane: lane, cmd: cmd, started: now, lastBeat: now, now: clk.Now, output: output}
 	var pipes sync.WaitGroup
 	pipes.Add(2)
 	go func() { defer pipes.Done(); p.readStdout(stdout) }()
@@ -140,35 +147,68 @@ func startProcess(ctx context.Context, cfg *Config, cmd *exec.Cmd, clk clock, id
 	return p, nil
 }
 
+// maxLine is the longest worker output line kept whole; the rest of a
+// longer one is dropped (and said so), but the pipe is always read to its
+// end: a worker must never block on a full pipe its foreman stopped reading.
+const maxLine = 1 << 20
+
+// readLines calls fn with each line of r, each at most maxLine bytes, until
+// r ends.
+func readLines(r io.Reader, fn func(line string)) {
+	br := bufio.NewReaderSize(r, 64<<10)
+	for {
+		var line []byte
+		truncated := false
+		for {
+			chunk, err := br.ReadSlice('\n')
+			if !truncated && len(line)+len(chunk) <= maxLine {
+				line = append(line, chunk...)
+			} else {
+				truncated = true
+			}
+			if err == bufio.ErrBufferFull {
+				continue
+			}
+			if len(line) > 0 || truncated {
+				s := strings.TrimRight(string(line), "\r\n")
+				if truncated {
+					s += fmt.Sprintf(" … (line longer than %d bytes, the rest dropped)", maxLine)
+				}
+				fn(s)
+			}
+			if err != nil {
+				return // io.EOF, or the pipe closed
+			}
+			break
+		}
+	}
+}
+
 func (p *process) readStdout(r io.Reader) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		line := sc.Text()
+	readLines(r, func(line string) {
 		if !strings.HasPrefix(line, beatPrefix) {
-			continue
+			return
 		}
 		var b Beat
 		if err := json.Unmarshal([]byte(line[len(beatPrefix):]), &b); err != nil {
-			continue // a malformed beat is no beat
+			return // a malformed beat is no beat
 		}
 		p.mu.Lock()
 		p.beat, p.lastBeat = b, p.now()
 		p.mu.Unlock()
-	}
+	})
 }
 
 func (p *process) readStderr(r io.Reader) {
-	sc := bufio.NewScanner(r)
-	for sc.Scan() {
-		line := sc.Text()
-		fmt.Fprintf(os.Stderr, "worker %s: %s\n", p.id, line)
+	readLines(r, func(line string) {
+		p.output(p.id, line)
 		p.mu.Lock()
 		p.tail = append(p.tail, line)
 		if len(p.tail) > 20 {
 			p.tail = p.tail[len(p.tail)-20:]
 		}
 		p.mu.Unlock()
-	}
+	})
 }
 
 // status reads what the last beat said.

@@ -27,7 +27,7 @@ func runOnce(t *testing.T, cfg Config, script string) (*process, error) {
 	t.Helper()
 	exited := make(chan exitEvent)
 	p, err := startProcess(context.Background(), &cfg, exec.Command("/bin/sh", "-c", script), newFakeClock(),
-		"async-1", "fm-async-1", laneAsync, exited)
+		"async-1", "fm-async-1", laneAsync, exited, nil)
 	require.NoError(t, err)
 	select {
 	case ev := <-exited:

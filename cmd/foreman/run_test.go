@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"io"
 	"net/http"
 	"os"
@@ -144,4 +145,30 @@ func TestRunCrashLoopExitCode(t *testing.T) {
 	require.Equal(t, exitCrashLoop, exitCode(t, code, out), out.String())
 	require.Contains(t, out.String(), "foreman: crash loop: async workers exited 2 times")
 	require.Contains(t, out.String(), "No module named 'm'")
+}
+
+// --log-format json: every record the foreman logs is one JSON object per
+// line, naming the foreman and carrying the record's attributes (here the
+// crash-looping worker's exits).
+func TestRunLogFormatJSON(t *testing.T) {
+	_, ns := redisClient(t)
+	py := fakePython(t, `echo "boom" >&2; exit 1`)
+	out, code := startRun(t, "--redis-url", "redis://"+redisSrv.Addr+"/0", "--namespace", ns, "--app", "m:a",
+		"--python", py, "--metrics-addr", "", "--blocking-workers", "0", "--crash-loop-restarts", "2",
+		"--log-format", "json")
+	require.Equal(t, exitCrashLoop, exitCode(t, code, out), out.String())
+	var records int
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		var rec map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &rec), "not JSON: %q", line)
+		require.Contains(t, rec, "msg", line)
+		require.Contains(t, rec, "level", line)
+		require.EqualValues(t, os.Getpid(), rec["foreman"], line)
+		records++
+	}
+	require.GreaterOrEqual(t, records, 5, "started, worker output, exited, ...:\n%s", out.String())
+	require.Contains(t, out.String(), `"msg":"worker exited"`)
+	require.Contains(t, out.String(), `"msg":"worker output","foreman":`)
+	require.Contains(t, out.String(), `"worker":"async-1","line":"boom"}`)
+	require.Contains(t, out.String(), `"level":"ERROR","msg":"foreman: crash loop: async workers exited 2 times`)
 }

@@ -57,6 +57,9 @@ type Supervisor struct {
 	// command makes the command line of a worker (workerCommand; tests set
 	// one that runs no Python).
 	command func(cfg *Config, lane string) *exec.Cmd
+	// workerOutput gets each line a worker writes to stderr (nil: the
+	// foreman's stderr, "worker <id>: <line>").
+	workerOutput func(id, line string)
 }
 
 // NewSupervisor makes a supervisor that starts at the configured mix.
@@ -181,7 +184,7 @@ func (s *Supervisor) ensure(ctx context.Context) error {
 func (s *Supervisor) spawn(ctx context.Context, lane string) error {
 	s.seq++
 	id := fmt.Sprintf("%s-%d", lane, s.seq)
-	p, err := startProcess(ctx, s.cfg, s.command(s.cfg, lane), s.clock, id, s.inboxPrefix+id, lane, s.exited)
+	p, err := startProcess(ctx, s.cfg, s.command(s.cfg, lane), s.clock, id, s.inboxPrefix+id, lane, s.exited, s.workerOutput)
 	if err != nil {
 		return err
 	}

@@ -74,6 +74,7 @@ type Session struct {
 	// private: the store is in this process, so commands run on the calling
 	// thread; otherwise they are handed to the engine's command loop.
 	private bool
+	unroute func() // ends the routing of go-redis's log lines to this engine
 }
 
 // ErrConfig wraps configuration errors.
@@ -162,7 +163,11 @@ func Open(ctx context.Context, frame []byte) (*Session, error) {
 		_ = st.Close()
 		return nil, err
 	}
-	return &Session{eng: eng, private: private}, nil
+	s := &Session{eng: eng, private: private, unroute: func() {}}
+	if !private {
+		s.unroute = redisstore.RouteLogs(eng.Logger()) // go-redis's own lines reach the host's logging
+	}
+	return s, nil
 }
 
 func (s *Session) writer() *frames.Writer {
@@ -397,4 +402,7 @@ func (s *Session) Remote() bool { return !s.private }
 func (s *Session) SetNotify(fd int) error { return s.eng.SetNotify(fd) }
 
 // Close stops the engine.
-func (s *Session) Close() error { return s.eng.Close() }
+func (s *Session) Close() error {
+	s.unroute()
+	return s.eng.Close()
+}

@@ -842,6 +842,10 @@ func (e *Engine) Wait(ctx context.Context, timeout time.Duration) ([]Event, erro
 	}
 }
 
+// Logger is where the engine logs (by default its records become EventLog
+// events for the host).
+func (e *Engine) Logger() *slog.Logger { return e.log }
+
 // Close stops the loops, hands back what this process still holds so other
 // workers can take it at once, and closes the inbox (and the store if owned).
 func (e *Engine) Close() error {
