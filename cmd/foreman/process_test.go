@@ -87,3 +87,23 @@ exit 7`
 	}
 	require.Equal(t, strings.Join(want, "\n"), p.lastLines())
 }
+
+// A line longer than maxLine is cut (and says so), and the pipe is still
+// read to its end: the worker never blocks on output nobody reads, and
+// what it writes afterwards (a beat, the last lines) still arrives.
+func TestWorkerLongLines(t *testing.T) {
+	script := `head -c 3000000 /dev/zero | tr '\0' x >&2; echo >&2
+echo 'after the long line' >&2
+head -c 200000 /dev/zero | tr '\0' y; echo
+echo 'BLAZING-BEAT {"state":"serving","running":1}'
+exit 0`
+	p, err := runOnce(t, supConfig(), script)
+	require.NoError(t, err)
+	b, _ := p.status()
+	require.Equal(t, "serving", b.State, "the beat after a long stdout line")
+	last := strings.Split(p.lastLines(), "\n")
+	require.Len(t, last, 2)
+	require.Equal(t, maxLine, strings.Count(last[0], "x"))
+	require.True(t, strings.HasSuffix(last[0], "the rest dropped)"), last[0][len(last[0])-80:])
+	require.Equal(t, "after the long line", last[1])
+}
