@@ -38,6 +38,7 @@ from tests.apps.durable import make_app  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 from tests.support.workers import WorkerFleet  # noqa: E402
 
+from benchmarks.provenance import provenance  # noqa: E402
 from blazing import _native  # noqa: E402
 
 SECRET = "bench-secret"
@@ -187,6 +188,7 @@ def main() -> None:
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "platform": platform.platform(), "core": _native.version()},
         "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
+        "provenance": provenance(),
     }
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(res, indent=2))
