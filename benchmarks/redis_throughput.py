@@ -34,11 +34,11 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.provenance import provenance  # noqa: E402
 from tests.apps.durable import make_app  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 from tests.support.workers import WorkerFleet  # noqa: E402
 
-from benchmarks.provenance import provenance  # noqa: E402
 from blazing import _native  # noqa: E402
 
 SECRET = "bench-secret"
