@@ -140,8 +140,10 @@ def main() -> None:
     with RedisServer() as redis, tempfile.TemporaryDirectory() as tmp:
         ping = ping_us(redis.port)
         for r in range(1, args.repeats + 1):
-            # History on and off interleaved, so drift of the machine hits both.
-            for history, into in ((True, samples), (False, off)):
+            # History on and off interleaved, in the order on-off, off-on, ... so
+            # drift of the machine over the invocation hits both alike.
+            order = ((True, samples), (False, off))
+            for history, into in (order if r % 2 else order[::-1]):
                 progress(f"run {r}/{args.repeats}, history {'on' if history else 'off'}")
                 for k, v in one_run(redis, Path(tmp), n_drain, n_wf, n_lat, args.concurrency,
                                     history).items():
