@@ -62,6 +62,13 @@ def used_memory(redis: RedisServer) -> int:
     raise RuntimeError("no used_memory in INFO")
 
 
+def redis_cpu_s(redis: RedisServer) -> float:
+    """CPU seconds the redis-server has used (user + system), from INFO cpu."""
+    fields = dict(line.split(":", 1) for line in redis.cli("info", "cpu").splitlines()
+                  if ":" in line)
+    return float(fields["used_cpu_user"]) + float(fields["used_cpu_sys"])
+
+
 def ping_us(port: int, n: int = 2000) -> float:
     with socket.create_connection(("127.0.0.1", port)) as s:
         lat = []
@@ -85,6 +92,9 @@ def one_run(redis: RedisServer, tmp: Path, n_drain: int, n_wf: int, n_lat: int,
     try:
         client._ensure_started()
         progress(f"  queueing {n_drain:,} no-op step calls ...")
+        # Redis's own CPU per operation: the cost history adds inside Redis, far
+        # less noisy on a shared VM than the wall-clock rates.
+        cpu0 = redis_cpu_s(redis)
         handles = [client.noop(i) for i in range(n_drain)]
         workers = [fleet.start("async", concurrency, wait=False) for _ in range(2)]
         workers[0].wait_ready()
@@ -93,6 +103,8 @@ def one_run(redis: RedisServer, tmp: Path, n_drain: int, n_wf: int, n_lat: int,
         for h in handles:
             h.result_sync(timeout=600)
         out["drain_per_s"] = n_drain / (time.perf_counter() - t0)
+        cpu1 = redis_cpu_s(redis)
+        out["redis_cpu_us_per_step"] = (cpu1 - cpu0) / n_drain * 1e6
         progress(f"  drained: {out['drain_per_s']:,.0f}/s; {n_wf:,} 3-step workflows ...")
 
         t0 = time.perf_counter()
@@ -100,6 +112,7 @@ def one_run(redis: RedisServer, tmp: Path, n_drain: int, n_wf: int, n_lat: int,
         for h in hs:
             h.result_sync(timeout=600)
         out["wf_per_s"] = n_wf / (time.perf_counter() - t0)
+        out["redis_cpu_us_per_workflow"] = (redis_cpu_s(redis) - cpu1) / n_wf * 1e6
         del handles, hs  # done with them, as a client would be
 
         progress(f"  {out['wf_per_s']:,.0f} workflows/s; {n_lat} sequential round trips ...")
@@ -175,13 +188,18 @@ def main() -> None:
     cost = [
         ("drain rate", "drain_per_s", "/s", ",.0f"),
         ("3-step workflows", "wf_per_s", "/s", ",.0f"),
+        ("Redis CPU per drained step (submit, reserve, complete)", "redis_cpu_us_per_step",
+         " µs", ".1f"),
+        ("Redis CPU per 3-step workflow", "redis_cpu_us_per_workflow", " µs", ".1f"),
         ("Redis memory per finished 3-step run", "bytes_per_run", " B", ",.0f"),
     ]
     print("\nHistory and breadcrumbs on versus off (same invocation, interleaved):\n")
-    print("| figure | history on | history off | on / off |\n|---|---|---|---|")
+    print("| figure | history on | history off | on / off | on / off per repeat (min–max) |\n"
+          "|---|---|---|---|---|")
     for label, key, unit, fmt in cost:
+        pairs = [a / b for a, b in zip(samples[key], off[key], strict=True) if b]
         print(f"| {label} | {format(med[key], fmt)}{unit} | {format(med_off[key], fmt)}{unit} | "
-              f"{med[key] / med_off[key]:.3f} |")
+              f"{med[key] / med_off[key]:.3f} | {min(pairs):.2f}–{max(pairs):.2f} |")
     res: dict[str, Any] = {
         "samples": samples, "median": med, "history_off": {"samples": off, "median": med_off},
         "n": {"drain": n_drain, "workflows": n_wf, "latency": n_lat},

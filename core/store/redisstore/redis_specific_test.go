@@ -420,10 +420,23 @@ func TestOpenWithWrongCredentials(t *testing.T) {
 	}
 }
 
+// BenchmarkSubmitReserveComplete drives batches of 100 root steps through
+// submit, reserve, complete and the caller's pop, with history on (each run
+// indexed) and off; `-count N` alternates the two N times
+// (benchmarks/history_cost.py reads them).
 func BenchmarkSubmitReserveComplete(b *testing.B) {
+	for _, h := range []struct {
+		name string
+		off  bool
+	}{{"history=on", false}, {"history=off", true}} {
+		b.Run(h.name, func(b *testing.B) { benchSubmitReserveComplete(b, h.off) })
+	}
+}
+
+func benchSubmitReserveComplete(b *testing.B, noHistory bool) {
 	c := client(b)
 	ctx := context.Background()
-	s := newStore(b, redisstore.Config{Client: c})
+	s := newStore(b, redisstore.Config{Client: c, NoHistory: noHistory})
 	require.NoError(b, s.OpenInbox(ctx, "client"))
 	const batch = 100
 	subs := make([]store.Submission, batch)
