@@ -26,12 +26,13 @@ sys.path.insert(0, str(ROOT))
 from benchmarks.provenance import provenance  # noqa: E402
 
 BENCH = "BenchmarkSubmitReserveComplete"
-LINE = re.compile(r"^" + BENCH + r"/history=(on|off)\S*\s+\d+\s+[\d.]+ ns/op\s+([\d.]+) steps/s",
-                  re.M)
+LINE = re.compile(r"^" + BENCH + r"/history=(on|off)\S*\s+\d+\s+[\d.]+ ns/op"
+                  r"\s+([\d.]+) redis-µs/step\s+([\d.]+) steps/s", re.M)
 
 
-def one(setting: str, batches: int) -> float:
-    """Steps/s of one go-test invocation (its own redis-server) at one setting."""
+def one(setting: str, batches: int) -> tuple[float, float]:
+    """Steps/s and Redis's own µs per step of one go-test invocation (its own
+    redis-server) at one setting."""
     out = subprocess.run(
         ["go", "test", "-run", "^$", "-bench", f"^{BENCH}$/^history={setting}$",
          "-benchtime", f"{batches}x", "-count", "1", "./core/store/redisstore"],
@@ -39,7 +40,7 @@ def one(setting: str, batches: int) -> float:
     found = LINE.findall(out.stdout)
     if out.returncode != 0 or len(found) != 1 or found[0][0] != setting:
         raise SystemExit(f"go test failed or printed no figure:\n{out.stdout}\n{out.stderr}")
-    return float(found[0][1])
+    return float(found[0][2]), float(found[0][1])
 
 
 def main() -> None:
@@ -49,26 +50,29 @@ def main() -> None:
     ap.add_argument("--json", type=Path,
                     default=ROOT / "benchmarks" / "results" / "history-cost.json")
     args = ap.parse_args()
-    on: list[float] = []
-    off: list[float] = []
+    rate: dict[str, list[float]] = {"on": [], "off": []}
+    usec: dict[str, list[float]] = {"on": [], "off": []}
     for r in range(args.repeats):
         order = ("on", "off") if r % 2 == 0 else ("off", "on")
         for setting in order:
-            v = one(setting, args.batches)
-            (on if setting == "on" else off).append(v)
-            print(f"repeat {r + 1}/{args.repeats}, history {setting}: {v:,.0f} steps/s",
-                  file=sys.stderr, flush=True)
-    ratios = [a / b for a, b in zip(on, off, strict=True)]
-    med_on, med_off = statistics.median(on), statistics.median(off)
-    print("| history | steps/s, median | runs (steps/s) |\n|---|---|---|")
-    print(f"| on | {med_on:,.0f} | {', '.join(f'{v:,.0f}' for v in on)} |")
-    print(f"| off | {med_off:,.0f} | {', '.join(f'{v:,.0f}' for v in off)} |")
-    print(f"\non / off: {med_on / med_off:.3f} (medians); per repeat "
-          f"{min(ratios):.3f}–{max(ratios):.3f}, median {statistics.median(ratios):.3f}")
-    res = {"steps_per_s": {"on": on, "off": off}, "ratio_per_repeat": ratios,
-           "median": {"on": med_on, "off": med_off, "ratio": med_on / med_off,
-                      "ratio_per_repeat": statistics.median(ratios)},
-           "batches": args.batches, "batch": 100, "provenance": provenance()}
+            v, us = one(setting, args.batches)
+            rate[setting].append(v)
+            usec[setting].append(us)
+            print(f"repeat {r + 1}/{args.repeats}, history {setting}: {v:,.0f} steps/s, "
+                  f"Redis {us:.1f} µs/step", file=sys.stderr, flush=True)
+    summary = {}
+    print("| figure | history on, median | history off, median | on / off | "
+          "on / off per repeat (min–median–max) |\n|---|---|---|---|---|")
+    for label, key, data, fmt in (("steps/s", "steps_per_s", rate, ",.0f"),
+                                  ("Redis µs per step", "redis_us_per_step", usec, ".1f")):
+        ratios = [a / b for a, b in zip(data["on"], data["off"], strict=True)]
+        on, off = statistics.median(data["on"]), statistics.median(data["off"])
+        summary[key] = {"on": data["on"], "off": data["off"], "median_on": on,
+                        "median_off": off, "ratio": on / off, "ratio_per_repeat": ratios}
+        print(f"| {label} | {format(on, fmt)} | {format(off, fmt)} | {on / off:.3f} | "
+              f"{min(ratios):.2f}–{statistics.median(ratios):.2f}–{max(ratios):.2f} |")
+    res = {**summary, "repeats": args.repeats, "batches": args.batches, "batch": 100,
+           "provenance": provenance()}
     args.json.parent.mkdir(parents=True, exist_ok=True)
     args.json.write_text(json.dumps(res, indent=2))
     print(f"\nsamples: {args.json}")
