@@ -53,7 +53,9 @@ func client(t testing.TB) *redis.Client {
 	return c
 }
 
-func namespace() string { return fmt.Sprintf("t%d", nsSeq.Add(1)) }
+// namespace is new for every call, across processes too (a server may
+// outlive one test process: BLAZING_TEST_REDIS_ADDR).
+func namespace() string { return fmt.Sprintf("t%d-%d", os.Getpid(), nsSeq.Add(1)) }
 
 // newStore returns a store on a fresh namespace, closed when t ends.
 func newStore(t testing.TB, cfg redisstore.Config) *redisstore.Store {

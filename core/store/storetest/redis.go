@@ -22,6 +22,12 @@ const RequireRedisEnv = "BLAZING_REQUIRE_REDIS"
 // installed.
 var ErrNoRedisServer = errors.New("redis-server is not installed (not on PATH)")
 
+// ExternalRedisEnv names a variable that, set to host:port, makes
+// StartRedisServer (without extra arguments) use that running server
+// instead of starting one: benchmarks/history_cost.py counts the
+// instructions of a redis-server it runs under callgrind.
+const ExternalRedisEnv = "BLAZING_TEST_REDIS_ADDR"
+
 // redisStartTimeout bounds how long a new server may take to answer PING.
 const redisStartTimeout = 10 * time.Second
 
@@ -33,12 +39,17 @@ type RedisServer struct {
 	dir  string
 	done chan struct{} // closed when the process has exited
 	once sync.Once
+	// external: not ours (ExternalRedisEnv); Stop leaves it running.
+	external bool
 }
 
 // StartRedisServer starts a redis-server on a free loopback port and waits
 // until it answers PING. Extra arguments go to redis-server as they are
 // (for example "--cluster-enabled", "yes"). Stop it with Stop.
 func StartRedisServer(extra ...string) (*RedisServer, error) {
+	if addr := os.Getenv(ExternalRedisEnv); addr != "" && len(extra) == 0 {
+		return &RedisServer{Addr: addr, external: true}, nil
+	}
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		return nil, ErrNoRedisServer
@@ -103,6 +114,9 @@ func startRedisOnce(bin string, extra []string) (*RedisServer, error) {
 // than once.
 func (r *RedisServer) Stop() {
 	r.once.Do(func() {
+		if r.external {
+			return
+		}
 		_ = r.cmd.Process.Kill()
 		<-r.done
 		_ = os.RemoveAll(r.dir)
