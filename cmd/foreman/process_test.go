@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -39,9 +40,21 @@ func runOnce(t *testing.T, cfg Config, script string) (*process, error) {
 	}
 }
 
+// clearBlazingEnv unsets every BLAZING_ variable for the rest of t.
+func clearBlazingEnv(t *testing.T) {
+	t.Helper()
+	for _, kv := range os.Environ() {
+		if name, _, _ := strings.Cut(kv, "="); strings.HasPrefix(name, "BLAZING_") {
+			t.Setenv(name, "") // restores the old value after t
+			require.NoError(t, os.Unsetenv(name))
+		}
+	}
+}
+
 // A worker gets the store, its id and inbox, beats on, and the foreman's
 // TLS files; these win over what the foreman's own environment says.
 func TestWorkerEnvironment(t *testing.T) {
+	clearBlazingEnv(t) // CI sets BLAZING_REQUIRE_REDIS, which the worker would inherit
 	t.Setenv("BLAZING_WORKER_ID", "stale")
 	t.Setenv("BLAZING_INBOX", "stale")
 	cfg := supConfig()
