@@ -144,9 +144,9 @@ type Engine struct {
 	missed    [store.NumLanes]bool
 	held      map[store.Ref]heldOp
 	outSubs   []pendingSub // submissions waiting for the store to come back
-	// unsubmitted counts, per ref, submissions in the outbox (queued or
-	// being retried): a waiter on one is not asked about before the store
-	// has it (see rewatch).
+	// unsubmitted counts, per ref, submissions on their way to the store
+	// (in a Submit call, or in the outbox): a waiter on one is not asked
+	// about before the store has it (see rewatch).
 	unsubmitted map[store.Ref]int
 	outComps    []pendingComp      // completions likewise
 	outWatches  []pendingWatch     // watches likewise
@@ -371,6 +371,9 @@ func (e *Engine) Submit(ctx context.Context, subs []Submit) []error {
 			ss[i].Inbox = e.cfg.Inbox
 			e.addToken(ss[i].Ref, subs[i].Token, now)
 		}
+		// On its way: a re-watch or the janitor meanwhile must not take its
+		// absence from the store for a loss.
+		e.unsubmitted[ss[i].Ref]++
 	}
 	e.mu.Unlock()
 	_, errs := e.st.Submit(ctx, ss)
@@ -392,10 +395,13 @@ func (e *Engine) Submit(ctx context.Context, subs []Submit) []error {
 			errs[i] = submitError(ss[i], err)
 		}
 	}
+	e.mu.Lock()
+	for i := range ss {
+		e.submitted(ss[i].Ref)
+	}
+	e.queueSubs(retry, now) // under the same lock: a retried one stays counted
+	e.mu.Unlock()
 	if len(retry) > 0 {
-		e.mu.Lock()
-		e.queueSubs(retry, now)
-		e.mu.Unlock()
 		e.unreachable(now, fmt.Errorf("submit %d operations: %w", len(retry), away))
 	}
 	if failed {

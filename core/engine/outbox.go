@@ -65,6 +65,9 @@ func transient(err error) bool {
 
 // queueSubs keeps submissions for the outbox loop. Caller holds mu.
 func (e *Engine) queueSubs(subs []Submit, now time.Time) {
+	if len(subs) == 0 {
+		return
+	}
 	for _, s := range subs {
 		e.outSubs = append(e.outSubs, pendingSub{s, now})
 		e.unsubmitted[s.Ref]++
@@ -72,8 +75,9 @@ func (e *Engine) queueSubs(subs []Submit, now time.Time) {
 	e.wakeOutbox()
 }
 
-// submitted records that a submission left the outbox (the store took it,
-// or it was given up on). Caller holds mu.
+// submitted records that a submission is no longer on its way: the store
+// took it, or it was given up on (or handed to the outbox, which counts it
+// again). Caller holds mu.
 func (e *Engine) submitted(ref store.Ref) {
 	if e.unsubmitted[ref]--; e.unsubmitted[ref] <= 0 {
 		delete(e.unsubmitted, ref)

@@ -520,3 +520,44 @@ func TestRetryRedeliveredDuringCompleteIsHeld(t *testing.T) {
 	defer e.mu.Unlock()
 	require.Empty(t, e.held, "nothing left held")
 }
+
+// heldSubmitStore holds every Submit call until release is closed, as a
+// submission does while go-redis dials a Redis that is coming back.
+type heldSubmitStore struct {
+	store.Store
+	entered chan struct{}
+	release chan struct{}
+	once    sync.Once
+}
+
+func (h *heldSubmitStore) Submit(ctx context.Context, subs []store.Submission) ([]store.Outcome, []error) {
+	h.once.Do(func() { close(h.entered) })
+	<-h.release
+	return h.Store.Submit(ctx, subs)
+}
+
+// A re-watch while a submission is still on its way (the store reconnected
+// before the submit call returned) leaves its waiter alone: the run is not
+// lost, it is not in the store yet. It used to be failed with RunLost.
+func TestRewatchSparesASubmissionOnItsWay(t *testing.T) {
+	mem := newStore(t)
+	held := &heldSubmitStore{Store: mem, entered: make(chan struct{}), release: make(chan struct{})}
+	client := newEngine(t, held, false, func(c *Config) {
+		c.Inbox = "client"
+		c.Capacity = [store.NumLanes]int{}
+	})
+	worker := newEngine(t, mem, false, func(c *Config) { c.Inbox = "worker" })
+	r := root("on-its-way")
+	require.NoError(t, client.Enqueue(Commands{Submits: []Submit{{Submission: r, Token: 4}}}))
+	select {
+	case <-held.entered:
+	case <-time.After(eventually):
+		t.Fatal("the submission never reached the store")
+	}
+	client.rewatch(context.Background())
+	close(held.release)
+	serveOne(t, worker, r.Ref, "arrived")
+	ev := collect(t, client).until("the result", resultFor(4))
+	require.Equal(t, store.StatusSucceeded, ev.Note.Status)
+	require.Equal(t, []byte("arrived"), ev.Note.Result)
+}
