@@ -211,7 +211,12 @@ class SSHConnector(Connector):
         sshd frees a session's place in ``MaxSessions`` a moment after the channel
         has closed, so a refusal to open one on a live connection is tried again
         (shortly, with backoff): the command has not started, so this is safe.
+        A link that dropped before the channel opened (asyncssh says so with a
+        ``ChannelOpenError``) did not start it either; one that dropped after the
+        command was sent may have started it, so that one is not run again here.
         """
+        if link.conn.is_closed():
+            raise _NotStarted(ConnectionError(f"{self.describe()}: the connection is closed"))
         deadline = time.monotonic() + self.reconnect_timeout
         delays = backoff(0.01, 0.5)
         while True:
@@ -220,7 +225,9 @@ class SSHConnector(Connector):
             except (asyncssh.ChannelOpenError, asyncssh.ConnectionLost,
                     asyncssh.DisconnectError, OSError) as exc:
                 if link.conn.is_closed():
-                    raise _NotStarted(exc) from exc
+                    if isinstance(exc, asyncssh.ChannelOpenError):
+                        raise _NotStarted(exc) from exc
+                    raise
                 delay = next(delays)
                 if (not isinstance(exc, asyncssh.ChannelOpenError)
                         or time.monotonic() + delay > deadline):
