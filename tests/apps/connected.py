@@ -57,7 +57,10 @@ def connectors_from_env() -> dict[str, Any]:
                                 username=env("BLAZING_TEST_SSH_USER"),
                                 key_file=env("BLAZING_TEST_SSH_KEY"),
                                 known_hosts=env("BLAZING_TEST_SSH_KNOWN_HOSTS"),
-                                keepalive_interval=2, eager=eager)
+                                keepalive_interval=2, eager=eager,
+                                # The tests count sshd's sessions, one per command: a
+                                # background health check (`true`) would be one more.
+                                health_check_interval=0)
 
         connectors["ssh"] = make_ssh
     return connectors
