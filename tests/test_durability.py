@@ -259,20 +259,24 @@ def test_sigterm_lets_running_work_finish(fleet, client, coord):
     assert handle.result_sync(timeout=60) == 15
 
 
-def test_sigterm_hands_back_unfinished_work_at_once(redis_server, ns, tmp_path, coord):
+@pytest.mark.parametrize("drain", ["BLAZING_DRAIN_TIMEOUT", "--drain-timeout"])
+def test_sigterm_hands_back_unfinished_work_at_once(redis_server, ns, tmp_path, coord, drain):
     # A long lease: if the drained worker did not hand its step back, the
-    # replacement could only take it after 60 s.
+    # replacement could only take it after 60 s. The drain is 0.5 s, set by the app's
+    # setting or by the worker's flag (which wins over a 600 s setting).
     fleet = WorkerFleet({
         "BLAZING_REDIS_URL": redis_server.url, "BLAZING_NAMESPACE": ns,
         "BLAZING_LEASE_SECONDS": "60", "BLAZING_HEARTBEAT_SECONDS": "5",
         "BLAZING_SECRET": SECRET, "BLAZING_TEST_COORD": coord.path,
-        "BLAZING_TEST_GATE": "add:2", "BLAZING_DRAIN_TIMEOUT": "0.5",
+        "BLAZING_TEST_GATE": "add:2",
+        "BLAZING_DRAIN_TIMEOUT": "0.5" if drain == "BLAZING_DRAIN_TIMEOUT" else "600",
     }, log=tmp_path / "workers.log")
     client = make_app(redis_url=redis_server.url, namespace=ns, local_workers=False,
                       secret=SECRET)
     try:
         fleet.start("async")
-        first = fleet.start("blocking")
+        first = fleet.start("blocking", args=("--drain-timeout", "0.5") if drain.startswith("--")
+                            else ())
         handle = client.five_steps(0)
         stuck = coord.arrival()
         assert stuck.pid == first.pid
