@@ -32,6 +32,7 @@ def main(argv: list[str]) -> int:
     output: dict[tuple[str, str], list[str]] = defaultdict(list)
     skipped: list[tuple[str, str, str]] = []
     passed = failed = 0
+    failed_packages: list[str] = []
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True) as proc:
         assert proc.stdout is not None
         for raw in proc.stdout:
@@ -57,6 +58,7 @@ def main(argv: list[str]) -> int:
             elif not test and action in ("pass", "fail", "skip"):
                 lines = output.pop((pkg, ""), [])
                 if action == "fail":
+                    failed_packages.append(pkg)
                     sys.stdout.write("".join(lines))  # the package's own output: a panic, FAIL
                 else:  # its last line is go test's summary ("ok  pkg 1.2s")
                     sys.stdout.write(lines[-1] if lines else f"{action}\t{pkg}\n")
@@ -64,7 +66,8 @@ def main(argv: list[str]) -> int:
     rc = proc.returncode
     top = [s for s in skipped if "/" not in s[1]]  # subtests are counted with their test
     print(f"go test: {passed} passed, {failed} failed, {len(skipped)} skipped"
-          f" ({len(top)} top-level)")
+          f" ({len(top)} top-level)"
+          + (f"; packages failed: {', '.join(failed_packages)}" if failed_packages else ""))
     for pkg, test, why in skipped:
         print(f"SKIPPED {pkg} {test}: {why}")
     return rc
