@@ -218,7 +218,7 @@ def test_wait_for_on_a_step_raises_timeout_error_in_the_workflow(app):
     async def flow():
         try:
             await asyncio.wait_for(forever(), 0.2)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # the builtin TimeoutError from 3.11, not on 3.10
             return "timed out", await quick()
         return "finished"
 
