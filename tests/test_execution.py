@@ -392,6 +392,11 @@ def test_priority_orders_waiting_work_in_a_lane(request, make_app, store):
     assert busy.wait(30)
     handles = [app.low(i) for i in range(3)] + [app.normal(i) for i in range(3)] + \
         [app.high(i) for i in range(3)]
+    # A submit returns before its step is queued: release the lane only once all 9 wait.
+    deadline = time.monotonic() + 30
+    while app.lanes()["blocking"]["depth"] < len(handles):
+        assert time.monotonic() < deadline, app.lanes()
+        time.sleep(0.01)  # polling the store's queue depth, bounded above
     release.set()
     assert held.result_sync(timeout=30) == "held"
     for h in handles:
