@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -373,8 +372,8 @@ func TestConcurrentCalls(t *testing.T) {
 // A session on Redis (the networked path: spare P, wake-ups on the way out).
 func TestRedisSession(t *testing.T) {
 	srv, err := storetest.StartRedisServer()
-	if errors.Is(err, storetest.ErrNoRedisServer) && os.Getenv(storetest.RequireRedisEnv) != "1" {
-		t.Skip(err)
+	if errors.Is(err, storetest.ErrNoRedisServer) && !storetest.RedisRequired() {
+		t.Skip(storetest.SkipReason(err))
 	}
 	require.NoError(t, err)
 	t.Cleanup(srv.Stop)

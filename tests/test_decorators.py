@@ -206,6 +206,20 @@ def test_plain_def_with_non_blocking_refused(app):
     ({"timeout": "x"}, "timeout"),
     ({"timeout": -1}, "timeout"),
     ({"retry_backoff": float("nan")}, "retry_backoff"),
+    ({"retries": 2**70}, "retries=1180591620717411303424 is more than 1,048,576"),
+    ({"timeout": 1e300}, "timeout=1e[+]300 is more than 1,000,000,000 seconds"),
+    ({"retry_backoff_max": -1}, "retry_backoff_max= must not be negative"),
+    ({"retry_backoff_max": "1m"}, "retry_backoff_max= must be a number of seconds"),
+    ({"retry_backoff_max": float("inf")}, "retry_backoff_max"),
+    ({"retry_backoff_max": True}, "retry_backoff_max"),
+    ({"priority": "high"}, "priority= must be an int"),
+    ({"priority": 1.5}, "priority= must be an int"),
+    ({"priority": True}, "priority= must be an int"),
+    ({"priority": 2**20 + 1}, "priority=1048577 is out of range: from -1,048,576 to 1,048,576"),
+    ({"priority": -(2**20) - 1}, "priority=-1048577 is out of range"),
+    ({"priority": 2**64}, "priority=18446744073709551616 is out of range"),
+    ({"queue": "emails"}, "queue='emails': named queues are not offered"),
+    ({"queue": 3}, "queue=3"),
 ])
 def test_bad_options_refused_at_decoration(app, options, match):
     with pytest.raises(blazing.DefinitionError, match=match):
@@ -216,6 +230,19 @@ def test_bad_options_refused_at_decoration(app, options, match):
         @app.workflow(**options)
         async def w():
             return 1
+
+
+def test_options_at_their_bounds_and_the_default_queue_are_accepted(app):
+    @app.step(priority=2**20, queue="default", retries=0, retry_backoff=0,
+              retry_backoff_max=10**9, timeout=10**9)
+    async def first():
+        return "first"
+
+    @app.workflow(priority=-(2**20), queue=None)
+    async def last():
+        return await first()
+
+    assert app.run_sync("last") == "first"
 
 
 def test_unknown_attribute_is_unknown_name_error(app):

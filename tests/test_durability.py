@@ -11,6 +11,7 @@ import random
 import threading
 import time
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -143,29 +144,55 @@ def test_random_kills_lose_nothing(fleet, client, tmp_path):
 
 
 def test_redis_restart_mid_load(redis_server, tmp_path, ns, coord):  # noqa: ARG001 - skips without redis-server
+    """Redis (with AOF) restarts while a counted number of runs is in flight: every one
+    of them, and new work after, delivers its result."""
     from tests.support.redis_server import RedisServer
 
+    runs, threads = 200, 4
     with RedisServer(appendonly=True) as redis:
         fleet = WorkerFleet({
             "BLAZING_REDIS_URL": redis.url, "BLAZING_NAMESPACE": ns,
             "BLAZING_LEASE_SECONDS": "5", "BLAZING_HEARTBEAT_SECONDS": "1",
-            "BLAZING_SECRET": SECRET,
+            "BLAZING_SECRET": SECRET, "BLAZING_TEST_COORD": coord.path,
         }, log=tmp_path / "workers.log")
         client = make_app(redis_url=redis.url, namespace=ns, local_workers=False,
                           secret=SECRET, lease_seconds=5, heartbeat_seconds=1)
+        done = threading.Event()
+        releaser = threading.Thread(target=release_until, args=(coord, done), daemon=True)
         try:
             fleet.start("async")
-            fleet.start("async")
-            handles = [client.three_incs(i) for i in range(300)]
-            assert handles[0].result_sync(timeout=60) == 3  # the load is flowing
+            fleet.start("blocking", concurrency=threads, extra_env={"BLAZING_TEST_GATE": "add:3"})
+            handles = [client.five_steps(i) for i in range(runs)]
+            # Every run passes step 3, which stops at the gate: once each of the blocking
+            # worker's threads holds one, the other runs wait on queued steps, and none
+            # can finish before the restart.
+            held = [coord.arrival(timeout=60) for _ in range(threads)]
+            statuses = Counter(h.status_sync() for h in handles)
+            assert statuses["pending"] + statuses["running"] == runs, statuses
+            print(f"at the restart: {dict(statuses)}, {len(held)} steps inside the worker")
             redis.restart()
+            for arrival in held:
+                arrival.release()
+            releaser.start()
             results = [h.result_sync(timeout=120) for h in handles]
-            assert results == [i + 3 for i in range(300)]
+            assert results == [i + 15 for i in range(runs)]
             # New work after the restart flows too.
-            assert client.run_sync("three_incs", 1000) == 1003
+            assert client.run_sync("five_steps", 1000) == 1015
         finally:
+            done.set()
+            if releaser.is_alive():
+                releaser.join(10)
             client.stop_sync()
             fleet.close()
+
+
+def release_until(coord: Coordinator, done: threading.Event) -> None:
+    """Let every step that reaches the gate go on, until ``done`` is set."""
+    while not done.is_set():
+        try:
+            coord.arrival(timeout=0.5).release()
+        except (TimeoutError, ConnectionError):
+            continue  # no arrival in this half second (or a step hung up): look again
 
 
 def test_malformed_value_fails_that_run_only(fleet, client, redis_server, ns):
@@ -232,20 +259,24 @@ def test_sigterm_lets_running_work_finish(fleet, client, coord):
     assert handle.result_sync(timeout=60) == 15
 
 
-def test_sigterm_hands_back_unfinished_work_at_once(redis_server, ns, tmp_path, coord):
+@pytest.mark.parametrize("drain", ["BLAZING_DRAIN_TIMEOUT", "--drain-timeout"])
+def test_sigterm_hands_back_unfinished_work_at_once(redis_server, ns, tmp_path, coord, drain):
     # A long lease: if the drained worker did not hand its step back, the
-    # replacement could only take it after 60 s.
+    # replacement could only take it after 60 s. The drain is 0.5 s, set by the app's
+    # setting or by the worker's flag (which wins over a 600 s setting).
     fleet = WorkerFleet({
         "BLAZING_REDIS_URL": redis_server.url, "BLAZING_NAMESPACE": ns,
         "BLAZING_LEASE_SECONDS": "60", "BLAZING_HEARTBEAT_SECONDS": "5",
         "BLAZING_SECRET": SECRET, "BLAZING_TEST_COORD": coord.path,
-        "BLAZING_TEST_GATE": "add:2", "BLAZING_DRAIN_TIMEOUT": "0.5",
+        "BLAZING_TEST_GATE": "add:2",
+        "BLAZING_DRAIN_TIMEOUT": "0.5" if drain == "BLAZING_DRAIN_TIMEOUT" else "600",
     }, log=tmp_path / "workers.log")
     client = make_app(redis_url=redis_server.url, namespace=ns, local_workers=False,
                       secret=SECRET)
     try:
         fleet.start("async")
-        first = fleet.start("blocking")
+        first = fleet.start("blocking", args=("--drain-timeout", "0.5") if drain.startswith("--")
+                            else ())
         handle = client.five_steps(0)
         stuck = coord.arrival()
         assert stuck.pid == first.pid

@@ -9,7 +9,7 @@ import pytest
 
 import blazing
 from blazing import Blazing, codec
-from blazing.errors import EngineClosedError, RunNotFound
+from blazing.errors import EngineClosedError, NativeError, RunNotFound
 from blazing.run import ResultSlot
 
 
@@ -442,10 +442,32 @@ def test_a_bad_secret_is_a_configuration_error_that_does_not_repeat_it(secret):
         assert str(secret) not in str(info.value).replace("secret=", "")
 
 
-def test_bad_numbers_from_the_environment(monkeypatch):
-    monkeypatch.setenv("BLAZING_DRAIN_TIMEOUT", "nan")
-    with pytest.raises(blazing.ConfigurationError, match="BLAZING_DRAIN_TIMEOUT='nan'"):
-        Blazing()
+def test_a_batch_the_core_refuses_fails_each_call_in_it(app, caplog):
+    """The core refuses a whole batch (a command it does not know slipped in, as a bug
+    would put it there): each call waiting in the batch fails with the core's reason,
+    naming its run and step, one log line names the batch's commands, and the app goes
+    on serving."""
+
+    @app.step
+    async def child(x: int) -> int:
+        return x + 1
+
+    @app.workflow
+    async def parent() -> int:
+        # Sent from the loop thread, it waits for the next batch with the child's submit.
+        app._runtime.send([99, "not a command"])
+        return await child(1)
+
+    handle = app.parent()
+    with pytest.raises(NativeError) as info, caplog.at_level("ERROR", "blazing.runtime"):
+        handle.result_sync(timeout=30)
+    msg = str(info.value)
+    assert f"submit of run {handle.unit_id} step 0.1 (child) was refused with its batch" in msg
+    assert "unknown command code 99" in msg and info.value.code == "invalid"
+    refused = [r.getMessage() for r in caplog.records if "refused a batch" in r.getMessage()]
+    assert len(refused) == 1 and "command 99" in refused[0], refused
+    assert f"run {handle.unit_id} step 0.1 (child)" in refused[0]
+    assert app.run_sync("child", 5) == 6
 
 
 def test_get_run_and_requeue_of_an_unknown_id(app):

@@ -2,7 +2,10 @@
 
 import asyncio
 import inspect
+import itertools
 import threading
+import time
+import uuid
 
 import pytest
 
@@ -215,7 +218,7 @@ def test_wait_for_on_a_step_raises_timeout_error_in_the_workflow(app):
     async def flow():
         try:
             await asyncio.wait_for(forever(), 0.2)
-        except TimeoutError:
+        except asyncio.TimeoutError:  # the builtin TimeoutError from 3.11, not on 3.10
             return "timed out", await quick()
         return "finished"
 
@@ -316,6 +319,89 @@ def test_retries_exhausted_raise_the_original_exception(app):
     with pytest.raises(ConnectionRefusedError, match="^try 3$"):
         app.run_sync("flow")
     assert len(ATTEMPTS) == 3
+
+
+def attempt_gaps(app, **options) -> list[float]:
+    """Run a step that fails on every attempt but the last (with ``options``); return the
+    seconds between the starts of its attempts."""
+    starts: list[float] = []
+
+    @app.step(**options)
+    async def stubborn():
+        starts.append(time.monotonic())
+        if len(starts) <= options["retries"]:
+            raise ConnectionError(f"attempt {len(starts)} failed")
+        return len(starts)
+
+    @app.workflow
+    async def flow():
+        return await stubborn()
+
+    assert app.run_sync("flow") == options["retries"] + 1
+    return [b - a for a, b in itertools.pairwise(starts)]
+
+
+# The retry delay has equal jitter: between half of the computed delay and all of it. The
+# gaps measured also hold the time a failure takes to be recorded, so only lower bounds
+# are exact; an upper bound is asserted only where it is far from what is measured.
+SLACK = 0.01  # the core computes its delays in milliseconds
+
+
+def test_retry_backoff_doubles_per_attempt(app):
+    gaps = attempt_gaps(app, retries=3, retry_backoff=0.2)
+    lows = (0.1, 0.2, 0.4)
+    assert [g >= low - SLACK for g, low in zip(gaps, lows, strict=True)] == [True] * 3, gaps
+
+
+def test_retry_backoff_max_caps_the_delay(app):
+    # Uncapped, a 30 s backoff would wait at least 15 s before the first retry.
+    gaps = attempt_gaps(app, retries=3, retry_backoff=30, retry_backoff_max=0.2)
+    assert all(0.1 - SLACK <= g < 15 for g in gaps), gaps
+
+
+@pytest.mark.parametrize("store", ["memory", "redis"])
+def test_priority_orders_waiting_work_in_a_lane(request, make_app, store):
+    """With the lane's one thread busy, waiting steps of higher priority run first, and
+    steps of equal priority in the order they were submitted."""
+    options = {"worker_config": {"blocking_workers": 1, "auto_optimize": False}}
+    if store == "redis":
+        server = request.getfixturevalue("redis_server")
+        options.update(redis_url=server.url, namespace="prio" + uuid.uuid4().hex[:8])
+    app = make_app(**options)
+    busy, release, order = threading.Event(), threading.Event(), []
+
+    @app.step
+    def hold():
+        busy.set()
+        assert release.wait(60), "the test never released the lane"
+        return "held"
+
+    @app.step(priority=-3)
+    def low(i):
+        order.append(("low", i))
+
+    @app.step
+    def normal(i):
+        order.append(("normal", i))
+
+    @app.step(priority=7)
+    def high(i):
+        order.append(("high", i))
+
+    held = app.hold()
+    assert busy.wait(30)
+    handles = [app.low(i) for i in range(3)] + [app.normal(i) for i in range(3)] + \
+        [app.high(i) for i in range(3)]
+    # A submit returns before its step is queued: release the lane only once all 9 wait.
+    deadline = time.monotonic() + 30
+    while app.lanes()["blocking"]["depth"] < len(handles):
+        assert time.monotonic() < deadline, app.lanes()
+        time.sleep(0.01)  # polling the store's queue depth, bounded above
+    release.set()
+    assert held.result_sync(timeout=30) == "held"
+    for h in handles:
+        h.result_sync(timeout=30)
+    assert order == [(kind, i) for kind in ("high", "normal", "low") for i in range(3)]
 
 
 def test_workflow_timeout_option(app):

@@ -376,16 +376,36 @@ def test_silent_worker_is_killed_and_replaced(redis_server):
 
 
 def test_two_foremen_see_each_other_and_share_work(redis_server):
+    """Two foremen on one namespace see each other, and each one's workers take a share of
+    the one queue: shown first by two gated steps that one worker cannot hold both of,
+    then by the counters of a 200-run load."""
+    from tests.support.coordinator import Coordinator
+
     ns = "fmtwo" + uuid.uuid4().hex[:6]
     ports = [free_port(), free_port()]
+    coord = Coordinator()
+    env = {"BLAZING_TEST_COORD": coord.path, "BLAZING_TEST_GATE": "whose"}
     fms = [Foreman("--redis-url", redis_server.url, "--namespace", ns,
                    "--app", "tests.apps.durable:app", "--metrics-addr", f"127.0.0.1:{p}",
-                   "--blocking-workers", "0", "--min-blocking", "0") for p in ports]
+                   "--async-workers", "1", "--blocking-workers", "1",
+                   "--blocking-concurrency", "1", "--no-auto-optimize", env=env)
+           for p in ports]
     client = make_app(redis_url=redis_server.url, namespace=ns, local_workers=False,
                       secret=SECRET)
     try:
-        for fm in fms:
-            fm.expect(r"started worker.*lane=async")
+        foreman_of: dict[int, int] = {}  # worker pid -> index of the foreman that runs it
+        for i, fm in enumerate(fms):
+            for _ in range(2):
+                foreman_of[int(fm.expect(r"started worker.*lane=\w+ pid=(\d+)")[1])] = i
+        # Each blocking worker holds one step at a time (one thread): with the first
+        # gated step held by one foreman's worker, the second must go to the other's.
+        gated = [client.whose(), client.whose()]
+        arrivals = [coord.arrival(), coord.arrival()]
+        assert {foreman_of[a.pid] for a in arrivals} == {0, 1}, (arrivals, foreman_of)
+        for a in arrivals:
+            a.release()
+        assert {foreman_of[h.result_sync(timeout=60)] for h in gated} == {0, 1}
+
         handles = [client.three_incs(i) for i in range(200)]
         assert [h.result_sync(timeout=60) for h in handles] == [i + 3 for i in range(200)]
         # Each foreman registers every 2 s; the second scrape sees both.
@@ -394,13 +414,17 @@ def test_two_foremen_see_each_other_and_share_work(redis_server):
             assert time.monotonic() < deadline, "the foremen never saw each other"
             time.sleep(0.5)  # registration is a 2 s beat in another process: re-read it
         assert len(redis_server.cli("zrange", f"{{{ns}}}:foremen", "0", "-1").split()) == 2
-        # Their workers took the work from the one shared queue: 200 runs of
-        # a workflow and three steps. Workers report their counters on a 2 s
-        # beat, so the scrape is repeated until the last beat is in.
+        # Their workers took the work from the one shared queue: 2 steps, then 200 runs
+        # of a workflow and three steps. Workers report their counters on a 2 s beat, so
+        # the scrape is repeated until the last beat is in; each foreman's own count
+        # shows its share.
         deadline = time.monotonic() + 20
-        while sum(metrics(p)["blazing_operations_started_total"] for p in ports) < 800:
-            assert time.monotonic() < deadline, "the foremen's workers did not report the work"
+        while sum(started := [metrics(p)["blazing_operations_started_total"]
+                              for p in ports]) < 802:
+            assert time.monotonic() < deadline, f"the workers did not report the work: {started}"
             time.sleep(0.5)  # beats come from other processes every 2 s: re-read
+        assert min(started) >= 1, started
+        print(f"operations started per foreman: {started}")
     finally:
         client.stop_sync()
         for fm in fms:
@@ -408,22 +432,36 @@ def test_two_foremen_see_each_other_and_share_work(redis_server):
         for fm in fms:
             assert fm.proc.wait(30) == 0
             fm.close()
+        coord.close()
 
 
-def test_redis_vanishing_is_reported_and_survived(tmp_path):
+def test_redis_vanishing_is_reported_and_survived(redis_server):  # noqa: ARG001 - skips without redis-server
+    """Redis stops under a running foreman, then comes back (empty: no persistence):
+    the outage is reported once, and the same foreman's workers serve new work after."""
     from tests.support.redis_server import RedisServer
 
+    ns = "fmgone" + uuid.uuid4().hex[:6]
     with RedisServer() as redis:
-        fm = Foreman("--redis-url", redis.url, "--namespace", "fmgone",
+        fm = Foreman("--redis-url", redis.url, "--namespace", ns,
                      "--app", "tests.apps.durable:app", "--metrics-addr", "",
                      "--blocking-workers", "0", "--min-blocking", "0")
+        client = make_app(redis_url=redis.url, namespace=ns, local_workers=False,
+                          secret=SECRET)
         try:
-            fm.expect(r"started worker.*lane=async")
+            worker = int(fm.expect(r"started worker.*lane=async pid=(\d+)")[1])
+            assert client.run_sync("three_incs", 1) == 4  # work flows before the outage
             redis.stop()
             fm.expect(r"Redis unreachable", timeout=30)
             redis.start()
             fm.expect(r"Redis reachable again", timeout=30)
+            # New work, submitted after Redis came back, is served by the same worker.
+            handles = [client.three_incs(i) for i in range(20)]
+            assert [h.result_sync(timeout=60) for h in handles] == [i + 3 for i in range(20)]
+            assert alive(worker), "the foreman's worker rode out the outage"
+            assert "started worker" not in "".join(fm.log).split("Redis reachable again")[1]
+            assert sum("Redis unreachable" in line for line in fm.log) == 1, "reported once"
             fm.proc.send_signal(signal.SIGTERM)
             assert fm.proc.wait(60) == 0
         finally:
+            client.stop_sync()
             fm.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
 import sys
@@ -124,6 +125,66 @@ def test_dead_letters_and_requeue_replays_succeeded_steps(apps):
         app.requeue(handle.unit_id)
 
 
+def test_namespaces_never_see_each_other_s_work(redis_server):
+    """Two namespaces on one Redis: a worker of one never takes the other's work, and
+    neither's reads list the other's runs."""
+    a, b = ("nsa" + uuid.uuid4().hex[:8]), ("nsb" + uuid.uuid4().hex[:8])
+    made = []
+
+    def app_on(ns: str, **options) -> Blazing:
+        app = make_app(redis_url=redis_server.url, namespace=ns, secret=SECRET, **options)
+        made.append(app)
+        return app
+
+    try:
+        client_b = app_on(b, local_workers=False)
+        waiting = client_b.three_incs(1)  # nobody serves b yet
+        serving_a = app_on(a)
+        assert serving_a.run_sync("three_incs", 10) == 13
+        assert waiting.status_sync() == "pending"
+        assert client_b.lanes()["async"]["depth"] == 1
+        assert serving_a.lanes()["async"]["depth"] == 0
+        assert waiting.unit_id not in {r.unit_id for r in serving_a.runs()}
+        assert [r.unit_id for r in client_b.runs()] == [waiting.unit_id]
+        serving_b = app_on(b)  # a worker of b's own (an app starts on first use)
+        assert serving_b.run_sync("three_incs", 2) == 5
+        assert waiting.result_sync(timeout=30) == 4
+    finally:
+        for app in made:
+            app.stop_sync()
+
+
+def test_failed_runs_pages_newest_first(apps, redis_server, ns):
+    app = apps()
+
+    @app.workflow
+    async def doomed(i: int) -> None:
+        raise ValueError(f"doomed {i}")
+
+    units = []
+    for i in range(5):  # one after another: their order is the order they failed in
+        handle = app.doomed(i)
+        with pytest.raises(ValueError):
+            handle.result_sync(timeout=30)
+        units.append(handle.unit_id)
+    newest_first = units[::-1]
+    assert [r.unit_id for r in app.failed_runs()] == newest_first
+    assert [r.unit_id for r in app.failed_runs(limit=2)] == newest_first[:2]
+    assert [r.unit_id for r in app.failed_runs(limit=2, offset=1)] == newest_first[1:3]
+    assert [r.unit_id for r in app.failed_runs(limit=10, offset=3)] == newest_first[3:]
+    assert app.failed_runs(offset=5) == []
+    for bad in ({"limit": 0}, {"limit": -1}, {"offset": -1}, {"limit": "10"},
+                {"limit": 2**21}):
+        with pytest.raises(blazing.ConfigurationError, match=next(iter(bad))):
+            app.failed_runs(**bad)
+    env = {**os.environ, "BLAZING_REDIS_URL": redis_server.url, "BLAZING_NAMESPACE": ns}
+    out = subprocess.run([sys.executable, "-m", "blazing.cli", "failed", "--limit", "2",
+                          "--offset", "1", "--json"], env=env, capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert [r["unit_id"] for r in json.loads(out.stdout)] == newest_first[1:3]
+
+
 def test_cli_lists_and_requeues(apps, redis_server, ns):
     app = apps()
     broken = {"on": True}
@@ -199,7 +260,11 @@ def test_cancel_on_redis(apps):
     asyncio.run(main())
 
 
-def test_worker_cli_errors(redis_server, tmp_path):
+def test_worker_cli_errors():
+    """Exit codes: 2 for bad usage or settings, 3 when the app cannot be imported or
+    Redis cannot be reached (none of these needs a server)."""
+    from tests.support.redis_server import free_port
+
     def run(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "blazing.worker", *args], cwd=ROOT,
                               env={**os.environ, "PYTHONPATH": str(ROOT), **env},
@@ -213,6 +278,19 @@ def test_worker_cli_errors(redis_server, tmp_path):
     assert out.returncode == 2 and "needs a Redis store" in out.stderr
     out = run("--app", "tests.apps.durable:app", "--type", "nope")
     assert out.returncode == 2 and "invalid choice" in out.stderr
+    out = run("--app", "tests.apps.durable:app", "--type", "async", "--drain-timeout", "-1")
+    assert out.returncode == 2 and "--drain-timeout must not be negative" in out.stderr
+    out = run("--app", "tests.apps.durable:app", "--type", "async",
+              BLAZING_REDIS_URL="redis://localhost:6379/0", BLAZING_LEASE_SECONDS="never")
+    assert out.returncode == 2 and "BLAZING_LEASE_SECONDS='never'" in out.stderr
+    # Nothing listens on the port: the worker says where it tried (password hidden).
+    url = f"redis://user:sekret@127.0.0.1:{free_port()}/0"
+    for kind in ("async", "blocking"):
+        out = run("--app", "tests.apps.durable:app", "--type", kind,
+                  BLAZING_REDIS_URL=url, BLAZING_CONNECT_TIMEOUT="1")
+        assert out.returncode == 3, (kind, out.stderr)
+        assert "cannot start on redis://user:***@127.0.0.1" in out.stderr, out.stderr
+        assert "sekret" not in out.stderr and "blazing.worker ready" not in out.stdout
 
 
 def test_unknown_runs_on_redis(apps, redis_server, ns):

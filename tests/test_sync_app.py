@@ -6,7 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from blazing import SyncBlazing
+from blazing import SyncBlazing, UnknownNameError
+from blazing.codec import SerializationError
 
 
 def register(app):
@@ -41,6 +42,37 @@ def test_steps_callable_as_runs_too(sync_app):
     register(sync_app)
     assert sync_app.double(21) == 42
     assert sync_app.run("add_ten", 1) == 11
+
+
+def test_submit_returns_a_handle_before_the_run_ends(sync_app):
+    process_number = register(sync_app)
+    gate, entered = threading.Event(), threading.Event()
+
+    @sync_app.step
+    def gated(x: int) -> int:
+        entered.set()
+        assert gate.wait(30), "the test never opened the gate"
+        return x
+
+    held = sync_app.submit("gated", 7)  # would block for good if submit waited for the run
+    assert entered.wait(30)
+    assert held.status_sync() == "running"
+    by_name = sync_app.submit("process_number", 5)
+    by_function = sync_app.submit(process_number, x=1)
+    assert by_name.unit_id != by_function.unit_id
+    assert (by_name.result_sync(timeout=30), by_function.result_sync(timeout=30)) == (20, 12)
+    gate.set()
+    assert held.result_sync(timeout=30) == 7
+    assert held.status_sync() == "succeeded"
+    assert sync_app.get_run(held.unit_id).result_sync(timeout=30) == 7
+
+
+def test_submit_refuses_what_cannot_run(sync_app):
+    register(sync_app)
+    with pytest.raises(UnknownNameError, match="'nope'.*process_number"):
+        sync_app.submit("nope", 1)
+    with pytest.raises(SerializationError, match="process_number"):
+        sync_app.submit("process_number", threading.Lock())
 
 
 def test_works_while_an_event_loop_runs_in_the_thread(sync_app):

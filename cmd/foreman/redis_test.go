@@ -43,8 +43,8 @@ func TestMain(m *testing.M) {
 func redisClient(t *testing.T) (*redis.Client, string) {
 	t.Helper()
 	redisOnce.Do(func() { redisSrv, redisErr = storetest.StartRedisServer() })
-	if errors.Is(redisErr, storetest.ErrNoRedisServer) && os.Getenv(storetest.RequireRedisEnv) != "1" {
-		t.Skipf("skipping: %v", redisErr)
+	if errors.Is(redisErr, storetest.ErrNoRedisServer) && !storetest.RedisRequired() {
+		t.Skip(storetest.SkipReason(redisErr))
 	}
 	require.NoError(t, redisErr)
 	c := redis.NewClient(&redis.Options{Addr: redisSrv.Addr})

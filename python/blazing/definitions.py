@@ -47,6 +47,14 @@ class Options:
     priority: int = 0
 
 
+#: Bounds of the whole-number options, as the core honours them (it clamps to 2**20).
+MAX_PRIORITY = 1 << 20
+MAX_RETRIES = 1 << 20
+#: Longest time option, in seconds (about 31 years): its milliseconds must fit the
+#: core's nanosecond durations with room to spare.
+MAX_SECONDS = 10**9
+
+
 def _seconds_to_ms(name: str, value: float | None) -> int:
     if value is None:
         return 0
@@ -54,6 +62,8 @@ def _seconds_to_ms(name: str, value: float | None) -> int:
         raise DefinitionError(f"{name}= must be a number of seconds, not {value!r}")
     if value < 0:
         raise DefinitionError(f"{name}= must not be negative, got {value!r}")
+    if value > MAX_SECONDS:
+        raise DefinitionError(f"{name}={value!r} is more than {MAX_SECONDS:,} seconds")
     ms = int(round(value * 1000))
     return max(ms, 1) if value > 0 else 0
 
@@ -64,8 +74,13 @@ def make_options(retries: int = 0, retry_backoff: float | None = None,
     """Validate decorator options (all errors are raised at decoration time)."""
     if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
         raise DefinitionError(f"retries= must be a non-negative int, not {retries!r}")
+    if retries > MAX_RETRIES:
+        raise DefinitionError(f"retries={retries!r} is more than {MAX_RETRIES:,}")
     if isinstance(priority, bool) or not isinstance(priority, int):
         raise DefinitionError(f"priority= must be an int, not {priority!r}")
+    if not -MAX_PRIORITY <= priority <= MAX_PRIORITY:
+        raise DefinitionError(
+            f"priority={priority!r} is out of range: from {-MAX_PRIORITY:,} to {MAX_PRIORITY:,}")
     if queue not in (None, "default"):
         raise DefinitionError(
             f"queue={queue!r}: named queues are not offered by this runtime yet; "

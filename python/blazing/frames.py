@@ -78,11 +78,32 @@ def crumb(unit: str, path: str, at_ms: int, message: str, metadata: bytes | None
 
 def command_token(cmd: list[Any]) -> int | None:
     """The waiter token a submit or watch command carries; None for other commands."""
-    if cmd[0] == CMD_SUBMIT:
+    if cmd and cmd[0] == CMD_SUBMIT and len(cmd) > SUBMIT_TOKEN:
         return cmd[SUBMIT_TOKEN]
-    if cmd[0] == CMD_WATCH:
+    if cmd and cmd[0] == CMD_WATCH and len(cmd) > WATCH_TOKEN:
         return cmd[WATCH_TOKEN]
     return None
+
+
+_COMMAND_NAMES = {CMD_SUBMIT: "submit", CMD_COMPLETE: "completion", CMD_CAPACITY: "capacity",
+                  CMD_CANCEL: "cancel", CMD_WATCH: "watch", CMD_PAUSE: "pause",
+                  CMD_CRUMB: "breadcrumb"}
+_NAMES_AN_OPERATION = {CMD_SUBMIT, CMD_COMPLETE, CMD_CANCEL, CMD_WATCH, CMD_CRUMB}
+_SUBMIT_NAME = 5
+
+
+def describe(cmd: list[Any]) -> str:
+    """A command for a log line: its kind and, where it names one, the run and step
+    (with the step's name for a submit). Never raises, whatever the command holds."""
+    if not cmd:
+        return "empty command"
+    kind = _COMMAND_NAMES.get(cmd[0], f"command {cmd[0]!r}")
+    if cmd[0] not in _NAMES_AN_OPERATION or len(cmd) <= CMD_PATH:
+        return kind
+    out = f"{kind} of run {cmd[CMD_UNIT]} step {cmd[CMD_PATH] or '(the run)'}"
+    if cmd[0] == CMD_SUBMIT and len(cmd) > _SUBMIT_NAME:
+        out += f" ({cmd[_SUBMIT_NAME]})"
+    return out
 
 
 def error(type_name: str, message: str, traceback: str, payload: bytes | None) -> list[Any]:

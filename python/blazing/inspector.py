@@ -45,6 +45,16 @@ def _ms(t: datetime | None) -> int:
 
 
 _STATUS = {name: code for code, name in frames.STATUS_NAMES.items()}
+#: Largest limit or offset of a page of runs (the core's bound on any count in a frame).
+MAX_PAGE = 1 << 20
+
+
+def _page_arg(name: str, value: object, least: int) -> int:
+    """A page's limit (``least`` 1) or offset (0), checked here so that a bad one is a
+    ConfigurationError naming it rather than a frame the core refuses."""
+    if isinstance(value, bool) or not isinstance(value, int) or not least <= value <= MAX_PAGE:
+        raise ConfigurationError(f"{name}={value!r} must be an int from {least} to {MAX_PAGE:,}")
+    return value
 
 
 def _plain(value: Any) -> Any:
@@ -88,7 +98,8 @@ class Inspector:
 
     def failed_runs(self, limit: int = 50, offset: int = 0) -> list[OperationRecord]:
         """The dead letters: failed runs, most recent first."""
-        rows = self._session.query(frames.query_failed(offset, limit))
+        rows = self._session.query(frames.query_failed(_page_arg("offset", offset, 0),
+                                                       _page_arg("limit", limit, 1)))
         return [OperationRecord.from_frame(r) for r in rows]
 
     def requeue(self, unit_id: str) -> None:
@@ -125,10 +136,9 @@ class Inspector:
                 raise ConfigurationError(
                     f"status={status!r}: one of {', '.join(_STATUS)}")
             code = _STATUS[status]
-        if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
-            raise ConfigurationError(f"limit={limit!r} must be a positive int")
         rows = self._session.query(frames.query_runs(
-            _ms(moment(since)), _ms(moment(until, "until")), code, workflow or "", limit))
+            _ms(moment(since)), _ms(moment(until, "until")), code, workflow or "",
+            _page_arg("limit", limit, 1)))
         return [OperationRecord.from_frame(r) for r in rows]
 
     def history(self, unit_id: str) -> list[OperationRecord]:

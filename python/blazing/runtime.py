@@ -92,6 +92,8 @@ ResultCallback = Callable[[int, Any, Any], None]
 THREAD_EXIT_TIMEOUT = 5.0
 #: Longest stop() waits for the connectors to close the rest.
 CONNECTOR_CLOSE_TIMEOUT = 10.0
+#: Commands a refused batch's log line names (a batch can hold thousands).
+MAX_LOGGED_COMMANDS = 5
 
 
 class Runtime:
@@ -385,9 +387,15 @@ class Runtime:
             except Exception as exc:  # noqa: BLE001 - told to each waiter below
                 # The core refused the whole batch (it is stopping, or a bug):
                 # every caller waiting on a submission in it hears why.
-                log.error("a batch of %d commands failed: %s", len(cmds), exc)
-                for cmd in cmds:
-                    self._command_failed(cmd, getattr(exc, "code", "internal"), str(exc))
+                shown = ", ".join(frames.describe(c) for c in cmds[:MAX_LOGGED_COMMANDS])
+                more = len(cmds) - MAX_LOGGED_COMMANDS
+                log.error("the core refused a batch of %d commands (%s%s): %s", len(cmds),
+                          shown, f", and {more} more" if more > 0 else "", exc)
+                code = getattr(exc, "code", "internal")
+                for cmd in cmds:  # each is named in the line above: no line of its own
+                    self._command_failed(
+                        cmd, code, f"{frames.describe(cmd)} was refused with its batch: {exc}",
+                        logged=True)
 
     def send_now(self, cmds: list[list[Any]]) -> list[Any]:
         """Run commands in the core at once; hand out the events it replies with."""
@@ -408,15 +416,16 @@ class Runtime:
             self.handle_events(events)
         return errors
 
-    def _command_failed(self, cmd: list[Any], code: str, message: str) -> None:
+    def _command_failed(self, cmd: list[Any], code: str, message: str,
+                        logged: bool = False) -> None:
         token = frames.command_token(cmd)
         if token is not None:
             cb = self._tokens.pop(token, None)
             if cb is not None:
                 cb(LOCAL_ERROR, from_native(message, code), None)
                 return
-        log.error("command %s for %s/%s failed: %s", cmd[0], cmd[frames.CMD_UNIT],
-                  cmd[frames.CMD_PATH], message)
+        if not logged:
+            log.error("%s failed: %s", frames.describe(cmd), message)
 
     # -------------------------------------------------------------- events
 

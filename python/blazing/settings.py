@@ -121,11 +121,24 @@ def _option_bool(name: str, value: object, env: str, default: bool) -> bool:
     return value
 
 
-def _option_count(name: str, value: object, env: str) -> int:
+def _given(name: str, value: object, env: str, resolved: object) -> str:
+    """Where a value that failed a check came from, for its message: the option with its
+    value (``value``, None if not given), else the environment variable with its text,
+    else the default (``resolved``)."""
+    if value is not None:
+        return f"{name}={value!r}"
+    if os.environ.get(env):
+        return f"environment variable {env}={os.environ[env]!r}"
+    return f"{name}={resolved!r} (the default)"
+
+
+def _option_count(name: str, value: object, env: str, default: int | None = None) -> int:
     """A whole number of at least 1, else its environment twin, else the default."""
-    n = _option_number(name, value, env, DEFAULTS[name])
+    n = _option_number(name, value, env, DEFAULTS[name] if default is None else default)
     if n < 1 or n != int(n):
-        raise ConfigurationError(f"{name}={n!r} must be a whole number of at least 1")
+        raise ConfigurationError(
+            f"{_given(name, value, env, n)} must be a whole number "
+            "of at least 1")
     return int(n)
 
 
@@ -133,8 +146,22 @@ def _option_seconds(name: str, value: object, env: str) -> float:
     """A positive number of seconds, else its environment twin, else the default."""
     n = _option_number(name, value, env, DEFAULTS[name])
     if n <= 0:
-        raise ConfigurationError(f"{name}={n!r} must be a positive number of seconds")
+        raise ConfigurationError(
+            f"{_given(name, value, env, n)} must be a positive "
+            "number of seconds")
     return float(n)
+
+
+def _option_retention(name: str, value: object, env: str, default: float) -> float:
+    """A retention of at least 1 second, else its environment twin, else the default.
+
+    The core keeps whole seconds, and reads 0 as "the default": a shorter value would
+    silently keep runs for days instead of not at all."""
+    n = _option_number(name, value, env, default)
+    if n < 1:
+        raise ConfigurationError(
+            f"{_given(name, value, env, n)} must be at least 1 second")
+    return n
 
 
 def _caller_stacklevel() -> int:
@@ -267,6 +294,7 @@ def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | Non
             f"max_value_bytes= must be a positive int, not {type(max_value_bytes).__name__} "
             f"{max_value_bytes!r}")
     url = redis_url or os.environ.get("BLAZING_REDIS_URL") or None
+    url_label = "redis_url" if redis_url else "environment variable BLAZING_REDIS_URL"
     if api_url:
         if api_url.startswith(("redis://", "rediss://")):
             url = url or api_url
@@ -277,7 +305,7 @@ def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | Non
                 UserWarning, stacklevel=_caller_stacklevel())
     if url is not None and not url.startswith(REDIS_SCHEMES):
         raise ConfigurationError(
-            f"redis_url={redact(url)!r} must start with one of {', '.join(REDIS_SCHEMES)}")
+            f"{url_label}={redact(url)!r} must start with one of {', '.join(REDIS_SCHEMES)}")
 
     tls = _resolve_tls(url, {"tls_ca_file": tls_ca_file, "tls_cert_file": tls_cert_file,
                              "tls_key_file": tls_key_file})
@@ -306,7 +334,8 @@ def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | Non
                                  "workflows run on async workers")
     if not url and not local:
         raise ConfigurationError(
-            "local_workers=False needs a Redis store (redis_url= or BLAZING_REDIS_URL): "
+            f"{_given('local_workers', local_workers, 'BLAZING_LOCAL_WORKERS', local)}"
+            " needs a Redis store (redis_url= or BLAZING_REDIS_URL): "
             "on the embedded store nothing else would run the work")
     if secret is not None:
         codec.set_secret(secret)
@@ -316,13 +345,17 @@ def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | Non
     beat = _option_number("heartbeat_seconds", heartbeat_seconds, "BLAZING_HEARTBEAT_SECONDS",
                           DEFAULTS["heartbeat_seconds"])
     if beat <= 0 or lease <= 0 or beat >= lease:
-        raise ConfigurationError(
-            f"heartbeat ({beat} s) must be positive and shorter than the lease ({lease} s)")
+        beat_given = _given("heartbeat_seconds", heartbeat_seconds, "BLAZING_HEARTBEAT_SECONDS",
+                            beat)
+        lease_given = _given("lease_seconds", lease_seconds, "BLAZING_LEASE_SECONDS", lease)
+        raise ConfigurationError(f"heartbeat ({beat_given}) must be positive and shorter "
+                                 f"than the lease ({lease_given})")
     default_retention = DEFAULTS["retention_seconds" if url else "retention_seconds_embedded"]
     ns = namespace or os.environ.get("BLAZING_NAMESPACE") or DEFAULTS["namespace"]
     if not re.fullmatch(r"[A-Za-z0-9_.-]{1,64}", ns):
         raise ConfigurationError(
-            f"namespace {ns!r} must be 1-64 letters, digits, '_', '.' or '-'")
+            f"{_given('namespace', namespace or None, 'BLAZING_NAMESPACE', ns)} must be 1-64 "
+            "letters, digits, '_', '.' or '-'")
     return Settings(
         redis_url=url,
         namespace=ns,
@@ -334,19 +367,18 @@ def resolve(*, redis_url: str | None = None, worker_config: dict[str, Any] | Non
         optimization_interval=float(interval),
         lease_seconds=lease,
         heartbeat_seconds=beat,
-        retention_seconds=_option_number("retention_seconds", retention_seconds,
-                                         "BLAZING_RETENTION_SECONDS", default_retention),
-        failed_retention_seconds=_option_number("failed_retention_seconds",
-                                                failed_retention_seconds,
-                                                "BLAZING_FAILED_RETENTION_SECONDS",
-                                                DEFAULTS["failed_retention_seconds"]),
-        max_value_bytes=int(_option_number("max_value_bytes", max_value_bytes,
-                                           "BLAZING_MAX_VALUE_BYTES",
-                                           codec.DEFAULT_MAX_VALUE_BYTES)),
+        retention_seconds=_option_retention("retention_seconds", retention_seconds,
+                                            "BLAZING_RETENTION_SECONDS", default_retention),
+        failed_retention_seconds=_option_retention("failed_retention_seconds",
+                                                   failed_retention_seconds,
+                                                   "BLAZING_FAILED_RETENTION_SECONDS",
+                                                   DEFAULTS["failed_retention_seconds"]),
+        max_value_bytes=_option_count("max_value_bytes", max_value_bytes,
+                                      "BLAZING_MAX_VALUE_BYTES", codec.DEFAULT_MAX_VALUE_BYTES),
         drain_timeout=_option_number("drain_timeout", drain_timeout, "BLAZING_DRAIN_TIMEOUT",
                                      DEFAULTS["drain_timeout"]),
-        connect_timeout=_option_number("connect_timeout", connect_timeout,
-                                       "BLAZING_CONNECT_TIMEOUT", DEFAULTS["connect_timeout"]),
+        connect_timeout=_option_seconds("connect_timeout", connect_timeout,
+                                        "BLAZING_CONNECT_TIMEOUT"),
         worker_config=cfg,
         blocked_loop_seconds=_option_number("blocked_loop_seconds", blocked_loop_seconds,
                                             "BLAZING_BLOCKED_LOOP_SECONDS",
@@ -372,7 +404,8 @@ def _resolve_tls(url: str | None,
     They need a TLS URL (``rediss://``, ``rediss+sentinel://``, ``rediss+cluster://``).
     Without any Redis URL, given arguments are refused and environment twins ignored,
     like the other Redis settings' twins. The files themselves are read when the store
-    opens, where a bad one is reported with its option and path.
+    opens, where a bad one is reported with its option and path; a file named by an
+    environment twin that cannot be read is refused here, naming the variable.
     """
     out: dict[str, str | None] = {}
     for name, env in TLS_SETTINGS.items():
@@ -399,5 +432,10 @@ def _resolve_tls(url: str | None,
             raise ConfigurationError(
                 f"{source} is set but redis_url={redact(url)!r} does not use TLS: "
                 "TLS options need rediss:// (or rediss+sentinel://, rediss+cluster://)")
+        if source == env and not os.access(value, os.R_OK):
+            # The core reads the files when the store opens and names the option; a
+            # file named by the environment is checked here, so the message names it.
+            raise ConfigurationError(f"environment variable {env}={value!r}: cannot read the "
+                                     "file (missing, or not readable by this process)")
         out[name] = value
     return out

@@ -6,7 +6,6 @@ client certificate, and require a password.
 
 from __future__ import annotations
 
-import os
 import shutil
 import socket
 import ssl
@@ -15,6 +14,8 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from tests.support.sockets import require_servers
 
 
 def free_port() -> int:
@@ -216,5 +217,6 @@ class RedisServer:
 
 
 def require_redis() -> bool:
-    """Whether a missing redis-server must fail (CI) rather than skip."""
-    return os.environ.get("BLAZING_REQUIRE_REDIS") == "1" or os.environ.get("CI") == "true"
+    """Whether a missing redis-server must fail (CI) rather than skip: the switches every
+    server the tests need honours (see tests.support.sockets.require_servers)."""
+    return require_servers()

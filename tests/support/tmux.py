@@ -7,7 +7,6 @@ touch a user's sessions, and closing it ends everything it started.
 
 from __future__ import annotations
 
-import os
 import shlex
 import shutil
 import subprocess
@@ -17,12 +16,14 @@ from collections.abc import Callable
 
 import pytest
 
+from tests.support.sockets import require_servers
+
 
 def need_tmux() -> str:
     """The tmux binary; the test is skipped without it, except under CI (which installs it)."""
     exe = shutil.which("tmux")
     if exe is None:
-        if os.environ.get("CI") == "true" or os.environ.get("BLAZING_REQUIRE_REDIS") == "1":
+        if require_servers():
             raise RuntimeError("tmux is not installed (apt-get install tmux)")
         pytest.skip("tmux is not installed")
     return exe

@@ -70,9 +70,10 @@ class WorkerFleet:
         self._log = open(log, "ab")  # noqa: SIM115 - closed in close()
 
     def start(self, kind: str, concurrency: int | None = None, wait: bool = True,
-              extra_env: dict[str, str] | None = None) -> Worker:
-        """Start one worker (and wait until it serves, unless ``wait`` is False)."""
-        cmd = [sys.executable, "-m", "blazing.worker", "--app", self.app, "--type", kind]
+              extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Worker:
+        """Start one worker (and wait until it serves, unless ``wait`` is False);
+        ``args`` are more command-line flags."""
+        cmd = [sys.executable, "-m", "blazing.worker", "--app", self.app, "--type", kind, *args]
         if concurrency:
             cmd += ["--concurrency", str(concurrency)]
         proc = subprocess.Popen(cmd, cwd=ROOT, env={**self.env, **(extra_env or {})},

@@ -19,7 +19,7 @@ import (
 func ownServer(t *testing.T) *redis.Client {
 	t.Helper()
 	if noRedis != "" {
-		t.Skip("skipping:", noRedis)
+		t.Skip(noRedis)
 	}
 	srv, err := storetest.StartRedisServer("--maxmemory-policy", "noeviction")
 	require.NoError(t, err)

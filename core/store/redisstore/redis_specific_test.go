@@ -116,7 +116,7 @@ func TestMemoryPerFinishedRun(t *testing.T) {
 // refused), and the suite runs through a ClusterClient.
 func TestConformanceCluster(t *testing.T) {
 	if noRedis != "" {
-		t.Skip("skipping:", noRedis)
+		t.Skip(noRedis)
 	}
 	srv, err := storetest.StartRedisServer("--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf")
 	require.NoError(t, err)

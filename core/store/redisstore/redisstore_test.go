@@ -27,8 +27,8 @@ var (
 func TestMain(m *testing.M) {
 	srv, err := storetest.StartRedisServer()
 	switch {
-	case errors.Is(err, storetest.ErrNoRedisServer) && os.Getenv(storetest.RequireRedisEnv) != "1":
-		noRedis = fmt.Sprintf("%v (set %s=1 to make this a failure)", err, storetest.RequireRedisEnv)
+	case errors.Is(err, storetest.ErrNoRedisServer) && !storetest.RedisRequired():
+		noRedis = storetest.SkipReason(err)
 	case err != nil:
 		fmt.Fprintln(os.Stderr, "redisstore tests:", err)
 		os.Exit(1)
@@ -46,7 +46,7 @@ func TestMain(m *testing.M) {
 func client(t testing.TB) *redis.Client {
 	t.Helper()
 	if noRedis != "" {
-		t.Skip("skipping:", noRedis)
+		t.Skip(noRedis)
 	}
 	c := redis.NewClient(&redis.Options{Addr: redisAddr})
 	t.Cleanup(func() { _ = c.Close() })

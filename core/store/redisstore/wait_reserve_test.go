@@ -163,6 +163,7 @@ func TestPipelinedWaitSpansRounds(t *testing.T) {
 // half of it, so no reply (with reservations in it) is read too late: a
 // reservation after several such rounds still arrives.
 func TestPipelinedWaitFitsTheReadTimeout(t *testing.T) {
+	client(t) // skips without redis-server (redisAddr is empty then: go-redis would dial :6379)
 	// No retries, as Open configures its client: a timed-out read is an error.
 	c := redis.NewClient(&redis.Options{Addr: redisAddr, ReadTimeout: 300 * time.Millisecond, MaxRetries: -1})
 	t.Cleanup(func() { _ = c.Close() })

@@ -18,6 +18,19 @@ import (
 // missing redis-server from a skipped test into a failed one (CI sets it).
 const RequireRedisEnv = "BLAZING_REQUIRE_REDIS"
 
+// RedisRequired reports whether a missing redis-server must fail a test
+// rather than skip it: BLAZING_REQUIRE_REDIS=1, BLAZING_REQUIRE_SERVERS=1 or
+// CI=true, the same switches the Python suite honours.
+func RedisRequired() bool {
+	return os.Getenv(RequireRedisEnv) == "1" || os.Getenv("BLAZING_REQUIRE_SERVERS") == "1" ||
+		os.Getenv("CI") == "true"
+}
+
+// SkipReason is what a test skipped for want of redis-server says.
+func SkipReason(err error) string {
+	return fmt.Sprintf("skipping: %v (set %s=1 to make this a failure)", err, RequireRedisEnv)
+}
+
 // ErrNoRedisServer is returned by StartRedisServer when redis-server is not
 // installed.
 var ErrNoRedisServer = errors.New("redis-server is not installed (not on PATH)")
@@ -124,13 +137,13 @@ func (r *RedisServer) Stop() {
 }
 
 // StartRedis starts a redis-server for t and stops it when t ends. When
-// redis-server is not installed, t is skipped, unless the environment sets
-// BLAZING_REQUIRE_REDIS=1, in which case t fails.
+// redis-server is not installed, t is skipped, unless RedisRequired, in
+// which case t fails.
 func StartRedis(t testing.TB) (addr string) {
 	t.Helper()
 	srv, err := StartRedisServer()
-	if errors.Is(err, ErrNoRedisServer) && os.Getenv(RequireRedisEnv) != "1" {
-		t.Skipf("skipping: %v (set %s=1 to make this a failure)", err, RequireRedisEnv)
+	if errors.Is(err, ErrNoRedisServer) && !RedisRequired() {
+		t.Skip(SkipReason(err))
 	}
 	if err != nil {
 		t.Fatalf("redis: %v", err)
