@@ -54,6 +54,15 @@ def compact(value: float) -> str:
     return f"{value:,.0f}"
 
 
+def compact_span(values: Sequence[float]) -> str:
+    """``min–max`` in compact form, the unit once: ``1.7–5.6 M``, ``28.0 k–1.2 M``."""
+    a, b = compact(min(values)), compact(max(values))
+    for suffix in (" k", " M"):
+        if a.endswith(suffix) and b.endswith(suffix) and a != b:
+            a = a[:-len(suffix)]
+    return a if a == b else f"{a}–{b}"
+
+
 def met(ok: bool) -> str:
     """How a target column says whether the median meets it."""
     return "met" if ok else "**not met**"
@@ -133,6 +142,12 @@ def repeats_text(n: int, spread: str = "the range of the repeats in parentheses"
 # --- embedded ----------------------------------------------------------------------------
 
 
+def compact_cell(median: float, values: Sequence[float]) -> str:
+    """A rate in compact form with its span: ``2.1 M/s (1.7–5.6 M)``."""
+    spread = compact_span(values)
+    return f"{compact(median)}/s" + (f" ({spread})" if "–" in spread else "")
+
+
 def embedded(res: dict[str, Any]) -> str:
     """benchmarks/embedded.py: step calls, workflows and round trips in one process."""
     require(res, "samples", "median", "n_steps", "n_workflows", "n_latency", "repeats")
@@ -156,15 +171,10 @@ def embedded(res: dict[str, Any]) -> str:
         ["submit-to-result p99", cell("p99", ",.0f", " µs"), "", ""],
         ["one boundary crossing (empty batch into Go and back)", cell("cross", ".2f", " µs"),
          "", f"{m['cross'] / m['ctypes']:.1f}× a bare ctypes call ({m['ctypes']:.2f} µs)"],
-        ["baseline: direct await of the coroutine",
-         f"{compact(m['direct'])}/s ({compact(min(s['direct']))}–{compact(max(s['direct']))})",
+        ["baseline: direct await of the coroutine", compact_cell(m["direct"], s["direct"]),
          "", ""],
-        ["baseline: an asyncio Task per call",
-         f"{compact(tasks)}/s ({compact(min(s['tasks']))}–{compact(max(s['tasks']))})", "", ""],
+        ["baseline: an asyncio Task per call", compact_cell(tasks, s["tasks"]), "", ""],
     ]
-    if len(s["seq"]) <= 1:
-        rows[6][1] = f"{compact(m['direct'])}/s"
-        rows[7][1] = f"{compact(tasks)}/s"
     lines = table(["figure", "median", "target", "against a baseline (medians)"], rows)
     how = repeats_text(res["repeats"]) + (
         " Baselines measured in the same invocation.")
@@ -203,14 +213,15 @@ def redis(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n\n" + provenance_line(res, how)
 
 
+# label, key, unit, format, divisor
 REDIS_HISTORY_FIGURES = [
-    ("drain rate", "drain_per_s", "/s", ",.0f"),
-    ("3-step workflows", "wf_per_s", "/s", ",.0f"),
+    ("drain rate", "drain_per_s", "/s", ",.0f", 1),
+    ("3-step workflows", "wf_per_s", "/s", ",.0f", 1),
     ("Redis CPU per drained step (submit, reserve, complete)", "redis_cpu_us_per_step", " µs",
-     ".1f"),
-    ("Redis CPU per 3-step workflow", "redis_cpu_us_per_workflow", " µs", ".1f"),
-    ("submit-to-result p50", "p50_us", " µs", ",.0f"),
-    ("Redis memory per finished 3-step run", "bytes_per_run", " B", ",.0f"),
+     ".1f", 1),
+    ("Redis CPU per 3-step workflow", "redis_cpu_us_per_workflow", " µs", ".1f", 1),
+    ("submit-to-result p50", "p50_us", " ms", ".2f", 1000),
+    ("Redis memory per finished 3-step run", "bytes_per_run", " B", ",.0f", 1),
 ]
 
 
@@ -220,11 +231,12 @@ def redis_history(res: dict[str, Any]) -> str:
     on_s, on_m = res["samples"], res["median"]
     off_s, off_m = res["history_off"]["samples"], res["history_off"]["median"]
     rows = []
-    for label, key, unit, spec in REDIS_HISTORY_FIGURES:
+    for label, key, unit, spec, scale in REDIS_HISTORY_FIGURES:
         if key not in on_m or key not in off_m:
             continue  # an older file without this figure
         pairs = [a / b for a, b in zip(on_s[key], off_s[key], strict=True) if b]
-        rows.append([label, f"{num(on_m[key], spec)}{unit}", f"{num(off_m[key], spec)}{unit}",
+        rows.append([label, f"{num(on_m[key] / scale, spec)}{unit}",
+                     f"{num(off_m[key] / scale, spec)}{unit}",
                      f"{on_m[key] / off_m[key]:.3f}",
                      span(pairs, ".2f") if len(pairs) > 1 else "–"])
     lines = table(["figure", "history on", "history off", "on / off (medians)",
@@ -388,8 +400,9 @@ def optimizer_seeds(res: dict[str, Any]) -> str:
         ratios = [a / b for a, b in zip(p99, best, strict=True)]
         rows.append([interval, workload, lo_hi(vs, lambda v: f"{v:+.1f}%"),
                      lo_hi(p99, short_duration), lo_hi(best, short_duration),
-                     lo_hi(ratios, lambda v: f"{v:.2f}")])
-    lines = table(["interval", "workload", "makespan vs best static", "optimizer p99 wait",
+                     lo_hi(ratios, lambda v: f"{v:.2f}" if v < 10 else f"{v:.1f}")])
+    lines = table(["interval", "workload", "makespan vs best static (+: longer)",
+                   "optimizer p99 wait",
                    "best static p99 wait", "p99 wait ÷ best static's"], rows)
     ranges = "; ".join(f"{i}: seeds {min(s)}-{max(s)}" for i, s in seeds.items())
     how = (f"Lowest to highest over the seeds ({ranges}), from the stored output of "
@@ -440,7 +453,7 @@ def peer_span(values: list[float], key: str) -> str:
     if key.endswith("_ms") or key in ("lost", "duplicated"):
         a, b = peer_value(min(values), key), peer_value(max(values), key)
     else:
-        a, b = compact(min(values)), compact(max(values))
+        return compact_span(values)
     return a if a == b else f"{a}–{b}"
 
 
@@ -558,9 +571,11 @@ def peer_targets(report: dict[str, Any]) -> str:
         lost = [r["lost"] for r in loss]
         kills = [r["kills"] for r in loss]
         dup = sum(r["duplicated"] for r in loss)
+        kill_text = str(min(kills)) if min(kills) == max(kills) else \
+            f"{min(kills)}–{max(kills)}"
         parts.append(f"lost under SIGKILL {', '.join(map(str, lost))} in {len(loss)} runs "
-                     f"({span(kills, 'd')} kills each; {dup} task{'s' if dup != 1 else ''} run "
-                     f"twice in all): " + met(not any(lost)))
+                     f"({kill_text} kills each; {dup} task{'s' if dup != 1 else ''} run twice "
+                     "in all): " + met(not any(lost)))
     if not parts:
         return ""
     return ("Issue 5's targets (drain and pipelines ≥ 3× the best peer, p50 and p99 below "

@@ -82,9 +82,10 @@ TABLES: dict[str, Table] = {t.name: t for t in [
 DOCUMENT_GLOBS = ("README.md", "docs/*.md", "benchmarks/README.md", "benchmarks/peers/README.md",
                   "core/optimizer/README.md")
 
-OPEN = re.compile(r"<!-- table:([\w-]+) -->")
-CLOSE = re.compile(r"<!-- /table:([\w-]+) -->")
-BLOCK = re.compile(r"(<!-- table:([\w-]+) -->\n)(.*?)(<!-- /table:\2 -->)", re.S)
+# A marker is a line of its own (so prose can mention one in backquotes).
+OPEN = re.compile(r"^<!-- table:([\w-]+) -->$", re.M)
+CLOSE = re.compile(r"^<!-- /table:([\w-]+) -->$", re.M)
+BLOCK = re.compile(r"^(<!-- table:([\w-]+) -->\n)(.*?)^(<!-- /table:\2 -->)$", re.S | re.M)
 
 
 @dataclass(frozen=True)
@@ -173,11 +174,10 @@ def check() -> list[str]:
     return problems
 
 
-def write() -> list[Path]:
-    """Replace every marked block with its rendering; the documents changed."""
+def write() -> tuple[list[Path], list[str]]:
+    """Replace every marked block with its rendering; the documents changed, and the
+    problems (a table that cannot be rendered keeps its block as it is)."""
     rendered, problems = renderings()
-    if problems:
-        raise SystemExit("\n".join(problems))
     changed = []
     for doc in documents():
         text = doc.read_text()
@@ -192,7 +192,8 @@ def write() -> list[Path]:
         if new != text:
             doc.write_text(new)
             changed.append(doc)
-    return changed
+        problems += blocks(doc, new)[1]
+    return changed, problems
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -220,9 +221,9 @@ def main(argv: list[str] | None = None) -> int:
                   + (", ".join(where.get(name, [])) or "no document"))
         return 0
     if args.write:
-        for doc in write():
+        changed, problems = write()
+        for doc in changed:
             print(f"rewrote {rel(doc)}")
-        problems = [p for doc in documents() for p in blocks(doc)[1]]
     else:
         problems = check()
     for p in problems:
