@@ -107,12 +107,11 @@ def provenance_line(res: dict[str, Any], how: str, measured: bool = True) -> str
         line += load_text(p) + ". " + how
     else:
         line = f"Stored by `{p['command']}` at commit {commit}, {p['when']}. " + how
+    if p.get("reconstructed"):
+        line += f" This provenance was reconstructed {p['reconstructed']}."
     if res.get("smoke"):
         line = "Smoke run (tiny sizes, one repeat: it shows that the benchmark runs, not how "\
                "fast). " + line
-    note = p.get("note")
-    if note:
-        line += " " + note
     return line + "\n"
 
 
