@@ -265,6 +265,28 @@ def history_cost(res: dict[str, Any]) -> str:
     return "\n".join(lines) + "\n\n" + provenance_line(res, how)
 
 
+def history_instructions(res: dict[str, Any]) -> str:
+    """benchmarks/history_instructions.py: Redis's instructions per step under callgrind,
+    history on and off."""
+    require(res, "instructions_per_step", "median", "repeats", "batches", "batch")
+    d, m = res["instructions_per_step"], res["median"]
+    r = [a / b for a, b in zip(d["on"], d["off"], strict=True)]
+    rows = [["Redis instructions per step", with_span(m["on"], d["on"], ",.0f"),
+             with_span(m["off"], d["off"], ",.0f"), f"{m['ratio']:.3f}",
+             f"{min(r):.3f}–{statistics.median(r):.3f}–{max(r):.3f}"]]
+    lines = table(["figure", "history on", "history off", "on / off (medians)",
+                   "on / off per repeat (min–median–max)"], rows)
+    small, large = res["batches"]
+    added = (large - small) * res["batch"]
+    how = repeats_text(res["repeats"], "ranges in parentheses") + (
+        " Counted, not timed: `redis-server` runs under valgrind's callgrind while "
+        f"`BenchmarkSubmitReserveComplete` runs {small:,} and then {large:,} batches of "
+        f"{res['batch']} steps per setting; the difference over the {added:,} steps it adds "
+        "is one step's cost, with set-up cancelled out. History on and off alternated "
+        "(on-off, then off-on).")
+    return "\n".join(lines) + "\n\n" + provenance_line(res, how)
+
+
 # --- connectors --------------------------------------------------------------------------
 
 

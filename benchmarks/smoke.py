@@ -43,6 +43,12 @@ def missing_go_and_redis() -> str | None:
     return missing_go() or missing_redis()
 
 
+def missing_callgrind() -> str | None:
+    if not shutil.which("callgrind_control"):
+        return "valgrind (callgrind_control) is not installed"
+    return missing_go_and_redis()
+
+
 def missing_postgres() -> str | None:
     sys.path.insert(0, str(ROOT))
     from tests.support.pg_server import bindir
@@ -69,6 +75,8 @@ SMOKES = [
     Smoke("redis", "benchmarks/redis_throughput.py", "redis-latest.json", missing_redis),
     Smoke("history-cost", "benchmarks/history_cost.py", "history-cost.json",
           missing_go_and_redis),
+    Smoke("history-instructions", "benchmarks/history_instructions.py",
+          "history-instructions.json", missing_callgrind),
     Smoke("connectors", "benchmarks/connectors.py", "connectors-latest.json", missing_postgres),
     Smoke("foreman-idle", "benchmarks/foreman_idle.py", "foreman-idle.json", missing_redis),
     Smoke("optsim", "benchmarks/optsim.py", "optsim.json", missing_go),

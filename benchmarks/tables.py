@@ -64,6 +64,8 @@ TABLES: dict[str, Table] = {t.name: t for t in [
           "python benchmarks/redis_throughput.py"),
     Table("history-cost", RESULTS / "history-cost.json", render.history_cost,
           "python benchmarks/history_cost.py"),
+    Table("history-instructions", RESULTS / "history-instructions.json",
+          render.history_instructions, "python benchmarks/history_instructions.py"),
     Table("connectors", RESULTS / "connectors-latest.json", render.connectors,
           "python benchmarks/connectors.py"),
     Table("peers", RESULTS / "peers-latest.json", render.peers,
