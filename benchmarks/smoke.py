@@ -151,13 +151,14 @@ def main(argv: list[str] | None = None) -> int:
     before = committed_results()
     failed = 0
     t_all = time.monotonic()
+    width = max(len(s.name) for s in chosen)
     with tempfile.TemporaryDirectory(prefix="blazing-bench-smoke-") as tmp:
         for smoke in chosen:
             t0 = time.monotonic()
             verdict, detail = run_one(smoke, Path(tmp))
             failed += verdict == "FAIL"
             first, _, rest = detail.partition("\n")
-            print(f"{verdict:4} {smoke.name:13} {time.monotonic() - t0:6.1f} s  {first}",
+            print(f"{verdict:4} {smoke.name:{width}} {time.monotonic() - t0:6.1f} s  {first}",
                   flush=True)
             if rest:
                 print("     " + rest.replace("\n", "\n     "), flush=True)
