@@ -38,6 +38,13 @@ from tests.support.redis_server import free_port  # noqa: E402
 BENCH = "BenchmarkSubmitReserveComplete"
 
 
+def _recv(s: socket.socket) -> bytes:
+    chunk = s.recv(65536)
+    if not chunk:
+        raise SystemExit("redis-server under callgrind closed the connection")
+    return chunk
+
+
 class CallgrindRedis:
     """A redis-server under callgrind whose instruction count can be zeroed and read."""
 
@@ -62,6 +69,21 @@ class CallgrindRedis:
                 return s.recv(16).startswith(b"+PONG")
         except OSError:
             return False
+
+    def commands_processed(self) -> int:
+        """Redis's count of commands served (INFO stats), to show the benchmark used it."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as s:
+            s.sendall(b"INFO stats\r\n")
+            buf = b""
+            while b"\r\n" not in buf:
+                buf += _recv(s)
+            header, _, body = buf.partition(b"\r\n")  # a bulk string: $<size>\r\n<body>
+            while len(body) < int(header[1:]):
+                body += _recv(s)
+        for line in body.decode().splitlines():
+            if line.startswith("total_commands_processed:"):
+                return int(line.split(":", 1)[1])
+        raise SystemExit(f"no total_commands_processed in INFO stats: {body[:200]!r}")
 
     def _control(self, flag: str) -> None:
         subprocess.run(["callgrind_control", flag, str(self.proc.pid)], check=True,
@@ -99,6 +121,7 @@ class CallgrindRedis:
 
 def instructions(redis: CallgrindRedis, setting: str, batches: int) -> int:
     """Redis's instructions for one go-test run of ``batches`` batches."""
+    served = redis.commands_processed()
     redis.zero()
     out = subprocess.run(
         ["go", "test", "-run", "^$", "-bench", f"^{BENCH}$/^history={setting}$",
@@ -108,6 +131,10 @@ def instructions(redis: CallgrindRedis, setting: str, batches: int) -> int:
     n = redis.read()
     if out.returncode != 0 or f"history={setting}" not in out.stdout:
         raise SystemExit(f"go test failed:\n{out.stdout}\n{out.stderr}")
+    if redis.commands_processed() - served < batches:
+        # The count is only of this server: a benchmark that started its own counts nothing.
+        raise SystemExit("the Go benchmark did not use the redis-server under callgrind "
+                         "(core/store/storetest must honour BLAZING_TEST_REDIS_ADDR)")
     return n
 
 
