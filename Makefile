@@ -1,5 +1,5 @@
-# Blazing Flow. Targets: setup run test bench bench-redis bench-peers charts-demo lint lib clean
-# distclean.
+# Blazing Flow. Targets: setup run test bench bench-redis bench-peers bench-smoke tables
+# charts-demo lint lib clean distclean.
 # Everything Python runs in .venv; a stamp file keeps repeated `make` runs fast.
 
 PYTHON ?= python3
@@ -13,7 +13,8 @@ GO_SRC := go.mod go.sum $(shell find core cgo cmd -type f 2>/dev/null)
 GO_FILES = $(shell find . -name '*.go' -not -path './.*' -not -path './build/*')
 GOFMT    = $(shell $(GO) env GOROOT)/bin/gofmt
 
-.PHONY: setup run test bench bench-redis bench-peers charts-demo lint lib clean distclean
+.PHONY: setup run test bench bench-redis bench-peers bench-smoke tables charts-demo lint lib \
+	clean distclean
 .DEFAULT_GOAL := setup
 
 setup: $(STAMP) $(LIB)
@@ -49,6 +50,14 @@ bench-redis: setup
 
 bench-peers: setup
 	$(PY) benchmarks/peers/run.py
+
+# Every benchmark once at tiny sizes: each completes and prints figures (not how fast).
+bench-smoke: setup
+	$(PY) benchmarks/smoke.py
+
+# The docs' tables, rendered again from benchmarks/results/ (see benchmarks/README.md#tables).
+tables: setup
+	$(PY) benchmarks/tables.py --write
 
 # docs/images/foreman-charts.png, from a real foreman run (a CPU burst, then an I/O burst).
 charts-demo: setup

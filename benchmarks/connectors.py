@@ -1,6 +1,7 @@
 """Connectors: a pooled connection per step against a new one per step.
 
     python benchmarks/connectors.py [--steps 400] [--repeats 5] [--concurrency 16]
+                                    [--smoke] [--json PATH]
 
 Starts a PostgreSQL cluster and the uvicorn test server (tests/support), then runs,
 in an embedded app, ``--steps`` steps per round, ``--concurrency`` at a time:
@@ -12,17 +13,17 @@ in an embedded app, ``--steps`` steps per round, ``--concurrency`` at a time:
   against a new ``httpx.AsyncClient`` per call.
 
 Each figure is the median of ``--repeats`` rounds, with the spread (min–max); the
-ratio is pooled ÷ new per step. Raw samples go to benchmarks/results/connectors-latest.json.
+ratio is pooled ÷ new per step. Raw samples, the versions and the provenance go to
+benchmarks/results/connectors-latest.json; the table printed is the one the docs show
+(benchmarks/render.py). --smoke: one round of 40 steps, results to a temp file.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import json
-import platform
+import importlib.metadata
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -31,6 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import render, results_file  # noqa: E402
 from tests.support.http_server import HTTPServer  # noqa: E402
 from tests.support.pg_server import PostgresServer  # noqa: E402
 
@@ -95,43 +97,46 @@ PAIRS = [("SELECT 1 per step", "select_pooled", "select_new_connection"),
 
 
 def main() -> int:
-    """Run the rounds and print the table."""
+    """Run the rounds, write the results file, print the table."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--concurrency", type=int, default=16)
+    ap.add_argument("--smoke", action="store_true",
+                    help="one round of 40 steps, results to a temp file: shows that it runs")
+    ap.add_argument("--json", type=Path, help="results file (default: "
+                    "benchmarks/results/connectors-latest.json, or a temp file with --smoke)")
     args = ap.parse_args()
+    warm_up = 50
+    if args.smoke:
+        args.steps, args.repeats, warm_up = 40, 1, 5
     samples: dict[str, list[float]] = {}
     with PostgresServer() as pg, HTTPServer() as web:
         app = make_app(pg, web, args.concurrency)
         for name in (s for _, a, b in PAIRS for s in (a, b)):
-            app.run_sync("batch", name, 50, args.concurrency)  # warm up: pools, imports
+            app.run_sync("batch", name, warm_up, args.concurrency)  # warm up: pools, imports
         for _ in range(args.repeats):
             for _, pooled, new in PAIRS:  # interleaved, so drift hits both alike
                 for name in (pooled, new):
                     samples.setdefault(name, []).append(
                         app.run_sync("batch", name, args.steps, args.concurrency))
         app.stop_sync()
-        pg_version = pg.psql("SHOW server_version")
+        pg_version = pg.psql("SHOW server_version").split()[0]
     rows = []
-    print("| per step | through the connector (steps/s) | new connection per step "
-          "(steps/s) | ratio |\n|---|---:|---:|---:|")
     for label, pooled, new in PAIRS:
         p, n = statistics.median(samples[pooled]), statistics.median(samples[new])
         rows.append({"figure": label, "pooled": p, "new": n, "ratio": p / n,
                      "pooled_runs": samples[pooled], "new_runs": samples[new]})
-        print(f"| {label} | {p:,.0f} ({min(samples[pooled]):,.0f}–{max(samples[pooled]):,.0f})"
-              f" | {n:,.0f} ({min(samples[new]):,.0f}–{max(samples[new]):,.0f}) | "
-              f"{p / n:.1f}× |")
-    git = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                         text=True, cwd=ROOT).stdout.strip()
-    machine = (f"{platform.processor() or platform.machine()}, Python "
-               f"{platform.python_version()}, PostgreSQL {pg_version}, git {git}")
-    print(f"\n{args.steps} steps per round, {args.concurrency} at a time, median of "
-          f"{args.repeats} rounds (min–max); {machine}")
-    out = ROOT / "benchmarks" / "results" / "connectors-latest.json"
-    out.write_text(json.dumps({"args": vars(args), "machine": machine, "rows": rows},
-                              indent=2) + "\n")
+    versions = {"PostgreSQL": pg_version}
+    for dist in ("SQLAlchemy", "asyncpg", "httpx", "uvicorn"):
+        versions[dist] = importlib.metadata.version(dist)
+    res = {"args": {"steps": args.steps, "repeats": args.repeats,
+                    "concurrency": args.concurrency},
+           "versions": versions, "rows": rows}
+    path = results_file.destination("connectors-latest.json", args.smoke, args.json)
+    results_file.write(path, res, args.smoke)
+    print(render.connectors(res))
+    print(f"results: {path}")
     return 0
 
 

@@ -3,7 +3,7 @@
 Each figure is the median of --repeats runs; a baseline measured in the same
 invocation puts it in proportion (the machine may be noisy, the ratio less so).
 
-    python benchmarks/embedded.py [--repeats 5] [--quick] [--json PATH]
+    python benchmarks/embedded.py [--repeats 5] [--quick | --smoke] [--json PATH]
 
 Figures:
   step calls/s (sequential)  a workflow awaiting N no-op async steps one by one
@@ -13,6 +13,10 @@ Figures:
   boundary crossing          one empty command batch into the Go core and back
 Baselines: the same no-op coroutine awaited directly (no engine) and run as an
 asyncio Task; a ctypes call to libc's labs() for the crossing.
+
+Writes benchmarks/results/embedded-latest.json (with its provenance) and prints the
+table the docs show (benchmarks/render.py renders both). --smoke: tiny sizes, one
+repeat, results to a temp file.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ import argparse
 import asyncio
 import ctypes
 import ctypes.util
-import json
 import os
 import platform
 import statistics
@@ -30,9 +33,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-import msgpack
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
 
-from blazing import Blazing, _native
+import msgpack  # noqa: E402
+from benchmarks import render, results_file  # noqa: E402
+
+from blazing import Blazing, _native  # noqa: E402
 
 app = Blazing()
 
@@ -146,10 +153,14 @@ def median(xs: list[float]) -> float:
     return statistics.median(xs)
 
 
-async def run(repeats: int, quick: bool) -> dict[str, Any]:
-    n_steps = 5_000 if quick else 20_000
-    n_wf = 1_000 if quick else 4_000
-    n_lat = 300 if quick else 1_000
+# Sizes: calls per step figure, workflows, round trips, crossings.
+SIZES = {"full": (20_000, 4_000, 1_000, 50_000), "quick": (5_000, 1_000, 300, 50_000),
+         "smoke": (500, 100, 50, 2_000)}
+
+
+async def run(repeats: int, size: str) -> dict[str, Any]:
+    """Every figure `repeats` times; samples and medians."""
+    n_steps, n_wf, n_lat, n_cross = SIZES[size]
     samples: dict[str, list[float]] = {k: [] for k in (
         "seq", "gather", "three", "p50", "p99", "direct", "tasks", "cross", "ctypes")}
     async with app:
@@ -168,49 +179,32 @@ async def run(repeats: int, quick: bool) -> dict[str, Any]:
             progress(f"run {r}/{repeats}: baselines and boundary crossing ...")
             samples["direct"].append(await baseline_direct(n_steps * 10))
             samples["tasks"].append(await baseline_tasks(n_steps * 5))
-            samples["cross"].append(crossing_us(50_000))
-            samples["ctypes"].append(ctypes_baseline_us(200_000))
+            samples["cross"].append(crossing_us(n_cross))
+            samples["ctypes"].append(ctypes_baseline_us(n_cross * 4))
     med = {k: median(v) for k, v in samples.items()}
     return {"samples": samples, "median": med, "n_steps": n_steps, "n_workflows": n_wf,
             "n_latency": n_lat, "repeats": repeats}
 
 
-def table(res: dict[str, Any]) -> str:
-    m = res["median"]
-    rows = [
-        ("no-op step calls/s, sequential in a workflow", f"{m['seq']:,.0f}", "≥ 20,000",
-         f"{m['seq'] / m['tasks']:.2f}× asyncio Task per call"),
-        ("no-op step calls/s, gathered in a workflow", f"{m['gather']:,.0f}", "≥ 20,000",
-         f"{m['gather'] / m['tasks']:.2f}× asyncio Task per call"),
-        ("3-step workflows/s (all in flight)", f"{m['three']:,.0f}", "≥ 4,000",
-         f"{m['three'] * 4 / m['tasks']:.2f}× (4 ops each) Task per call"),
-        ("submit-to-result p50", f"{m['p50']:.0f} µs", "< 250 µs", ""),
-        ("submit-to-result p99", f"{m['p99']:.0f} µs", "", ""),
-        ("one boundary crossing (empty batch)", f"{m['cross']:.2f} µs", "",
-         f"{m['cross'] / m['ctypes']:.1f}× a bare ctypes call ({m['ctypes']:.2f} µs)"),
-        ("baseline: direct await of the coroutine", f"{m['direct']:,.0f}/s", "", ""),
-        ("baseline: asyncio Task per call", f"{m['tasks']:,.0f}/s", "", ""),
-    ]
-    out = ["| figure | median | target | against baseline |", "|---|---|---|---|"]
-    out += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    return "\n".join(out)
-
-
 def main() -> None:
+    """Measure, write the results file, print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=5)
-    ap.add_argument("--quick", action="store_true", help="smaller N, for a smoke run")
-    ap.add_argument("--json", type=Path,
-                    default=Path(__file__).parent / "results" / "embedded-latest.json")
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="smaller N")
+    size.add_argument("--smoke", action="store_true",
+                      help="tiny N, one repeat, results to a temp file: shows that it runs")
+    ap.add_argument("--json", type=Path, help="results file (default: "
+                    "benchmarks/results/embedded-latest.json, or a temp file with --smoke)")
     args = ap.parse_args()
-    res = asyncio.run(run(args.repeats, args.quick))
+    repeats = 1 if args.smoke else args.repeats
+    res = asyncio.run(run(repeats, "smoke" if args.smoke else "quick" if args.quick else "full"))
     res["machine"] = {"python": platform.python_version(), "cpus": os.cpu_count(),
                       "platform": platform.platform(), "core": _native.version()}
-    res["when"] = time.strftime("%Y-%m-%d %H:%M:%S %Z")
-    print(table(res))
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(res, indent=2))
-    print(f"\nraw samples: {args.json}")
+    path = results_file.destination("embedded-latest.json", args.smoke, args.json)
+    results_file.write(path, res, args.smoke)
+    print(render.embedded(res))
+    print(f"results: {path}")
 
 
 if __name__ == "__main__":

@@ -7,17 +7,18 @@ of instructions redis-server executes for the same work does not. This runs one
 complete and the caller's pop) against it, with history on and off, at two sizes: the
 difference between the sizes, divided by the steps it adds, is what one step costs
 Redis, with set-up (script loading, namespaces) cancelled out. Writes
-``benchmarks/results/history-instructions.json``.
+``benchmarks/results/history-instructions.json`` (with its provenance) and prints the
+table the docs show (benchmarks/render.py).
 
-    python benchmarks/history_instructions.py [--repeats 3] [--batches 20]
+    python benchmarks/history_instructions.py [--repeats 3] [--batches 20] [--smoke] [--json PATH]
 
-Needs valgrind (``callgrind_control``) and redis-server.
+Needs valgrind (``callgrind_control``) and redis-server. --smoke: one repeat of 2 and 4
+batches, results to a temp file.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import socket
@@ -31,10 +32,17 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.provenance import provenance  # noqa: E402
+from benchmarks import render, results_file  # noqa: E402
 from tests.support.redis_server import free_port  # noqa: E402
 
 BENCH = "BenchmarkSubmitReserveComplete"
+
+
+def _recv(s: socket.socket) -> bytes:
+    chunk = s.recv(65536)
+    if not chunk:
+        raise SystemExit("redis-server under callgrind closed the connection")
+    return chunk
 
 
 class CallgrindRedis:
@@ -61,6 +69,21 @@ class CallgrindRedis:
                 return s.recv(16).startswith(b"+PONG")
         except OSError:
             return False
+
+    def commands_processed(self) -> int:
+        """Redis's count of commands served (INFO stats), to show the benchmark used it."""
+        with socket.create_connection(("127.0.0.1", self.port), timeout=30) as s:
+            s.sendall(b"INFO stats\r\n")
+            buf = b""
+            while b"\r\n" not in buf:
+                buf += _recv(s)
+            header, _, body = buf.partition(b"\r\n")  # a bulk string: $<size>\r\n<body>
+            while len(body) < int(header[1:]):
+                body += _recv(s)
+        for line in body.decode().splitlines():
+            if line.startswith("total_commands_processed:"):
+                return int(line.split(":", 1)[1])
+        raise SystemExit(f"no total_commands_processed in INFO stats: {body[:200]!r}")
 
     def _control(self, flag: str) -> None:
         subprocess.run(["callgrind_control", flag, str(self.proc.pid)], check=True,
@@ -98,6 +121,7 @@ class CallgrindRedis:
 
 def instructions(redis: CallgrindRedis, setting: str, batches: int) -> int:
     """Redis's instructions for one go-test run of ``batches`` batches."""
+    served = redis.commands_processed()
     redis.zero()
     out = subprocess.run(
         ["go", "test", "-run", "^$", "-bench", f"^{BENCH}$/^history={setting}$",
@@ -107,16 +131,27 @@ def instructions(redis: CallgrindRedis, setting: str, batches: int) -> int:
     n = redis.read()
     if out.returncode != 0 or f"history={setting}" not in out.stdout:
         raise SystemExit(f"go test failed:\n{out.stdout}\n{out.stderr}")
+    if redis.commands_processed() - served < batches:
+        # The count is only of this server: a benchmark that started its own counts nothing.
+        raise SystemExit("the Go benchmark did not use the redis-server under callgrind "
+                         "(core/store/storetest must honour BLAZING_TEST_REDIS_ADDR)")
     return n
 
 
 def main() -> None:
+    """Count Redis's instructions per step, history on and off; write the results file,
+    print the table."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--batches", type=int, default=20, help="batches of 100 steps, smaller run")
-    ap.add_argument("--json", type=Path,
-                    default=ROOT / "benchmarks" / "results" / "history-instructions.json")
+    ap.add_argument("--smoke", action="store_true",
+                    help="one repeat of 2 and 4 batches, results to a temp file: shows that "
+                    "it runs")
+    ap.add_argument("--json", type=Path, help="results file (default: benchmarks/results/"
+                    "history-instructions.json, or a temp file with --smoke)")
     args = ap.parse_args()
+    if args.smoke:
+        args.repeats, args.batches = 1, 2
     if not shutil.which("callgrind_control") or not shutil.which("redis-server"):
         raise SystemExit("needs valgrind (callgrind_control) and redis-server on PATH")
     per_step: dict[str, list[float]] = {"on": [], "off": []}
@@ -137,16 +172,12 @@ def main() -> None:
         finally:
             redis.close()
     on, off = statistics.median(per_step["on"]), statistics.median(per_step["off"])
-    print("| history | Redis instructions per step, median | runs |\n|---|---|---|")
-    for name, v in (("on", on), ("off", off)):
-        print(f"| {name} | {v:,.0f} | {', '.join(f'{x:,.0f}' for x in per_step[name])} |")
-    print(f"\non / off: {on / off:.4f}")
     res = {"instructions_per_step": per_step, "median": {"on": on, "off": off, "ratio": on / off},
-           "repeats": args.repeats, "batches": [args.batches, 2 * args.batches], "batch": 100,
-           "provenance": provenance()}
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(res, indent=2))
-    print(f"\nsamples: {args.json}")
+           "repeats": args.repeats, "batches": [args.batches, 2 * args.batches], "batch": 100}
+    path = results_file.destination("history-instructions.json", args.smoke, args.json)
+    results_file.write(path, res, args.smoke)
+    print(render.history_instructions(res))
+    print(f"results: {path}")
 
 
 if __name__ == "__main__":

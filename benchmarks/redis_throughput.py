@@ -1,25 +1,32 @@
 """Redis-mode benchmark: a local redis-server, two worker processes, one client process.
 
-    python benchmarks/redis_throughput.py [--repeats 3] [--quick] [--json PATH]
+    python benchmarks/redis_throughput.py [--repeats 3] [--quick | --smoke] [--json PATH]
 
-Figures (medians of --repeats runs, each on a fresh namespace):
-  drain rate        20,000 no-op step calls queued with no worker running; two async
-                    worker processes start; time from the first worker ready to the last
-                    result at the client (results stored in Redis)
-  3-step workflows  2,000 workflows of three chained no-op steps, all in flight
-  latency p50/p99   500 sequential submit-to-result round trips of one no-op step
-  memory per run    Redis used_memory growth per finished 3-step run (1,000 runs)
-  worker RSS        resident memory of an idle worker process
+Figures (medians of --repeats runs, each on a fresh namespace; N for a full run, then
+--quick, then --smoke):
+  drain rate        N no-op step calls queued with no worker running (20,000 / 5,000 /
+                    300); two async worker processes start; time from the first worker
+                    ready to the last result at the client (results stored in Redis)
+  3-step workflows  N workflows of three chained no-op steps, all in flight (2,000 /
+                    500 / 50)
+  latency p50/p99   N sequential submit-to-result round trips of one no-op step (500 /
+                    200 / 50)
+  memory per run    Redis used_memory growth per finished 3-step run (1,000 / 1,000 /
+                    100 runs)
+  worker RSS        resident memory of a worker process after the runs
 Baselines in the same invocation: a raw round trip (PING) from this process, to put
 the latency in proportion; and every figure again with history off (history=False:
 no index of runs, no per-minute counts), interleaved with the runs with it on, to
 show what history and breadcrumbs cost.
+
+Writes benchmarks/results/redis-latest.json (with its provenance) and prints the two
+tables the docs show (benchmarks/render.py renders both); --smoke (one repeat) writes
+to a temp file instead.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import socket
@@ -34,7 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.provenance import provenance  # noqa: E402
+from benchmarks import render, results_file  # noqa: E402
 from tests.apps.durable import make_app  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 from tests.support.workers import WorkerFleet  # noqa: E402
@@ -80,7 +87,7 @@ def ping_us(port: int, n: int = 2000) -> float:
     return statistics.median(lat) * 1e6
 
 
-def one_run(redis: RedisServer, tmp: Path, n_drain: int, n_wf: int, n_lat: int,
+def one_run(redis: RedisServer, tmp: Path, n_drain: int, n_wf: int, n_lat: int, n_mem: int,
             concurrency: int, history: bool = True) -> dict[str, float]:
     ns = "bench" + uuid.uuid4().hex[:8]
     env = {"BLAZING_REDIS_URL": redis.url, "BLAZING_NAMESPACE": ns, "BLAZING_SECRET": SECRET,
@@ -127,10 +134,10 @@ def one_run(redis: RedisServer, tmp: Path, n_drain: int, n_wf: int, n_lat: int,
 
         progress("  memory per finished run ...")
         before = used_memory(redis)
-        hs = [client.three_noops(i) for i in range(1000)]
+        hs = [client.three_noops(i) for i in range(n_mem)]
         for h in hs:
             h.result_sync(timeout=600)
-        out["bytes_per_run"] = (used_memory(redis) - before) / 1000
+        out["bytes_per_run"] = (used_memory(redis) - before) / n_mem
         out["worker_rss_mb"] = max(rss_mb(w.pid) for w in workers)
     finally:
         client.stop_sync()
@@ -138,81 +145,57 @@ def one_run(redis: RedisServer, tmp: Path, n_drain: int, n_wf: int, n_lat: int,
     return out
 
 
+# N per figure: drained steps, workflows, round trips, runs for the memory figure.
+SIZES = {"full": (20_000, 2_000, 500, 1_000), "quick": (5_000, 500, 200, 1_000),
+         "smoke": (300, 50, 50, 100)}
+
+
 def main() -> None:
+    """Measure with history on and off, write the results file, print the tables."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--repeats", type=int, default=3)
-    ap.add_argument("--quick", action="store_true")
+    size = ap.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="smaller N")
+    size.add_argument("--smoke", action="store_true",
+                      help="tiny N, one repeat, results to a temp file: shows that it runs")
     ap.add_argument("--concurrency", type=int, default=256,
                     help="async slots per worker process")
-    ap.add_argument("--json", type=Path,
-                    default=ROOT / "benchmarks" / "results" / "redis-latest.json")
+    ap.add_argument("--json", type=Path, help="results file (default: "
+                    "benchmarks/results/redis-latest.json, or a temp file with --smoke)")
     args = ap.parse_args()
-    n_drain, n_wf, n_lat = (5_000, 500, 200) if args.quick else (20_000, 2_000, 500)
+    repeats = 1 if args.smoke else args.repeats
+    n_drain, n_wf, n_lat, n_mem = SIZES["smoke" if args.smoke else
+                                        "quick" if args.quick else "full"]
     samples: dict[str, list[float]] = {}
     off: dict[str, list[float]] = {}
     with RedisServer() as redis, tempfile.TemporaryDirectory() as tmp:
         ping = ping_us(redis.port)
-        for r in range(1, args.repeats + 1):
+        for r in range(1, repeats + 1):
             # History on and off interleaved, in the order on-off, off-on, ... so
             # drift of the machine over the invocation hits both alike.
             order = ((True, samples), (False, off))
             for history, into in (order if r % 2 else order[::-1]):
-                progress(f"run {r}/{args.repeats}, history {'on' if history else 'off'}")
-                for k, v in one_run(redis, Path(tmp), n_drain, n_wf, n_lat, args.concurrency,
-                                    history).items():
+                progress(f"run {r}/{repeats}, history {'on' if history else 'off'}")
+                for k, v in one_run(redis, Path(tmp), n_drain, n_wf, n_lat, n_mem,
+                                    args.concurrency, history).items():
                     into.setdefault(k, []).append(v)
         version = redis.cli("info", "server").split("redis_version:")[1].split()[0]
-    med = {k: statistics.median(v) for k, v in samples.items()}
-    med_off = {k: statistics.median(v) for k, v in off.items()}
-
-    def spread(key: str, fmt: str, scale: float = 1) -> str:
-        return ", ".join(format(v / scale, fmt) for v in samples[key])
-
-    rows = [
-        (f"drain rate, {n_drain:,} queued no-op steps, 2 workers",
-         f"{med['drain_per_s']:,.0f}/s", spread("drain_per_s", ",.0f"), "≥ 15,000/s"),
-        (f"3-step workflows ({n_wf:,} in flight)", f"{med['wf_per_s']:,.0f}/s",
-         spread("wf_per_s", ",.0f"), "≥ 3,000/s"),
-        ("submit-to-result p50", f"{med['p50_us'] / 1000:.2f} ms", spread("p50_us", ".2f", 1000),
-         f"< 0.4 ms (Redis PING {ping:.0f} µs)"),
-        ("submit-to-result p99", f"{med['p99_us'] / 1000:.2f} ms", spread("p99_us", ".2f", 1000),
-         "< 1.5 ms"),
-        ("Redis memory per finished 3-step run", f"{med['bytes_per_run']:,.0f} B",
-         spread("bytes_per_run", ",.0f"), "≤ 2 KiB"),
-        ("idle worker RSS", f"{med['worker_rss_mb']:.0f} MB", spread("worker_rss_mb", ".0f"),
-         "≤ 80 MB"),
-    ]
-    table = ["| figure | median | runs | target |", "|---|---|---|---|"]
-    table += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in rows]
-    print("\n".join(table))
-    cost = [
-        ("drain rate", "drain_per_s", "/s", ",.0f"),
-        ("3-step workflows", "wf_per_s", "/s", ",.0f"),
-        ("Redis CPU per drained step (submit, reserve, complete)", "redis_cpu_us_per_step",
-         " µs", ".1f"),
-        ("Redis CPU per 3-step workflow", "redis_cpu_us_per_workflow", " µs", ".1f"),
-        ("Redis memory per finished 3-step run", "bytes_per_run", " B", ",.0f"),
-    ]
-    print("\nHistory and breadcrumbs on versus off (same invocation, interleaved):\n")
-    print("| figure | history on | history off | on / off | on / off per repeat (min–max) |\n"
-          "|---|---|---|---|---|")
-    for label, key, unit, fmt in cost:
-        pairs = [a / b for a, b in zip(samples[key], off[key], strict=True) if b]
-        print(f"| {label} | {format(med[key], fmt)}{unit} | {format(med_off[key], fmt)}{unit} | "
-              f"{med[key] / med_off[key]:.3f} | {min(pairs):.2f}–{max(pairs):.2f} |")
     res: dict[str, Any] = {
-        "samples": samples, "median": med, "history_off": {"samples": off, "median": med_off},
-        "n": {"drain": n_drain, "workflows": n_wf, "latency": n_lat},
+        "samples": samples, "median": {k: statistics.median(v) for k, v in samples.items()},
+        "history_off": {"samples": off,
+                        "median": {k: statistics.median(v) for k, v in off.items()}},
+        "n": {"drain": n_drain, "workflows": n_wf, "latency": n_lat, "memory": n_mem},
         "ping_us": ping, "redis": version,
-        "repeats": args.repeats, "concurrency": args.concurrency,
+        "repeats": repeats, "concurrency": args.concurrency,
         "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
                     "platform": platform.platform(), "core": _native.version()},
-        "when": time.strftime("%Y-%m-%d %H:%M:%S %Z"),
-        "provenance": provenance(),
     }
-    args.json.parent.mkdir(parents=True, exist_ok=True)
-    args.json.write_text(json.dumps(res, indent=2))
-    print(f"\nraw samples: {args.json}")
+    path = results_file.destination("redis-latest.json", args.smoke, args.json)
+    results_file.write(path, res, args.smoke)
+    print(render.redis(res))
+    print("History and breadcrumbs on versus off (same invocation, interleaved):\n")
+    print(render.redis_history(res))
+    print(f"results: {path}")
 
 
 if __name__ == "__main__":

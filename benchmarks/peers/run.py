@@ -1,8 +1,8 @@
 """Blazing Flow side by side with peer task queues on one redis-server (`make bench-peers`).
 
     .venv/bin/python benchmarks/peers/run.py [--systems blazing,celery,...]
-        [--workloads enqueue,drain,...] [--repeats 3] [--quick] [--timeout 900]
-        [--out-dir benchmarks/results] [--readme | --no-readme]
+        [--workloads enqueue,drain,...] [--repeats 3] [--quick | --smoke] [--timeout 900]
+        [--out-dir benchmarks/results]
 
 1. Makes one virtualenv per peer, benchmarks/peers/.venvs/<section>, from the sections of
    requirements.txt (in parallel), when missing or when its section changed: each venv
@@ -14,15 +14,19 @@
    that fails or times out becomes an error cell, not an abort. Repeat k of every row runs
    before repeat k+1 of any (rows rotated each repeat), so machine noise spreads evenly.
 3. Writes benchmarks/results/peers-latest.json (every run, the medians, the machine, the
-   versions) and peers-latest.md (the table, and Blazing's ratio to each peer), prints the
-   markdown, and on a full run puts it into benchmarks/peers/README.md and benchmarks/README.md.
+   versions, the provenance) and prints the table the docs show (benchmarks/render.py);
+   `python benchmarks/tables.py --write` puts it into benchmarks/README.md and
+   benchmarks/peers/README.md.
+
+--smoke runs only what is installed (our row, and each peer whose virtualenv is already
+made: nothing is installed), drain and latency at tiny N, once, and writes to a temp
+directory: it shows that the harness runs.
 """
 
 from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import datetime as dt
 import hashlib
 import json
 import os
@@ -45,31 +49,26 @@ ROOT = PEERS.parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(PEERS))
 
+from benchmarks import render, results_file  # noqa: E402
+from benchmarks.render import PEER_FIGURES as FIGURES  # noqa: E402
+from benchmarks.render import peer_cell_key as cell_key  # noqa: E402
 from common import WORKLOADS, RespClient  # noqa: E402
 from tests.support.redis_server import RedisServer  # noqa: E402
 
 VENVS = PEERS / ".venvs"
 REQUIREMENTS = PEERS / "requirements.txt"
-OUR_PYTHON = ROOT / ".venv" / "bin" / "python"
+# Our row runs with the project's .venv (make setup), or else with this interpreter.
+OUR_PYTHON = next((p for p in [ROOT / ".venv" / "bin" / "python"] if p.exists()),
+                  Path(sys.executable))
 STAMP = ".requirements.sha256"
 LOGS = PEERS / ".logs"
-README = PEERS / "README.md"
-README_BEGIN = "<!-- peers-table:begin (written by run.py) -->"
-README_END = "<!-- peers-table:end -->"
 
 SIZES = {"enqueue": 20000, "drain": 20000, "latency": 500, "pipelines": 2000, "loss": 2000}
 QUICK_SIZES = {"enqueue": 2000, "drain": 2000, "latency": 100, "pipelines": 200, "loss": 300}
-# The figures each workload reports, in table order, with how Blazing's ratio is taken:
-# "higher" = ours/theirs (rates), "lower" = theirs/ours (latency), None = no ratio (counts).
-FIGURES: list[tuple[str, str, str, str | None]] = [
-    ("enqueue", "per_s", "enqueue/s", "higher"),
-    ("drain", "per_s", "drain/s", "higher"),
-    ("pipelines", "per_s", "pipelines/s", "higher"),
-    ("latency", "p50_ms", "p50 ms", "lower"),
-    ("latency", "p99_ms", "p99 ms", "lower"),
-    ("loss", "lost", "lost", None),
-    ("loss", "duplicated", "duplicated", None),
-]
+# A smoke run does two workloads (each adapter run starts its workers: seconds). Loss is
+# left out: a killed worker's task waits for its lease (30 s for us) or longer;
+# tests/test_peers_harness.py runs our adapter's loss workload.
+SMOKE_SIZES = {"drain": 200, "latency": 20}
 # Extra figures an adapter may report that mean the run was not clean.
 WARN_FIGURES = ("missing",)
 
@@ -154,6 +153,14 @@ def pins_satisfied(python: Path, lines: list[str]) -> bool:
     pins = [pin_name(line) for line in lines]
     have = installed_versions(python, [n for n, _ in pins])
     return all(v is None or have.get(n) == v for n, v in pins)
+
+
+def venv_ready(name: str, lines: list[str]) -> bool:
+    """Whether .venvs/<name> is made and matches its section (nothing is installed)."""
+    venv = VENVS / name
+    stamp = venv / STAMP
+    return ((venv / "bin" / "python").exists() and stamp.exists()
+            and stamp.read_text().strip() == section_hash(lines))
 
 
 def ensure_venv(name: str, lines: list[str]) -> str | None:
@@ -266,6 +273,8 @@ def run_one(row: Row, workload: str, n: int, redis_url: str, timeout: float,
     # The token lets us find every process the run started (workers inherit it).
     env = {**os.environ, "PEERS_RUN_TOKEN": token, "PYTHONUNBUFFERED": "1"}
     env.pop("PYTHONPATH", None)
+    if row.system == "blazing":
+        env["PYTHONPATH"] = str(ROOT / "python")  # this tree's package, whatever is installed
     t0 = time.monotonic()
     result: dict[str, Any]
     with open(log, "wb") as err:
@@ -332,21 +341,6 @@ def summarize(runs: list[dict[str, Any]], rows: list[Row],
     return out
 
 
-def cell_key(workload: str, key: str) -> str:
-    """Key of a figure in summarize()'s output (enqueue and drain both report per_s)."""
-    return {"drain": "drain_per_s", "pipelines": "pipelines_per_s"}.get(workload, key)
-
-
-def fmt(value: float | None, key: str) -> str:
-    if value is None:
-        return "—"
-    if key in ("lost", "duplicated"):
-        return f"{value:g}"
-    if key.endswith("_ms"):
-        return f"{value:.2f}" if value < 100 else f"{value:.0f}"
-    return f"{value:,.0f}"
-
-
 # --- machine and versions ----------------------------------------------------------------
 
 
@@ -394,95 +388,6 @@ def versions(systems: list[str]) -> dict[str, dict[str, str | None]]:
     return out
 
 
-# --- report ------------------------------------------------------------------------------
-
-
-def ratio_text(ours: float | None, theirs: float | None, better: str) -> str:
-    if not ours or not theirs:
-        return "—"
-    r = ours / theirs if better == "higher" else theirs / ours
-    return f"{r:.1f}×" if r >= 10 else f"{r:.2f}×"
-
-
-def markdown(report: dict[str, Any]) -> str:
-    rows: list[str] = report["rows"]
-    medians: dict[str, dict[str, Any]] = report["medians"]
-    figures = [f for f in FIGURES if f[0] in report["workloads"]]
-    lines = [f"Peers benchmark, {report['date']}{' (--quick: small N)' if report['quick'] else ''}"
-             f": median of {report['repeats']} run(s); N = "
-             + ", ".join(f"{w} {n:,}" for w, n in report["sizes"].items()
-                         if w in report["workloads"]) + ".", ""]
-    lines.append("| system | " + " | ".join(label for _, _, label, _ in figures) + " |")
-    lines.append("|---|" + "---:|" * len(figures))
-    notes: list[str] = []
-    for name in rows:
-        cells = []
-        for workload, key, _label, _ in figures:
-            c = medians[name].get(cell_key(workload, key))
-            if c is None or c["runs"] == 0:
-                cells.append("")
-                continue
-            if c["median"] is None:
-                notes.append(f"{name} {workload}: " + "; ".join(c["errors"]))
-                cells.append(f"error[^{len(notes)}]")
-                continue
-            text = fmt(c["median"], key)
-            if c["ok"] < c["runs"] or c["warn"]:
-                why = []
-                if c["ok"] < c["runs"]:
-                    why.append(f"{c['runs'] - c['ok']} of {c['runs']} runs failed: "
-                               + "; ".join(c["errors"]))
-                if c["warn"]:
-                    why.append(", ".join(f"{k} {v} in total" for k, v in c["warn"].items()))
-                notes.append(f"{name} {workload}: " + "; ".join(why))
-                text += f"[^{len(notes)}]"
-            cells.append(text)
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    ratio_figures = [f for f in figures if f[3]]
-    if "blazing" in rows and ratio_figures:
-        lines += ["", "Blazing Flow's ratio to each peer (above 1 = Blazing better: rates as "
-                  "ours/theirs, latency as theirs/ours):", ""]
-        lines.append("| Blazing × | " + " | ".join(lbl for _, _, lbl, _ in ratio_figures) + " |")
-        lines.append("|---|" + "---:|" * len(ratio_figures))
-        for name in rows:
-            if name == "blazing":
-                continue
-            cells = []
-            for workload, key, _label, better in ratio_figures:
-                ours = (medians["blazing"].get(cell_key(workload, key)) or {}).get("median")
-                theirs = (medians[name].get(cell_key(workload, key)) or {}).get("median")
-                cells.append(ratio_text(ours, theirs, better or "higher"))
-            lines.append(f"| vs {name} | " + " | ".join(cells) + " |")
-    m = report["machine"]
-    lines += ["", f"Machine: {m['cpu']}, {m['cores']} cores, {m['ram_gib']} GiB RAM, "
-              f"Linux {m['kernel']}, Python {m['python']}, redis-server {m['redis_server']}."]
-    vers = []
-    for system, pkgs in report["versions"].items():
-        vers.append(f"{system} (" + ", ".join(f"{p} {v or '?'}" for p, v in pkgs.items()) + ")")
-    if vers:
-        lines.append("Versions: " + "; ".join(vers) + ".")
-    for note in report["skipped"]:
-        lines.append(f"Skipped: {note}.")
-    if notes:
-        lines.append("")
-        lines += [f"[^{i}]: {text}" for i, text in enumerate(notes, 1)]
-    return "\n".join(lines) + "\n"
-
-
-def update_readme(md: str) -> None:
-    """Replace the table between the markers of this README and the benchmarks' one."""
-    for readme in (README, PEERS.parent / "README.md"):
-        if not readme.exists():
-            continue
-        text = readme.read_text()
-        if README_BEGIN not in text or README_END not in text:
-            progress(f"{readme} has no table markers; not updated")
-            continue
-        head, rest = text.split(README_BEGIN, 1)
-        _, tail = rest.split(README_END, 1)
-        readme.write_text(f"{head}{README_BEGIN}\n{md}{README_END}{tail}")
-
-
 # --- main --------------------------------------------------------------------------------
 
 
@@ -493,13 +398,14 @@ def parse_args() -> argparse.Namespace:
                         "system name also selects its variants")
     p.add_argument("--workloads", default=",".join(WORKLOADS))
     p.add_argument("--repeats", type=int, default=3)
-    p.add_argument("--quick", action="store_true", help="small N, for a smoke run")
+    size = p.add_mutually_exclusive_group()
+    size.add_argument("--quick", action="store_true", help="small N")
+    size.add_argument("--smoke", action="store_true",
+                      help="what is installed, drain and latency at tiny N, once, results to "
+                           "a temp directory: shows that the harness runs")
     p.add_argument("--timeout", type=float, default=900.0, help="seconds per adapter run")
-    p.add_argument("--out-dir", type=Path, default=ROOT / "benchmarks" / "results")
-    readme = p.add_mutually_exclusive_group()
-    readme.add_argument("--readme", dest="readme", action="store_true", default=None,
-                        help="put the table into README.md (default: only on a full run)")
-    readme.add_argument("--no-readme", dest="readme", action="store_false")
+    p.add_argument("--out-dir", type=Path, help="where peers-latest.json goes (default: "
+                   "benchmarks/results, or a temp directory with --smoke)")
     return p.parse_args()
 
 
@@ -519,7 +425,11 @@ def main() -> int:
     bad = [w for w in workloads if w not in WORKLOADS]
     if bad:
         raise SystemExit(f"unknown workloads: {', '.join(bad)} (known: {', '.join(WORKLOADS)})")
-    sizes = {w: (QUICK_SIZES if args.quick else SIZES)[w] for w in workloads}
+    if args.smoke:
+        workloads = [w for w in workloads if w in SMOKE_SIZES]
+        args.repeats = 1
+    sizes = {w: (SMOKE_SIZES if args.smoke else QUICK_SIZES if args.quick else SIZES)[w]
+             for w in workloads}
 
     skipped: list[str] = []
     runnable: list[Row] = []
@@ -533,7 +443,12 @@ def main() -> int:
     for note in skipped:
         progress(f"skipping {note}")
     peers = sorted({r.system for r in runnable if r.system != "blazing"})
-    venv_errors = ensure_venvs(peers)
+    if args.smoke:  # nothing is installed by a smoke run
+        sections = requirement_sections()
+        venv_errors = {p: "not installed (make bench-peers makes its virtualenv)"
+                       for p in peers if not venv_ready(p, sections.get(p, []))}
+    else:
+        venv_errors = ensure_venvs(peers)
     for row in list(runnable):
         if row.system in venv_errors:
             runnable.remove(row)
@@ -565,23 +480,18 @@ def main() -> int:
         redis.close()
 
     report: dict[str, Any] = {
-        "date": dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-        "quick": args.quick, "repeats": args.repeats, "sizes": sizes, "workloads": workloads,
-        "timeout_s": args.timeout, "rows": [r.name for r in runnable],
+        "quick": args.quick, "smoke": args.smoke, "repeats": args.repeats, "sizes": sizes,
+        "workloads": workloads, "timeout_s": args.timeout, "rows": [r.name for r in runnable],
         "skipped": skipped, "machine": machine(),
         "versions": versions(sorted({r.system for r in runnable},
                                     key=lambda s: [r.system for r in ROWS].index(s))),
         "medians": summarize(runs, runnable, workloads), "runs": runs,
     }
-    md = markdown(report)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    (args.out_dir / "peers-latest.json").write_text(json.dumps(report, indent=2) + "\n")
-    (args.out_dir / "peers-latest.md").write_text(md)
-    full = (not args.quick and {r.name for r in rows} == {r.name for r in ROWS}
-            and set(workloads) == set(WORKLOADS))
-    if args.readme or (args.readme is None and full):
-        update_readme(md)
-    print(md)
+    out = results_file.destination("peers-latest.json", args.smoke,
+                                   args.out_dir / "peers-latest.json" if args.out_dir else None)
+    results_file.write(out, report, args.smoke)
+    print(render.peers(report))
+    print(f"results: {out}")
     return 0
 
 
