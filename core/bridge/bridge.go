@@ -216,6 +216,8 @@ func (s *Session) Batch(ctx context.Context, frame []byte) ([]byte, error) {
 	if b.Pause != nil {
 		s.eng.SetPaused(*b.Pause)
 	}
+	// What an attempt logged comes before what its completion records.
+	s.eng.AddBreadcrumbs(ctx, b.Breadcrumbs)
 	if _, err := s.eng.Complete(ctx, b.Completes); err != nil {
 		return nil, err
 	}
@@ -234,7 +236,6 @@ func (s *Session) Batch(ctx context.Context, frame []byte) ([]byte, error) {
 			fail(b.CancelIdx[i], err)
 		}
 	}
-	s.eng.AddBreadcrumbs(ctx, b.Breadcrumbs)
 	// Pumping here only saves a wait for the background loops; if the store
 	// is unreachable they retry, so the batch itself has succeeded.
 	if err := s.eng.Pump(ctx); errors.Is(err, engine.ErrClosed) || errors.Is(err, store.ErrClosed) {

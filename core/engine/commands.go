@@ -99,12 +99,14 @@ func (e *Engine) runQueued(ctx context.Context) {
 	}
 }
 
-// run executes one merged batch: completions first (they free slots), then
-// submissions, watches and cancellations.
+// run executes one merged batch: breadcrumbs first (what an attempt logged
+// comes before what its completion records: a retry, a failure), then
+// completions (they free slots), submissions, watches and cancellations.
 func (e *Engine) run(ctx context.Context, c Commands) {
 	if c.Pause != nil {
 		e.SetPaused(*c.Pause)
 	}
+	e.AddBreadcrumbs(ctx, c.Breadcrumbs)
 	// A completion error here is not transient (those go to the outbox):
 	// the operations run again once their leases lapse.
 	if _, err := e.Complete(ctx, c.Completes); err != nil {
@@ -144,7 +146,6 @@ func (e *Engine) run(ctx context.Context, c Commands) {
 				opAttrs(store.Ref{Unit: k.Unit, Path: k.Path})...)
 		}
 	}
-	e.AddBreadcrumbs(ctx, c.Breadcrumbs)
 	if len(failed) > 0 {
 		e.mu.Lock()
 		e.push(failed...)

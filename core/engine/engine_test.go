@@ -932,3 +932,32 @@ func TestErrorsAreWrapped(t *testing.T) {
 	_, err := e.Cancel(ctx, "u", "", "")
 	require.ErrorIs(t, err, store.ErrClosed)
 }
+
+// What an attempt logged and its failed completion, sent in one batch, are
+// recorded in that order: the step's breadcrumb, then the retry.
+func TestBatchRecordsBreadcrumbsBeforeTheCompletion(t *testing.T) {
+	st := newStore(t)
+	e := newEngine(t, st, false, nil)
+	ref := store.Ref{Unit: "logged", Path: "0"}
+	sub := root("logged")
+	sub.Opts.Retries = 1
+	sub.Opts.BackoffMs = 60_000 // no second attempt during the test
+	submit(t, e, Submit{Submission: sub})
+	d := collect(t, e).until("the attempt", deliverOf(ref)).Delivery
+	require.NoError(t, e.Enqueue(Commands{
+		Completes: []Completion{{Completion: store.Completion{Ref: ref,
+			Error: &store.ErrorInfo{Type: "builtins.ValueError", Message: "flaky"}}, Attempt: d.Attempt}},
+		Breadcrumbs: []store.Breadcrumb{{Ref: ref, At: time.Now(), Kind: "user", Message: "about to fail"}},
+	}))
+	var kinds []string
+	require.Eventually(t, func() bool {
+		crumbs, _, err := st.Breadcrumbs(context.Background(), "logged")
+		require.NoError(t, err)
+		kinds = kinds[:0]
+		for _, b := range crumbs {
+			kinds = append(kinds, b.Kind)
+		}
+		return len(kinds) > 0 && kinds[len(kinds)-1] == "retry"
+	}, eventually, time.Millisecond, "the retry is recorded")
+	require.Equal(t, []string{"user", "retry"}, kinds) // queued and started come from the runtimes
+}
