@@ -202,9 +202,16 @@ def test_wheel_installs_and_runs_the_quick_start_without_go(wheel: Path, tmp_pat
     assert where[0].startswith(str(venv)), "imported from the venv, not the source tree"
     if deps:
         assert where[1] == "(1, 1, 0)"
-    # The shipped foreman runs through its module form.
+    # The shipped foreman runs through its module form and through the console script,
+    # which also reports both versions.
     helped = run([py, "-m", "blazing.foreman", "--help"], cwd=tmp_path, env=env)
     assert "--redis-url" in helped.stdout + helped.stderr
+    script = str(venv / "bin" / "blazing")
+    helped = run([script, "foreman", "--help"], cwd=tmp_path, env=env)
+    assert "--redis-url" in helped.stdout + helped.stderr
+    shown = run([script, "--version"], cwd=tmp_path, env=env).stdout
+    assert shown.startswith(f"blazing {blazing.__version__} (blazing-core "), shown
+    assert f"Python {minor}." in shown
 
 
 def test_aarch64_wheel_cross_builds_from_the_sdist(sdist: Path, tmp_path: Path) -> None:
