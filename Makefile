@@ -1,5 +1,5 @@
 # Blazing Flow. Targets: setup run test bench bench-redis bench-peers bench-smoke tables
-# charts-demo lint lib clean distclean.
+# charts-demo lint lib dist clean distclean.
 # Everything Python runs in .venv; a stamp file keeps repeated `make` runs fast.
 
 PYTHON ?= python3
@@ -14,7 +14,7 @@ GO_FILES = $(shell find . -name '*.go' -not -path './.*' -not -path './build/*')
 GOFMT    = $(shell $(GO) env GOROOT)/bin/gofmt
 
 .PHONY: setup run test bench bench-redis bench-peers bench-smoke tables charts-demo lint lib \
-	clean distclean
+	dist clean distclean
 .DEFAULT_GOAL := setup
 
 setup: $(STAMP) $(LIB)
@@ -23,13 +23,14 @@ $(PY):
 	$(PYTHON) -m venv $(VENV)
 
 # Editable install: python/blazing is imported in place, next to the libblazing.so built there.
-$(STAMP): pyproject.toml setup.py build_support/golib.py | $(PY) $(LIB)
+$(STAMP): pyproject.toml setup.py build_support/golib.py build_support/elfdeps.py | $(PY) $(LIB)
+	$(PY) -m pip uninstall -q -y blazing-flow 2>/dev/null || true  # the distribution's old name
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
 lib: $(LIB)
 
-$(LIB): $(GO_SRC)
+$(LIB): $(GO_SRC) build_support/golib.py
 	$(PYTHON) build_support/golib.py --force $@
 
 run: setup
@@ -41,6 +42,15 @@ test: setup
 	$(GO) vet ./...
 	BLAZING_GO=$(GO) $(PY) build_support/gotest.py -race -count=1 ./...
 	$(PY) -m pytest -q -rs tests
+
+# dist/: the sdist, and wheels built from it for x86_64 and (GOARCH=arm64, with Debian's
+# aarch64-linux-gnu-gcc for cgo) aarch64, each tagged by the glibc its binaries need.
+dist: setup
+	rm -rf dist
+	$(PY) -m build --sdist --outdir dist .
+	$(PY) -m pip wheel --no-deps -q -w dist dist/blazing-*.tar.gz
+	GOARCH=arm64 $(PY) -m pip wheel --no-deps -q -w dist dist/blazing-*.tar.gz
+	ls -l dist
 
 bench: setup
 	$(PY) benchmarks/embedded.py

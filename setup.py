@@ -7,7 +7,11 @@
   installs swallow errors raised by a custom `build_py`.)
 - The distribution counts as binary (platform wheel, installed to platlib), and `bdist_wheel`
   tags it `py3-none-<platform>`: the library is native code but does not link against
-  libpython, so one wheel serves every CPython 3 on that platform.
+  libpython, so one wheel serves every CPython 3 on that platform. The platform is read from
+  the binaries built (build_support/elfdeps.py): their machine, and the newest glibc symbol
+  version they need, e.g. `manylinux_2_34_x86_64`; `linux_<arch>` if they link anything
+  beyond glibc. `GOARCH=arm64` (with `CC` a C cross-compiler, or Debian's
+  aarch64-linux-gnu-gcc found on PATH) builds an aarch64 wheel.
 """
 
 import logging
@@ -24,6 +28,7 @@ except ImportError:  # setuptools < 70.1
     from wheel.bdist_wheel import bdist_wheel as _bdist_wheel
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "build_support"))
+import elfdeps  # noqa: E402
 import golib  # noqa: E402
 
 
@@ -73,7 +78,23 @@ class BinaryDistribution(Distribution):
 class bdist_wheel(_bdist_wheel):
     def get_tag(self):
         _, _, plat = super().get_tag()
+        if not self.plat_name_supplied:  # --plat-name wins, as in setuptools
+            plat = self._binaries_tag() or plat
         return "py3", "none", plat
+
+    def _binaries_tag(self):
+        """The platform tag the built binaries allow (None before they are built)."""
+        built = self.get_finalized_command("build_go").get_outputs()
+        if not all(os.path.exists(p) for p in built):
+            return None
+        try:
+            tag, problems = elfdeps.platform_tag(built)
+        except elfdeps.ELFError as e:  # not Linux binaries: keep setuptools' tag
+            self.announce(f"platform tag left to setuptools: {e}", logging.WARNING)
+            return None
+        for problem in problems:
+            self.announce(f"not a manylinux wheel: {problem}", logging.WARNING)
+        return tag
 
 
 setup(

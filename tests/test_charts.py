@@ -162,7 +162,7 @@ def test_a_missing_package_names_the_extra(run: Run, tmp_path: Path):
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                          text=True, timeout=60, env={**os.environ, **run.env})
     assert out.returncode == 1
-    assert "matplotlib" in out.stderr and "pip install 'blazing-flow[monitoring]'" in out.stderr
+    assert "matplotlib" in out.stderr and "pip install 'blazing[monitoring]'" in out.stderr
 
 
 def test_the_extra_is_imported_only_by_what_draws():

@@ -113,7 +113,7 @@ def test_missing_library_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "asyncssh", None)  # import asyncssh now fails
     conn = SSHConnector("localhost", known_hosts=None)
     with pytest.raises(ConnectorConfigError,
-                       match=r"connector 'ssh' needs the asyncssh package.*blazing-flow\[ssh\]"):
+                       match=r"connector 'ssh' needs the asyncssh package.*blazing\[ssh\]"):
         conn.validate()
 
 

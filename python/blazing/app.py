@@ -20,6 +20,7 @@ from blazing.errors import UnknownNameError
 from blazing.inspector import Inspector, When
 from blazing.lookup import looking_up
 from blazing.records import OperationRecord, StepStats, Timeline
+from blazing.registered import Registered
 from blazing.run import RemoteRun
 from blazing.runtime import Runtime
 from blazing.settings import resolve
@@ -169,6 +170,26 @@ class BaseApp:
     def definitions(self) -> dict[str, Definition]:
         """Registered workflows and steps by name."""
         return dict(self._definitions)
+
+    @property
+    def steps(self) -> Mapping[str, Callable[..., Any]]:
+        """The registered steps by name, as the decorator returned them (read-only, live)."""
+        return Registered(self._definitions, "step")
+
+    @property
+    def workflows(self) -> Mapping[str, Callable[..., Any]]:
+        """The registered workflows by name, as the decorator returned them (read-only, live)."""
+        return Registered(self._definitions, "workflow")
+
+    @property
+    def services(self) -> Mapping[str, type]:
+        """The registered service classes by name, as steps look them up (read-only, live)."""
+        return Registered(self._service_classes, "service")
+
+    # The names code ported from the original reads.
+    _step_funcs = steps
+    _route_funcs = workflows
+    _service_registry = services
 
     def _ensure_started(self) -> Runtime:
         # Embedded mode needs no setup: the first call starts local workers.

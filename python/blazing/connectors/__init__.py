@@ -11,7 +11,7 @@
 
 Services receive them (``self.connectors["db"]``); steps reach them through
 ``services["Name"]``. Their libraries (SQLAlchemy, httpx, asyncssh) are imported at
-first use: ``pip install 'blazing-flow[connectors]'`` (or ``[sql]``, ``[http]``,
+first use: ``pip install 'blazing[connectors]'`` (or ``[sql]``, ``[http]``,
 ``[ssh]``). See docs/connectors.md.
 """
 

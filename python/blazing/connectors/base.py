@@ -58,7 +58,7 @@ def require(module: str, extra: str, connector: str) -> ModuleType:
     except ImportError as exc:
         raise ConnectorConfigError(
             f"connector {connector!r} needs the {module.split('.')[0]} package, which is not "
-            f"installed: pip install 'blazing-flow[{extra}]' ({exc})") from None
+            f"installed: pip install 'blazing[{extra}]' ({exc})") from None
 
 
 def check_host(connector: Connector, host: str | None, port: int | None) -> None:

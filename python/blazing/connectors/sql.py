@@ -160,7 +160,7 @@ class SQLConnector(Connector):
         except Exception as exc:  # noqa: BLE001 - NoSuchModuleError, or the driver missing
             raise self.config_error(
                 f"driver {url.drivername!r} is not usable ({type(exc).__name__}: {exc}); "
-                "pip install 'blazing-flow[sql]' or the driver's package") from None
+                "pip install 'blazing[sql]' or the driver's package") from None
 
     # ---------------------------------------------------------- engines
 

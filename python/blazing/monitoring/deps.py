@@ -7,7 +7,7 @@ from types import ModuleType
 
 from blazing.errors import BlazingError
 
-EXTRA = "pip install 'blazing-flow[monitoring]'"
+EXTRA = "pip install 'blazing[monitoring]'"
 
 
 class MissingExtra(BlazingError, ImportError):
