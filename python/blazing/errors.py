@@ -10,6 +10,7 @@ from blazing.codec import (
     CodecError,
     MalformedPayloadError,
     RemoteError,
+    RemoteTraceback,
     SerializationError,
     SignatureError,
     ValueTooLargeError,
@@ -30,12 +31,14 @@ __all__ = [
     "NativeError",
     "NativeLibraryError",
     "RemoteError",
+    "RemoteTraceback",
     "RunCancelled",
     "RunLost",
     "RunNotFound",
     "SerializationError",
     "SignatureError",
     "StoreFull",
+    "StoreTimeout",
     "StoreUnavailable",
     "WorkerLost",
     "UnknownNameError",
@@ -81,6 +84,13 @@ class NativeError(BlazingError):
 
 class StoreUnavailable(BlazingError, ConnectionError):
     """The store could not be reached (or refused this process's credentials)."""
+
+
+class StoreTimeout(StoreUnavailable, TimeoutError):
+    """The store accepted the connection but did not answer within ``connect_timeout``.
+
+    Both a ``ConnectionError`` and a ``TimeoutError``: ``except`` either catches it.
+    """
 
 
 class StoreFull(BlazingError):
@@ -143,6 +153,8 @@ def from_native(message: str, code: str) -> BlazingError:
         return StoreFull(message)
     if code == "lost":
         return RunLost(message)
+    if code == "timeout":
+        return StoreTimeout(message)
     if code == "unavailable":
         return StoreUnavailable(message)
     return NativeError(message, code)

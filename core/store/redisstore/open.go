@@ -49,7 +49,7 @@ func Open(ctx context.Context, rawURL string, cfg Config) (*Store, error) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, OpenTimeout)
 	defer cancel()
-	if err := client.Ping(pctx).Err(); err != nil {
+	if err := ping(pctx, client); err != nil {
 		_ = client.Close()
 		return nil, fmt.Errorf("redisstore: open %s: %w", shown, explainPing(err, t, urlPassword(rawURL) != "", wait))
 	}
@@ -61,6 +61,23 @@ func Open(ctx context.Context, rawURL string, cfg Config) (*Store, error) {
 	}
 	s.owned = true
 	return s, nil
+}
+
+// ping checks that Redis answers before ctx ends. go-redis bounds a read by
+// its own ReadTimeout, not by the context, so a server that accepts the
+// connection and never answers would hold Open past the caller's connect
+// timeout; on the deadline the client is closed, which ends the PING (and
+// its goroutine) at once.
+func ping(ctx context.Context, client redis.UniversalClient) error {
+	done := make(chan error, 1)
+	go func() { done <- client.Ping(ctx).Err() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+		_ = client.Close()
+		return fmt.Errorf("no answer to PING: %w", ctx.Err())
+	}
 }
 
 // noRetries turns off go-redis's own retry of a command after a network
