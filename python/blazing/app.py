@@ -16,7 +16,7 @@ from blazing.definitions import (
     make_options,
     make_wrapper,
 )
-from blazing.errors import UnknownNameError
+from blazing.errors import UnknownNameError, positional_arguments_error
 from blazing.inspector import Inspector, When
 from blazing.lookup import looking_up
 from blazing.records import OperationRecord, StepStats, Timeline
@@ -32,7 +32,7 @@ class BaseApp:
     this process, and the read path over its store. Use :class:`Blazing` or
     :class:`SyncBlazing`."""
 
-    def __init__(self, *, redis_url: str | None = None,
+    def __init__(self, *positional: Any, redis_url: str | None = None,
                  worker_config: dict[str, Any] | None = None,
                  api_url: str | None = None, api_token: str | None = None,
                  secret: str | bytes | None = None, namespace: str | None = None,
@@ -54,6 +54,8 @@ class BaseApp:
                  tls_cert_file: str | os.PathLike[str] | None = None,
                  tls_key_file: str | os.PathLike[str] | None = None,
                  connectors: Mapping[str, Any] | None = None) -> None:
+        if positional:
+            raise positional_arguments_error(type(self).__name__, positional)
         self._definitions: dict[str, Definition] = {}
         self._service_classes: dict[str, type] = {}
         self._published = False

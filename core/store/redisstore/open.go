@@ -45,7 +45,7 @@ func Open(ctx context.Context, rawURL string, cfg Config) (*Store, error) {
 	}
 	wait := OpenTimeout
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
-		wait = time.Until(d).Round(time.Millisecond)
+		wait = time.Until(d).Round(10 * time.Millisecond) // the time spent so far is noise
 	}
 	pctx, cancel := context.WithTimeout(ctx, OpenTimeout)
 	defer cancel()
