@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
 
+from blazing import app_registry
 from blazing.connectors.registry import Connectors
 from blazing.definitions import (
     Definition,
@@ -80,6 +81,9 @@ class BaseApp:
         self._connectors = Connectors(connectors)
         self._runtime = Runtime(self._definitions, self._service_classes, self.settings,
                                 self._connectors)
+        # An app made again (a re-run notebook cell) replaces the one of its name.
+        app_registry.claim(app_registry.name_for(self.settings, app_registry.caller_module()),
+                           self._runtime)
 
     # ---------------------------------------------------------- decorators
 

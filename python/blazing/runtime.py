@@ -137,6 +137,8 @@ class Runtime:
         self._state_lock = threading.Lock()
         self.started = False
         self.stopping = False
+        # Why this runtime may not start again (a newer app of its name replaced it).
+        self.retired: str | None = None
 
     # ----------------------------------------------------------- lifecycle
 
@@ -146,6 +148,8 @@ class Runtime:
         with self._state_lock:
             if self.started:
                 return
+            if self.retired is not None:
+                raise EngineClosedError(f"this app cannot start again: {self.retired}")
             if self.stopping:
                 raise EngineClosedError("the app is stopping; start it again once stop() returns")
             ready = threading.Event()
@@ -328,6 +332,11 @@ class Runtime:
             self.cancelled.clear()
             self._active = 0
             self.started = self.stopping = False
+
+    def retire(self, reason: str) -> None:
+        """Refuse to start from now on, saying ``reason`` (a running one keeps running
+        until stopped)."""
+        self.retired = reason
 
     def drain_and_stop(self, timeout: float) -> None:
         """Stop as a worker process does on SIGTERM (see :meth:`stop`)."""
