@@ -63,11 +63,15 @@ func Open(ctx context.Context, rawURL string, cfg Config) (*Store, error) {
 	return s, nil
 }
 
+// pingCloseWait bounds the wait for a PING to return once its client is closed.
+const pingCloseWait = time.Second
+
 // ping checks that Redis answers before ctx ends. go-redis bounds a read by
 // its own ReadTimeout, not by the context, so a server that accepts the
 // connection and never answers would hold Open past the caller's connect
 // timeout; on the deadline the client is closed, which ends the PING (and
-// its goroutine) at once.
+// its goroutine) at once. What the PING then says wins if it is a cause of
+// its own (a refused dial retried past the deadline is refused, not silent).
 func ping(ctx context.Context, client redis.UniversalClient) error {
 	done := make(chan error, 1)
 	go func() { done <- client.Ping(ctx).Err() }()
@@ -75,8 +79,17 @@ func ping(ctx context.Context, client redis.UniversalClient) error {
 	case err := <-done:
 		return err
 	case <-ctx.Done():
-		_ = client.Close()
-		return fmt.Errorf("no answer to PING: %w", ctx.Err())
+	}
+	_ = client.Close()
+	silent := fmt.Errorf("no answer to PING: %w", ctx.Err())
+	select {
+	case err := <-done:
+		if err == nil || errors.Is(err, redis.ErrClosed) || errors.Is(err, net.ErrClosed) || isTimeout(err) {
+			return silent
+		}
+		return err
+	case <-time.After(pingCloseWait):
+		return silent
 	}
 }
 
