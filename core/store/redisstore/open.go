@@ -49,7 +49,10 @@ func Open(ctx context.Context, rawURL string, cfg Config) (*Store, error) {
 	}
 	pctx, cancel := context.WithTimeout(ctx, OpenTimeout)
 	defer cancel()
-	if err := ping(pctx, client); err != nil {
+	release := holdLogs() // a refused dial's "failed to dial" lines say what the error says
+	err = ping(pctx, client)
+	release(err == nil)
+	if err != nil {
 		_ = client.Close()
 		return nil, fmt.Errorf("redisstore: open %s: %w", shown, explainPing(err, t, urlPassword(rawURL) != "", wait))
 	}
