@@ -175,7 +175,10 @@ func TestOpenSilentRedisHonoursConnectTimeout(t *testing.T) {
 	s, err := bridge.Open(context.Background(), msgpacktest.Pack(t, cfg))
 	took := time.Since(began)
 	require.Nil(t, s)
-	require.ErrorContains(t, err, "Redis does not answer (waited up to 500ms)")
+	// It says what it had left of the 500 ms when it began, to 10 ms: the decoding
+	// before it takes a few on a loaded machine.
+	require.Error(t, err)
+	require.Regexp(t, `Redis does not answer \(waited up to (4\d0|500)ms\)`, err.Error())
 	require.ErrorIs(t, err, store.ErrTimeout)
 	require.ErrorIs(t, err, store.ErrUnavailable)
 	require.Equal(t, "timeout", frames.Code(err), "%v", err)
