@@ -18,12 +18,11 @@ import sys
 import threading
 import weakref
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from blazing.settings import redact
 
 if TYPE_CHECKING:
-    from blazing.runtime import Runtime
     from blazing.settings import Settings
 
 log = logging.getLogger("blazing.app")
@@ -58,6 +57,18 @@ def caller_module() -> str:
 def name_for(settings: Settings, module: str) -> AppName:
     """The name of an app made in ``module`` with these settings."""
     return AppName(module, settings.redis_url or "", settings.namespace)
+
+
+class Runtime(Protocol):
+    """What this registry needs of an app's runtime (``blazing.runtime.Runtime``, which
+    this layer does not import)."""
+
+    started: bool
+    settings: Settings
+
+    def retire(self, reason: str) -> None: ...
+    def on_runtime_thread(self) -> bool: ...
+    def stop(self, timeout: float) -> None: ...
 
 
 _lock = threading.Lock()
