@@ -47,6 +47,9 @@ const (
 	// rcUnavailable: the store cannot be reached or refuses this process
 	// (credentials, TLS); Python raises StoreUnavailable.
 	rcUnavailable = -8
+	// rcTimeout: the store was reached but did not answer in time; Python
+	// raises StoreTimeout (a StoreUnavailable and a TimeoutError).
+	rcTimeout = -9
 )
 
 // version is reported by bz_version; bump with the frame format.
@@ -80,6 +83,8 @@ func rcFor(err error) C.int {
 		return rcConflict
 	case "unavailable":
 		return rcUnavailable
+	case "timeout":
+		return rcTimeout
 	}
 	if errors.Is(err, bridge.ErrConfig) {
 		return rcInvalid

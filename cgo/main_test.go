@@ -111,7 +111,7 @@ func TestOpenRefusesBadConfigs(t *testing.T) {
 		"huge unknown store":   {cCall{in: pack(t, map[string]any{"inbox": "t", "store": strings.Repeat("x", 4<<20)})}, rcInvalid, "unknown store"},
 		"redis without url":    {cCall{in: pack(t, map[string]any{"inbox": "t", "store": "redis"})}, rcInvalid, "needs a url"},
 		"redis bad url":        {cCall{in: pack(t, map[string]any{"inbox": "t", "store": "redis", "url": "http://x"})}, rcInvalid, "http://x"},
-		"redis unreachable":    {cCall{in: pack(t, map[string]any{"inbox": "t", "store": "redis", "url": "redis://127.0.0.1:1", "connect_timeout_ms": 300})}, rcUnavailable, "127.0.0.1:1"},
+		"redis unreachable":    {cCall{in: pack(t, map[string]any{"inbox": "t", "store": "redis", "url": "redis://127.0.0.1:1", "connect_timeout_ms": 2000})}, rcUnavailable, "connection refused"},
 		"optimize no interval": {cCall{in: pack(t, map[string]any{"inbox": "t", "auto_optimize": true})}, rcInvalid, "optimization_interval_ms"},
 		"huge str header":      {cCall{in: []byte{0x81, 0xa5, 'i', 'n', 'b', 'o', 'x', 0xdb, 0xff, 0xff, 0xff, 0xff, 't'}}, rcInvalid, "bad configuration"},
 		"huge map header":      {cCall{in: []byte{0xdf, 0xff, 0xff, 0xff, 0xff}}, rcInvalid, "bad configuration"},

@@ -141,6 +141,51 @@ func TestOpenRedisTLSConfig(t *testing.T) {
 	}
 }
 
+// A Redis that accepts connections and never answers fails the open within
+// connect_timeout_ms (go-redis alone would wait for its own 3 s read
+// timeout, then more), classified as a timeout: Python raises StoreTimeout,
+// a ConnectionError and a TimeoutError.
+func TestOpenSilentRedisHonoursConnectTimeout(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = l.Close() })
+	var held []net.Conn // accepted and never answered
+	var mu sync.Mutex
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return // closed by the cleanup
+			}
+			mu.Lock()
+			held = append(held, c)
+			mu.Unlock()
+		}
+	}()
+	t.Cleanup(func() {
+		mu.Lock()
+		defer mu.Unlock()
+		for _, c := range held {
+			_ = c.Close()
+		}
+	})
+	cfg := map[string]any{"inbox": "t", "store": "redis", "url": "redis://" + l.Addr().String() + "/0",
+		"connect_timeout_ms": 500}
+	began := time.Now()
+	s, err := bridge.Open(context.Background(), msgpacktest.Pack(t, cfg))
+	took := time.Since(began)
+	require.Nil(t, s)
+	// It says what it had left of the 500 ms when it began, to 10 ms: the decoding
+	// before it takes a few on a loaded machine.
+	require.Error(t, err)
+	require.Regexp(t, `Redis does not answer \(waited up to (4\d0|500)ms\)`, err.Error())
+	require.ErrorIs(t, err, store.ErrTimeout)
+	require.ErrorIs(t, err, store.ErrUnavailable)
+	require.Equal(t, "timeout", frames.Code(err), "%v", err)
+	// Far below what go-redis's own timeouts give (>= 3 s), whatever the machine's load.
+	require.Less(t, took, 2900*time.Millisecond, "the open waited past connect_timeout_ms")
+}
+
 func repeat(b byte, n int) []byte {
 	out := make([]byte, n)
 	for i := range out {

@@ -123,6 +123,8 @@ func Code(err error) string {
 		return "closed"
 	case errors.Is(err, store.ErrFull):
 		return "full"
+	case errors.Is(err, store.ErrTimeout): // before unavailable, which it also wraps
+		return "timeout"
 	case errors.Is(err, store.ErrUnavailable):
 		return "unavailable"
 	}

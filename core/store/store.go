@@ -421,6 +421,9 @@ var (
 	// ErrUnavailable: the store cannot be reached, or refuses this
 	// process (credentials, TLS).
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrTimeout: the store accepted the connection but did not answer in
+	// time. Errors that wrap it wrap ErrUnavailable too.
+	ErrTimeout = errors.New("store did not answer in time")
 )
 
 // Store is the storage driver interface.

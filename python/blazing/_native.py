@@ -8,7 +8,8 @@ hold up Python.
 
 Every call exchanges msgpack frames (see ``core/frames``); errors come back as
 negative codes plus a message and are raised as :class:`NativeError` (a store
-that cannot be reached or refuses this process as :class:`StoreUnavailable`).
+that cannot be reached or refuses this process as :class:`StoreUnavailable`, one
+that does not answer in time as :class:`StoreTimeout`).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from blazing.errors import (
     ForkedProcessError,
     NativeError,
     NativeLibraryError,
+    StoreTimeout,
     StoreUnavailable,
 )
 from blazing.frames import REPLY_ERRORS, REPLY_EVENTS
@@ -42,6 +44,7 @@ _CODES = {
     -6: "bad_handle",
     -7: "conflict",
     -8: "unavailable",
+    -9: "timeout",
 }
 
 _BUF_SIZE = 256 * 1024
@@ -159,6 +162,9 @@ def _take(lib: ctypes.CDLL, rc: int, b: _Buffers) -> bytes:
     if code in ("closed", "bad_handle"):
         # A closed session's handle is gone from the core: both mean "stopped".
         raise EngineClosedError(message or "the engine is stopped")
+    if code == "timeout":
+        # Reached, but no answer within connect_timeout: a ConnectionError and a TimeoutError.
+        raise StoreTimeout(message or "the store did not answer in time")
     if code == "unavailable":
         # Unreachable, refusing the credentials, or failing TLS: the message says which.
         raise StoreUnavailable(message or "the store cannot be reached")

@@ -7,6 +7,7 @@ import os
 from collections.abc import Callable, Mapping
 from typing import Any, TypeVar, overload
 
+from blazing import app_registry
 from blazing.connectors.registry import Connectors
 from blazing.definitions import (
     Definition,
@@ -16,7 +17,7 @@ from blazing.definitions import (
     make_options,
     make_wrapper,
 )
-from blazing.errors import UnknownNameError
+from blazing.errors import UnknownNameError, positional_arguments_error
 from blazing.inspector import Inspector, When
 from blazing.lookup import looking_up
 from blazing.records import OperationRecord, StepStats, Timeline
@@ -33,7 +34,7 @@ class BaseApp:
     this process, and the read path over its store. Use :class:`Blazing` or
     :class:`SyncBlazing`."""
 
-    def __init__(self, *, redis_url: str | None = None,
+    def __init__(self, *positional: Any, redis_url: str | None = None,
                  worker_config: dict[str, Any] | None = None,
                  api_url: str | None = None, api_token: str | None = None,
                  secret: str | bytes | None = None, namespace: str | None = None,
@@ -55,6 +56,8 @@ class BaseApp:
                  tls_cert_file: str | os.PathLike[str] | None = None,
                  tls_key_file: str | os.PathLike[str] | None = None,
                  connectors: Mapping[str, Any] | None = None) -> None:
+        if positional:
+            raise positional_arguments_error(type(self).__name__, positional)
         self._definitions: dict[str, Definition] = {}
         self._service_classes: dict[str, type] = {}
         self._published = False
@@ -79,6 +82,9 @@ class BaseApp:
         self._connectors = Connectors(connectors)
         self._runtime = Runtime(self._definitions, self._service_classes, self.settings,
                                 self._connectors)
+        # An app made again (a re-run notebook cell) replaces the one of its name.
+        app_registry.claim(app_registry.name_for(self.settings, app_registry.caller_module()),
+                           self._runtime)
 
     # ---------------------------------------------------------- decorators
 

@@ -67,6 +67,7 @@ __all__ = [
     "CodecError",
     "MalformedPayloadError",
     "RemoteError",
+    "RemoteTraceback",
     "SerializationError",
     "SignatureError",
     "ValueTooLargeError",
@@ -156,6 +157,23 @@ class RemoteError(Exception):
     def __str__(self) -> str:
         name = self.type_name.removeprefix("builtins.")
         return f"{name}: {self.message}" if self.message else name
+
+
+class RemoteTraceback(Exception):
+    """The traceback of an exception as it was raised in another process or thread.
+
+    A decoded exception carries it as its ``__cause__``, so that Python prints the
+    remote frames (down to the step's own ``raise``) above the local ones, as
+    ``concurrent.futures`` does for a process pool; each hop (step, workflow,
+    client) adds its frames below the ones before.
+    """
+
+    def __init__(self, text: str) -> None:
+        super().__init__(text)
+        self.text = text
+
+    def __str__(self) -> str:
+        return f'\n"""\n{self.text.rstrip()}\n"""'
 
 
 # --------------------------------------------------------------------------- secret
@@ -649,14 +667,21 @@ def encode_exception(exc: BaseException) -> dict[str, Any]:
     cls = type(exc)
     if isinstance(exc, RemoteError):
         # Keep reporting the original type through any number of hops.
-        type_name, message, text = exc.type_name, exc.message, exc.remote_traceback
+        type_name, message = exc.type_name, exc.message
+        fallback = exc.remote_traceback
     else:
         type_name = f"{cls.__module__}.{cls.__qualname__}"
         message = _safe_str(exc)
+        fallback = f"{type_name}: {message}\n"
+    if isinstance(exc, RemoteError) and exc.__traceback__ is None:
+        text = exc.remote_traceback  # never raised here: nothing to add to its story
+    else:
         try:
+            # With its causes: a decoded exception re-raised here (a step's, through a
+            # workflow) keeps the remote frames as its RemoteTraceback cause.
             text = "".join(traceback.format_exception(exc))
         except Exception:  # noqa: BLE001 - same: describe the error whatever happens
-            text = f"{type_name}: {message}\n"
+            text = fallback
     payload = None
     try:
         body = pickle.dumps(exc, protocol=_PICKLE_PROTOCOL)
@@ -693,7 +718,8 @@ def decode_exception(info: Mapping[str, Any]) -> BaseException:
 
     Tries the signed pickle, then the original type (from an already imported
     module) constructed with the message, then :class:`RemoteError`. The remote
-    traceback text is attached as ``__blazing_traceback__``.
+    traceback text is attached as ``__blazing_traceback__`` and, as a
+    :class:`RemoteTraceback`, as the exception's ``__cause__``.
     """
     if not isinstance(info, Mapping):
         info = {"type": "builtins.Exception", "message": _path_repr.repr(info)}
@@ -723,4 +749,7 @@ def decode_exception(info: Mapping[str, Any]) -> BaseException:
         exc = RemoteError(type_name, message, text)
     with contextlib.suppress(Exception):  # best effort: some types refuse attributes
         exc.__blazing_traceback__ = text  # type: ignore[attr-defined]
+    if text and exc.__cause__ is None:
+        # Printed above the local frames: where it was raised, the remote `raise` line.
+        exc.__cause__ = RemoteTraceback(text)
     return exc

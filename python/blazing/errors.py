@@ -10,6 +10,7 @@ from blazing.codec import (
     CodecError,
     MalformedPayloadError,
     RemoteError,
+    RemoteTraceback,
     SerializationError,
     SignatureError,
     ValueTooLargeError,
@@ -30,12 +31,14 @@ __all__ = [
     "NativeError",
     "NativeLibraryError",
     "RemoteError",
+    "RemoteTraceback",
     "RunCancelled",
     "RunLost",
     "RunNotFound",
     "SerializationError",
     "SignatureError",
     "StoreFull",
+    "StoreTimeout",
     "StoreUnavailable",
     "WorkerLost",
     "UnknownNameError",
@@ -81,6 +84,13 @@ class NativeError(BlazingError):
 
 class StoreUnavailable(BlazingError, ConnectionError):
     """The store could not be reached (or refused this process's credentials)."""
+
+
+class StoreTimeout(StoreUnavailable, TimeoutError):
+    """The store accepted the connection but did not answer within ``connect_timeout``.
+
+    Both a ``ConnectionError`` and a ``TimeoutError``: ``except`` either catches it.
+    """
 
 
 class StoreFull(BlazingError):
@@ -133,6 +143,20 @@ class EngineClosedError(NativeError):
         super().__init__(message, "closed")
 
 
+def positional_arguments_error(app_class: str, args: tuple[object, ...]) -> TypeError:
+    """The error for ``Blazing("redis://...")``: the app takes keyword arguments only,
+    and the message says which keyword a URL goes to."""
+    from blazing.settings import redact  # settings imports this module
+
+    first = args[0]
+    if isinstance(first, str) and "://" in first:
+        return TypeError(f"{app_class}() takes keyword arguments only: pass the URL as "
+                         f"{app_class}(redis_url={redact(first)!r}) (or set BLAZING_REDIS_URL)")
+    return TypeError(f"{app_class}() takes keyword arguments only (got {len(args)} positional: "
+                     f"{', '.join(repr(a)[:60] for a in args)}); e.g. {app_class}(redis_url=..., "
+                     "namespace=...)")
+
+
 def from_native(message: str, code: str) -> BlazingError:
     """The exception for an error the core reported with ``code``: typed where the
     code says what happened (no such run, the store is full, a run was lost), else
@@ -143,6 +167,8 @@ def from_native(message: str, code: str) -> BlazingError:
         return StoreFull(message)
     if code == "lost":
         return RunLost(message)
+    if code == "timeout":
+        return StoreTimeout(message)
     if code == "unavailable":
         return StoreUnavailable(message)
     return NativeError(message, code)

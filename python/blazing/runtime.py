@@ -52,6 +52,7 @@ from blazing.run import RemoteRun, ResultSlot, outcome_to_value
 from blazing.services import Services, create_services
 from blazing.settings import Settings
 from blazing.worker import executor
+from blazing.worker.attempt_log import attempt_timed_out
 from blazing.worker.blocking_pool import BlockingPool
 from blazing.worker.loop_watchdog import LoopWatchdog
 
@@ -128,6 +129,9 @@ class Runtime:
         # Blocking-lane operations on pool threads now: (unit, path) -> thread id
         # (what a worker is running, for its beat and `blazing workers`).
         self.running_blocking: dict[tuple[str, str], int] = {}
+        # Every operation delivered here and not yet ended: (unit, path) -> (name,
+        # attempt), so that one the engine stops at its timeout is logged by name.
+        self.attempts: dict[tuple[str, str], tuple[str, int]] = {}
         self.cancelled: set[tuple[str, str]] = set()
         self.pool: BlockingPool | None = None
         self._active = 0
@@ -135,6 +139,8 @@ class Runtime:
         self._state_lock = threading.Lock()
         self.started = False
         self.stopping = False
+        # Why this runtime may not start again (a newer app of its name replaced it).
+        self.retired: str | None = None
 
     # ----------------------------------------------------------- lifecycle
 
@@ -144,6 +150,8 @@ class Runtime:
         with self._state_lock:
             if self.started:
                 return
+            if self.retired is not None:
+                raise EngineClosedError(f"this app cannot start again: {self.retired}")
             if self.stopping:
                 raise EngineClosedError("the app is stopping; start it again once stop() returns")
             ready = threading.Event()
@@ -322,9 +330,15 @@ class Runtime:
             self._pending = []
             self._flush_scheduled = False
             self.running.clear()
+            self.attempts.clear()
             self.cancelled.clear()
             self._active = 0
             self.started = self.stopping = False
+
+    def retire(self, reason: str) -> None:
+        """Refuse to start from now on, saying ``reason`` (a running one keeps running
+        until stopped)."""
+        self.retired = reason
 
     def drain_and_stop(self, timeout: float) -> None:
         """Stop as a worker process does on SIGTERM (see :meth:`stop`)."""
@@ -441,12 +455,17 @@ class Runtime:
                     cb(ev[frames.RESULT_STATUS], ev[frames.RESULT_VALUE], ev[frames.RESULT_ERROR])
             elif kind == EV_DELIVER:
                 self.activity(1)
+                self.attempts[(ev[frames.DELIVER_UNIT], ev[frames.DELIVER_PATH])] = (
+                    ev[frames.DELIVER_NAME], ev[frames.DELIVER_ATTEMPT])
                 if ev[frames.DELIVER_LANE] == LANE_BLOCKING:
                     assert self.pool is not None
                     self.pool.put(ev)
                 else:
                     for_loop.append(ev)
             elif kind == EV_CANCEL:
+                # Here, in the events' order: a retry's delivery may follow in this batch.
+                self._log_timeout((ev[frames.CANCEL_UNIT], ev[frames.CANCEL_PATH]),
+                                  ev[frames.CANCEL_ERROR])
                 for_loop.append(ev)
             elif kind == EV_LOG:
                 # A record of the Go core's, naming the run and step it concerns.
@@ -487,9 +506,23 @@ class Runtime:
                 if task is not None:
                     task.cancel()
 
+    def _log_timeout(self, key: tuple[str, str], err: list[Any] | None) -> None:
+        """Log an attempt running here that the engine stopped at its ``timeout=``
+        (a cancellation of the run itself is no failure of the worker's)."""
+        attempt = self.attempts.pop(key, None)
+        if attempt is None or not err or err[frames.ERR_TYPE] != "builtins.TimeoutError":
+            return
+        name, number = attempt
+        defn = self.registry.get(name)
+        attempt_timed_out(defn.kind if defn is not None else "operation", name, key[0], key[1],
+                          number, defn.options.retries if defn is not None else 0,
+                          err[frames.ERR_MESSAGE])
+
     def _task_done(self, key: tuple[str, str], task: asyncio.Task[None]) -> None:
         if task.cancelled():
-            self.running.pop(key, None)
+            # A retry of the same operation may run here already, under the same key.
+            if self.running.get(key) is task:
+                del self.running[key]
             self.cancelled.discard(key)
             self.activity(-1)
 
@@ -497,7 +530,9 @@ class Runtime:
         """Run an async-lane delivery and report how it ended (a cancelled task
         reports nothing: see _task_done)."""
         outcome = await executor.run_async(self, ev)
-        self.running.pop((outcome.unit, outcome.path), None)
+        key = (outcome.unit, outcome.path)
+        if self.running.get(key) is asyncio.current_task():
+            del self.running[key]
         self.complete(outcome)
 
     def _run_blocking(self, ev: list[Any], loop: asyncio.AbstractEventLoop | None
@@ -514,7 +549,10 @@ class Runtime:
 
     def complete(self, outcome: executor.Outcome) -> None:
         """Report the end of an attempt that ran here."""
-        self.cancelled.discard((outcome.unit, outcome.path))
+        key = (outcome.unit, outcome.path)
+        self.cancelled.discard(key)
+        if self.attempts.get(key, ("", 0))[1] == outcome.attempt:
+            del self.attempts[key]  # a late end of an earlier attempt leaves the new one's
         self.send(outcome.command())
         self.activity(-1)
 

@@ -63,7 +63,8 @@ class WorkerFleet:
 
     def __init__(self, env: dict[str, str], log: Path,
                  app: str = "tests.apps.durable:app") -> None:
-        self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+        # The tree under test first: a venv's editable install may point at another checkout.
+        self.env = {**os.environ, **env, "PYTHONPATH": f"{ROOT / 'python'}{os.pathsep}{ROOT}"}
         self.app = app
         self.workers: list[Worker] = []
         self.log_path = log

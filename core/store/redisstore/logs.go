@@ -51,7 +51,10 @@ func RouteLogs(log *slog.Logger) (undo func()) {
 type router struct{}
 
 func (router) Printf(_ context.Context, format string, v ...any) {
-	msg := "redis: " + strings.TrimSpace(fmt.Sprintf(format, v...))
+	msg := strings.TrimSpace(fmt.Sprintf(format, v...))
+	if !strings.HasPrefix(msg, "redis: ") { // most of go-redis's lines say it already
+		msg = "redis: " + msg
+	}
 	logRoutes.Lock()
 	var log *slog.Logger
 	if n := len(logRoutes.stack); n > 0 {
@@ -64,3 +67,43 @@ func (router) Printf(_ context.Context, format string, v ...any) {
 	}
 	log.Warn(msg)
 }
+
+// holdLogs keeps go-redis's lines to itself until release: Open holds those
+// of its check that Redis answers. A failed check drops them (release(false):
+// its error carries their cause, and they would reach stderr, since no
+// engine has routed them yet); a passed one passes them on (release(true)).
+func holdLogs() (release func(pass bool)) {
+	held := &heldLines{}
+	undo := RouteLogs(slog.New(held))
+	return func(pass bool) {
+		undo()
+		if !pass {
+			return
+		}
+		held.mu.Lock()
+		lines := held.lines
+		held.lines = nil
+		held.mu.Unlock()
+		for _, line := range lines {
+			router{}.Printf(context.Background(), "%s", line)
+		}
+	}
+}
+
+// heldLines is a slog.Handler that keeps the messages it gets.
+type heldLines struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (*heldLines) Enabled(context.Context, slog.Level) bool { return true }
+
+func (h *heldLines) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.lines = append(h.lines, r.Message)
+	return nil
+}
+
+func (h *heldLines) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h *heldLines) WithGroup(string) slog.Handler      { return h }

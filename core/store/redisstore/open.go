@@ -45,11 +45,14 @@ func Open(ctx context.Context, rawURL string, cfg Config) (*Store, error) {
 	}
 	wait := OpenTimeout
 	if d, ok := ctx.Deadline(); ok && time.Until(d) < wait {
-		wait = time.Until(d).Round(time.Millisecond)
+		wait = time.Until(d).Round(10 * time.Millisecond) // the time spent so far is noise
 	}
 	pctx, cancel := context.WithTimeout(ctx, OpenTimeout)
 	defer cancel()
-	if err := client.Ping(pctx).Err(); err != nil {
+	release := holdLogs() // a refused dial's "failed to dial" lines say what the error says
+	err = ping(pctx, client)
+	release(err == nil)
+	if err != nil {
 		_ = client.Close()
 		return nil, fmt.Errorf("redisstore: open %s: %w", shown, explainPing(err, t, urlPassword(rawURL) != "", wait))
 	}
@@ -61,6 +64,36 @@ func Open(ctx context.Context, rawURL string, cfg Config) (*Store, error) {
 	}
 	s.owned = true
 	return s, nil
+}
+
+// pingCloseWait bounds the wait for a PING to return once its client is closed.
+const pingCloseWait = time.Second
+
+// ping checks that Redis answers before ctx ends. go-redis bounds a read by
+// its own ReadTimeout, not by the context, so a server that accepts the
+// connection and never answers would hold Open past the caller's connect
+// timeout; on the deadline the client is closed, which ends the PING (and
+// its goroutine) at once. What the PING then says wins if it is a cause of
+// its own (a refused dial retried past the deadline is refused, not silent).
+func ping(ctx context.Context, client redis.UniversalClient) error {
+	done := make(chan error, 1)
+	go func() { done <- client.Ping(ctx).Err() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	_ = client.Close()
+	silent := fmt.Errorf("no answer to PING: %w", ctx.Err())
+	select {
+	case err := <-done:
+		if err == nil || errors.Is(err, redis.ErrClosed) || errors.Is(err, net.ErrClosed) || isTimeout(err) {
+			return silent
+		}
+		return err
+	case <-time.After(pingCloseWait):
+		return silent
+	}
 }
 
 // noRetries turns off go-redis's own retry of a command after a network

@@ -28,6 +28,14 @@ type unavailable struct{ error }
 
 func (e unavailable) Unwrap() []error { return []error{e.error, store.ErrUnavailable} }
 
+// timedOut marks a Redis that gave no answer in the time Open had: a kind of
+// unavailable that callers may tell apart (Python raises a TimeoutError).
+type timedOut struct{ error }
+
+func (e timedOut) Unwrap() []error {
+	return []error{e.error, store.ErrUnavailable, store.ErrTimeout}
+}
+
 // explainPing says why the PING with which Open checks Redis failed: the
 // credentials, TLS (with the option that would fix it), another refusal,
 // or no answer at all. t is the TLS in force (nil without TLS); hasPassword
@@ -51,7 +59,11 @@ func explainPing(err error, t *TLS, hasPassword bool, waited time.Duration) erro
 	case t != nil && isTimeout(err):
 		hint = "; a server that does not speak TLS on that port also gives no answer: use redis:// for it"
 	}
-	return unavailable{fmt.Errorf("Redis does not answer (waited up to %v): %w%s", waited, err, hint)}
+	msg := fmt.Errorf("Redis does not answer (waited up to %v): %w%s", waited, err, hint)
+	if isTimeout(err) {
+		return timedOut{msg}
+	}
+	return unavailable{msg}
 }
 
 func isTimeout(err error) bool {

@@ -18,6 +18,7 @@ from blazing import codec, frames
 from blazing.context import CallHost, Execution, current
 from blazing.definitions import Definition
 from blazing.errors import DefinitionError
+from blazing.worker.attempt_log import attempt_failed
 
 log = logging.getLogger("blazing.worker")
 
@@ -99,7 +100,12 @@ def _encode_result(host: ExecutorHost, defn: Definition, ex: Execution, value: A
         raise _Refused(codec.with_context(exc, context)) from exc
 
 
-def _failed(ev: list[Any], exc: BaseException, no_retry: bool) -> Outcome:
+def _failed(ev: list[Any], exc: BaseException, no_retry: bool,
+            defn: Definition | None = None) -> Outcome:
+    # Every attempt that fails is logged here, where its exception is at hand.
+    attempt_failed(defn.kind if defn is not None else "operation", ev[frames.DELIVER_NAME],
+                   ev[frames.DELIVER_UNIT], ev[frames.DELIVER_PATH], ev[frames.DELIVER_ATTEMPT],
+                   defn.options.retries if defn is not None else 0, exc, no_retry)
     return Outcome(ev[frames.DELIVER_UNIT], ev[frames.DELIVER_PATH], ev[frames.DELIVER_ATTEMPT],
                    False, error=error_frame(exc), no_retry=no_retry)
 
@@ -112,6 +118,7 @@ async def run_async(host: ExecutorHost, ev: list[Any]) -> Outcome:
     there is no outcome: the core expects no completion.
     """
     token = None
+    defn = None
     try:
         defn, ex, args, kwargs = prepare(host, ev)
         if not defn.is_async:
@@ -120,9 +127,9 @@ async def run_async(host: ExecutorHost, ev: list[Any]) -> Outcome:
         value = await defn.fn(*args, **kwargs)
         payload = _encode_result(host, defn, ex, value)
     except _Refused as r:
-        return _failed(ev, r.exc, True)
+        return _failed(ev, r.exc, True, defn)
     except Exception as exc:  # noqa: BLE001 - the step's failure is its result
-        return _failed(ev, exc, False)
+        return _failed(ev, exc, False, defn)
     finally:
         if token is not None:
             current.reset(token)
@@ -138,6 +145,7 @@ def run_blocking(host: ExecutorHost, ev: list[Any], thread_loop: asyncio.Abstrac
     created on first use and returned for reuse.
     """
     token = None
+    defn = None
     try:
         defn, ex, args, kwargs = prepare(host, ev)
         token = current.set(ex)
@@ -149,9 +157,9 @@ def run_blocking(host: ExecutorHost, ev: list[Any], thread_loop: asyncio.Abstrac
             value = defn.fn(*args, **kwargs)
         payload = _encode_result(host, defn, ex, value)
     except _Refused as r:
-        return _failed(ev, r.exc, True), thread_loop
+        return _failed(ev, r.exc, True, defn), thread_loop
     except Exception as exc:  # noqa: BLE001 - the step's failure is its result
-        return _failed(ev, exc, False), thread_loop
+        return _failed(ev, exc, False, defn), thread_loop
     finally:
         if token is not None:
             current.reset(token)
