@@ -380,15 +380,20 @@ func (e *Engine) Submit(ctx context.Context, subs []Submit) []error {
 	var failed bool
 	var retry []Submit
 	var away error
+	full := 0
 	for i, err := range errs {
 		switch {
 		case err == nil:
-		case transient(err) && !errors.Is(err, store.ErrFull):
-			// The store is unreachable for now: keep it (with the inbox
-			// its waiter listens on) and retry rather than fail a run over
-			// a network blip.
+		case kept(ss[i], err):
+			// The store is unreachable for now, or full under a running
+			// workflow: keep it (with the inbox its waiter listens on) and
+			// retry rather than fail a run over a network blip.
 			retry = append(retry, Submit{Submission: ss[i], Token: subs[i].Token})
-			away = err
+			if errors.Is(err, store.ErrFull) {
+				full++
+			} else {
+				away = err
+			}
 			errs[i] = nil
 		default:
 			failed = true
@@ -401,8 +406,12 @@ func (e *Engine) Submit(ctx context.Context, subs []Submit) []error {
 	}
 	e.queueSubs(retry, now) // under the same lock: a retried one stays counted
 	e.mu.Unlock()
-	if len(retry) > 0 {
-		e.unreachable(now, fmt.Errorf("submit %d operations: %w", len(retry), away))
+	if away != nil {
+		e.unreachable(now, fmt.Errorf("submit %d operations: %w", len(retry)-full, away))
+	}
+	if full > 0 {
+		e.log.Warn(fmt.Sprintf("the store is out of memory: %d calls of running workflows are kept and retried until it takes them (for up to %s)",
+			full, e.cfg.OutageTimeout), opAttrs(retry[0].Ref)...)
 	}
 	if failed {
 		e.mu.Lock()

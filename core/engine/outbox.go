@@ -17,7 +17,9 @@ import (
 //     stale (the lease was taken over meanwhile): a result is never thrown
 //     away while it may still count;
 //   - submissions and watches are retried for up to OutageTimeout, keeping
-//     their waiters; then their waiters get StoreUnavailable;
+//     their waiters; then their waiters get StoreUnavailable; a store out
+//     of memory refuses a client's submission at once (StoreFull), while a
+//     running workflow's calls wait here for memory (see kept);
 //   - cancellations are retried for up to OutageTimeout;
 //   - breadcrumbs are retried with them, at most maxOutboxCrumbs of them
 //     (the oldest are dropped past that, with a log line: they are
@@ -61,6 +63,15 @@ func transient(err error) bool {
 		}
 	}
 	return true
+}
+
+// kept reports whether a submission the store did not take goes to the
+// outbox: the store is unreachable, or it is out of memory and the
+// submission is a call inside a running workflow. A client's own
+// submission is refused at once (StoreFull); a run already in flight waits
+// for memory instead of failing over it.
+func kept(sub store.Submission, err error) bool {
+	return transient(err) && (!errors.Is(err, store.ErrFull) || sub.Parent != "")
 }
 
 // queueSubs keeps submissions for the outbox loop. Caller holds mu.
@@ -261,11 +272,13 @@ func (e *Engine) retrySubs(ctx context.Context, subs []pendingSub) bool {
 		case err == nil:
 			done = append(done, sub.Ref)
 			continue
-		case transient(err) && !errors.Is(err, store.ErrFull) && now.Sub(subs[i].since) < e.cfg.OutageTimeout:
+		case kept(sub, err) && now.Sub(subs[i].since) < e.cfg.OutageTimeout:
 			keep = append(keep, subs[i])
-			away = err
+			if !errors.Is(err, store.ErrFull) {
+				away = err
+			}
 			continue
-		case transient(err) && !errors.Is(err, store.ErrFull):
+		case kept(sub, err):
 			err = fmt.Errorf("submit %s (%s): gave up after %s: %w", sub.Ref, sub.Name, waited, err)
 		default:
 			err = submitError(sub, err)

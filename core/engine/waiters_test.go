@@ -561,3 +561,41 @@ func TestRewatchSparesASubmissionOnItsWay(t *testing.T) {
 	require.Equal(t, store.StatusSucceeded, ev.Note.Status)
 	require.Equal(t, []byte("arrived"), ev.Note.Result)
 }
+
+// A running workflow's call refused for memory waits in the outbox and is
+// submitted once memory is back: the run in flight finishes. (A client's
+// own submission is refused at once: TestFullStore.)
+func TestWorkflowCallWaitsForMemory(t *testing.T) {
+	mem := newStore(t)
+	fs := &flakyStore{st: mem}
+	e := newEngine(t, fs, false, func(c *Config) {
+		c.Inbox = "w"
+		c.Capacity = [store.NumLanes]int{2, 0} // the workflow and its call
+	})
+	rootRef := store.Ref{Unit: "wf", Path: store.RootPath}
+	child := store.Ref{Unit: "wf", Path: "0.1"}
+	submit(t, e, Submit{Submission: root("wf")})
+	c := collect(t, e)
+	c.until("the workflow's delivery", deliverOf(rootRef))
+
+	fs.full.Store(true)
+	errs := e.Submit(context.Background(), []Submit{{Submission: store.Submission{
+		Ref: child, Parent: "0", Depth: 1, Name: "step", Lane: store.LaneAsync}, Token: 21}})
+	require.NoError(t, errs[0], "kept for memory, not refused")
+	c.quiet(50*time.Millisecond, resultFor(21))
+	_, err := mem.Get(context.Background(), child)
+	require.ErrorIs(t, err, store.ErrNotFound, "nothing written while memory is full")
+
+	fs.full.Store(false)
+	require.Eventually(t, func() bool {
+		_, err := mem.Get(context.Background(), child)
+		return err == nil
+	}, eventually, time.Millisecond, "the outbox submits the call once memory is back")
+	d := c.until("the call's delivery once memory is back", deliverOf(child)).Delivery
+	_, err = e.Complete(context.Background(), []Completion{{
+		Completion: store.Completion{Ref: child, OK: true, Result: []byte("3")}, Attempt: d.Attempt}})
+	require.NoError(t, err)
+	ev := c.until("the call's result", resultFor(21))
+	require.Equal(t, store.StatusSucceeded, ev.Note.Status)
+	require.Equal(t, []byte("3"), ev.Note.Result)
+}
