@@ -294,7 +294,11 @@ func TestLateCompletionIsRefusedAndLogged(t *testing.T) {
 	mem := newStore(t)
 	logger, book := newLogBook(t)
 	zombie := newEngine(t, mem, false, func(c *Config) { c.Inbox = "zombie"; c.Logger = logger })
-	other := newEngine(t, mem, false, func(c *Config) { c.Inbox = "other" })
+	// No slots until the zombie holds the run: the first delivery is the zombie's.
+	other := newEngine(t, mem, false, func(c *Config) {
+		c.Inbox = "other"
+		c.Capacity = [store.NumLanes]int{}
+	})
 	r := root("taken-over")
 	r.Inbox = "nobody"
 	_, errs := mem.Submit(context.Background(), []store.Submission{r})
@@ -302,6 +306,7 @@ func TestLateCompletionIsRefusedAndLogged(t *testing.T) {
 	d := collect(t, zombie).until("delivery to the zombie", deliverOf(r.Ref)).Delivery
 	_, err := other.ReclaimWorker(context.Background(), "zombie") // taken back as if it had lapsed
 	require.NoError(t, err)
+	require.NoError(t, other.AddCapacity(store.LaneAsync, 1))
 	serveOne(t, other, r.Ref, "theirs")
 
 	outs, err := zombie.Complete(context.Background(), []Completion{{
