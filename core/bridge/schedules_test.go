@@ -36,7 +36,7 @@ func TestScheduleQueries(t *testing.T) {
 
 	fire := func() []any {
 		return query(frames.QueryScheduleFire, "beat", "app.beat", "every 1s", "", tickMs+1000, tickMs,
-			false, false, 0, []byte("args"), 0, 0, 0, 0, 0)
+			false, 0, []byte("args"), 0, 0, 0, 0, 0)
 	}
 	res := fire()
 	require.EqualValues(t, store.TickFired, res[0])

@@ -15,7 +15,7 @@ const (
 	// QueryScheduleRegister: [11, name, workflow, spec, tz, next_ms] -> state.
 	QueryScheduleRegister = 11
 	// QueryScheduleFire: [12, name, workflow, spec, tz, next_ms, tick_ms,
-	// overlap, skip, lane, args, retries, backoff_ms, backoff_max_ms,
+	// overlap, lane, args, retries, backoff_ms, backoff_max_ms,
 	// timeout_ms, priority] -> [outcome, prev_tick_ms, unit] (outcome: a
 	// store.TickOutcome).
 	QueryScheduleFire = 12
@@ -42,7 +42,7 @@ func isScheduleQuery(kind int64) bool {
 // kind read already).
 func decodeScheduleQuery(r reader, kind int64, n int) (ScheduleQuery, error) {
 	var q ScheduleQuery
-	want := map[int64]int{QueryScheduleRegister: 6, QueryScheduleFire: 16, QuerySchedules: 1, QuerySchedulePause: 3}[kind]
+	want := map[int64]int{QueryScheduleRegister: 6, QueryScheduleFire: 15, QuerySchedules: 1, QuerySchedulePause: 3}[kind]
 	if n != want {
 		return q, malformed("schedule query kind %d needs %d fields, got %d", kind, want, n)
 	}
@@ -82,9 +82,6 @@ func decodeScheduleQuery(r reader, kind int64, n int) (ScheduleQuery, error) {
 	}
 	t.At = time.UnixMilli(at)
 	if t.Overlap, err = r.bool("overlap"); err != nil {
-		return q, err
-	}
-	if t.Skip, err = r.bool("skip"); err != nil {
 		return q, err
 	}
 	lane, err := r.int("lane")

@@ -55,8 +55,8 @@ type ScheduleState struct {
 	// LastStatus is the status of LastUnit's root (0 once it has expired).
 	LastStatus Status
 	// Fired counts the ticks that ran; Skipped those claimed without a run
-	// because the previous run was still going or the tick was past its
-	// catch-up window (paused ticks are not counted).
+	// because the previous run was still going (paused ticks and ticks
+	// nobody claimed are not counted).
 	Fired, Skipped int64
 	// Seen is the last time a process registered or ticked it.
 	Seen time.Time
@@ -72,9 +72,6 @@ type Tick struct {
 	// Overlap: run even if the schedule's previous run has not finished
 	// (otherwise the tick is skipped).
 	Overlap bool
-	// Skip claims the tick without a run (a missed tick past its catch-up
-	// window).
-	Skip bool
 	// Run is the root submission of the tick's run. Its Ref is set by
 	// FireTick (TickUnit of the schedule and At, path RootPath), so callers
 	// fill in the rest: Name (Info.Workflow), Lane, Args and Opts.
@@ -95,8 +92,6 @@ const (
 	// TickOverlap: the previous run has not finished and Overlap is off; the
 	// tick is claimed and skipped.
 	TickOverlap TickOutcome = 4
-	// TickSkipped: claimed without a run, as Skip asked.
-	TickSkipped TickOutcome = 5
 )
 
 func (o TickOutcome) String() string {
@@ -109,8 +104,6 @@ func (o TickOutcome) String() string {
 		return "paused"
 	case TickOverlap:
 		return "overlap"
-	case TickSkipped:
-		return "skipped"
 	}
 	return fmt.Sprintf("tick_outcome(%d)", uint8(o))
 }
@@ -134,8 +127,8 @@ type Scheduler interface {
 	RegisterSchedule(ctx context.Context, info ScheduleInfo) (ScheduleState, error)
 
 	// FireTick claims the tick t.At of t.Info.Name and, unless the schedule
-	// is paused, t.Skip is set or its previous run is still going without
-	// t.Overlap, submits t.Run, all as one atomic step: of any number of
+	// is paused or its previous run is still going without t.Overlap,
+	// submits t.Run, all as one atomic step: of any number of
 	// concurrent calls for one tick exactly one claims it, and a claimed
 	// tick's run exists. A tick at or before the latest claimed one, or at
 	// or before the schedule's creation, is TickTaken. An unregistered

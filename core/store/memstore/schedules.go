@@ -89,10 +89,6 @@ func (s *Store) FireTick(_ context.Context, t store.Tick) (store.TickResult, err
 	case sc.Paused:
 		res.Outcome = store.TickPaused
 		return res, nil
-	case t.Skip:
-		sc.Skipped++
-		res.Outcome = store.TickSkipped
-		return res, nil
 	case !t.Overlap && s.unfinished(sc.LastUnit):
 		sc.Skipped++
 		res.Outcome, res.Unit = store.TickOverlap, sc.LastUnit

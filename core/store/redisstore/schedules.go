@@ -86,11 +86,11 @@ func (s *Store) FireTick(ctx context.Context, t store.Tick) (store.TickResult, e
 	op := s.k.op(run.Ref)
 	keys := append(s.k.withGlobals(5), op, s.k.unit(run.Ref.Unit), op, s.k.sched(t.Info.Name), s.k.scheds())
 	fields := newOpFields(run)
-	args := append(s.header(s.nowMs(), 19+len(fields)), 1, s.history,
+	args := append(s.header(s.nowMs(), 18+len(fields)), 1, s.history,
 		run.Ref.Unit, run.Ref.Path, "", run.Name, int(run.Lane), run.Opts.Priority, "", len(fields))
 	args = append(args, fields...)
 	args = append(args, t.Info.Name, t.Info.Workflow, t.Info.Spec, t.Info.TZ, t.At.UnixMilli(),
-		t.Info.Next.UnixMilli(), flag(t.Overlap), flag(t.Skip), store.ScheduleKeep.Milliseconds())
+		t.Info.Next.UnixMilli(), flag(t.Overlap), store.ScheduleKeep.Milliseconds())
 	v, err := s.run(ctx, call{script: s.sc.fire, keys: keys, args: args})
 	if err != nil {
 		return store.TickResult{}, fmt.Errorf("redisstore: schedule %s: fire tick %s: %w", t.Info.Name, run.Ref.Unit, err)
@@ -108,8 +108,6 @@ func (s *Store) FireTick(ctx context.Context, t store.Tick) (store.TickResult, e
 		res.Outcome = store.TickTaken
 	case "paused":
 		res.Outcome = store.TickPaused
-	case "skipped":
-		res.Outcome = store.TickSkipped
 	case "overlap":
 		res.Outcome = store.TickOverlap
 	case "fired":

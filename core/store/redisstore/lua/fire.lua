@@ -12,21 +12,21 @@
 -- ARGV[1..6]    common header, see lib.lua
 -- ARGV[7..]     submit.lua's arguments for one item: count 1, history flag,
 --               then the run's root (its unit is ARGV[9])
--- the last 9    name, workflow, spec, tz, tick ms, next tick ms, overlap
---               ("1": run even if the previous run goes on), skip ("1":
---               claim without a run), keep ms (the record's TTL)
+-- the last 8    name, workflow, spec, tz, tick ms, next tick ms, overlap
+--               ("1": run even if the previous run goes on), keep ms (the
+--               record's TTL)
 --
 -- Returns {outcome, previous tick ms, unit, code, detail}: outcome "taken"
 -- (claimed already, or not after the schedule's creation), "paused",
--- "skipped", "overlap" (unit: the run still going), "fired" (unit: the run
+-- "overlap" (unit: the run still going), "fired" (unit: the run
 -- submitted; code: submit's outcome 1, 2 or 3) or "refused" (code and
 -- detail: submit's negative code and its detail; the tick stays claimed).
 
-local SA = #ARGV - 8
+local SA = #ARGV - 7
 local sname, swf, sspec, stz = ARGV[SA], ARGV[SA + 1], ARGV[SA + 2], ARGV[SA + 3]
 local tick, nextTick = tonumber(ARGV[SA + 4]), ARGV[SA + 5]
-local overlap, skip = ARGV[SA + 6] == "1", ARGV[SA + 7] == "1"
-local keep = tonumber(ARGV[SA + 8])
+local overlap = ARGV[SA + 6] == "1"
+local keep = tonumber(ARGV[SA + 7])
 local SK, SNAMES = KEYS[15], KEYS[16]
 
 local cur = redis.call("HMGET", SK, "t", "p", "u", "c")
@@ -44,10 +44,6 @@ redis.call("SADD", SNAMES, sname)
 if tick <= prev or tick <= created then return {"taken", prev, "", 0, ""} end
 redis.call("HSET", SK, "t", tick)
 if cur[2] == "1" then return {"paused", prev, "", 0, ""} end
-if skip then
-  redis.call("HINCRBY", SK, "S", 1)
-  return {"skipped", prev, "", 0, ""}
-end
 if not overlap and cur[3] then
   local st = tonumber(redis.call("HGET", P .. "o:" .. cur[3] .. ":" .. ROOT, "s"))
   if st and st < SUCCEEDED then
