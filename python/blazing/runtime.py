@@ -133,6 +133,9 @@ class Runtime:
         self._state_lock = threading.Lock()
         self.started = False
         self.stopping = False
+        # The app's schedules (blazing.schedules.Schedules): ticked here while this
+        # process serves the app.
+        self.schedules: Any = None
 
     # ----------------------------------------------------------- lifecycle
 
@@ -154,6 +157,10 @@ class Runtime:
                 raise failure[0]
             self.started = True
             self._watchdog = self._start_watchdog()  # None when turned off
+            if self.schedules is not None:
+                self.schedules.bind(self)
+                if self.settings.local_workers:
+                    self.schedules.start(self)
 
     def _start_watchdog(self) -> LoopWatchdog | None:
         """Watch the loop for steps that block it, unless turned off
@@ -277,6 +284,8 @@ class Runtime:
             if not self.started or self.stopping:
                 return
             self.stopping = True
+        if self.schedules is not None:
+            self.schedules.stop()  # no new runs from this process
         if pause:
             self.send_now([frames.pause(True)])
         with self._idle:
