@@ -164,7 +164,7 @@ class BaseApp:
     def schedules(self) -> list[ScheduleInfo]:
         """Every schedule in the store (declared by any process serving the app): name,
         workflow, spec, tz, next tick, last run and its status, paused, counts."""
-        return self._schedules.list(self._session())
+        return self._inspector().schedules()
 
     def pause_schedule(self, name: str) -> ScheduleInfo:
         """Pause a schedule for every process: its ticks pass without runs

@@ -153,6 +153,29 @@ def _floor(state: list[Any]) -> datetime:
                                   / 1000, UTC)
 
 
+def list_schedules(session: Reader) -> list[ScheduleInfo]:
+    """Every schedule in the store (declared by any process), by name."""
+    return [ScheduleInfo.from_frame(f) for f in session.query(frames.query_schedules())]
+
+
+def pause_schedule(session: Reader, name: str, paused: bool = True) -> ScheduleInfo:
+    """Pause (or resume) a schedule for every process serving the app."""
+    if not isinstance(name, str):
+        raise TypeError(f"a schedule name is a str, not {type(name).__name__} {name!r}")
+    try:
+        state = session.query(frames.query_schedule_pause(name, paused))
+    except NativeError as exc:
+        if exc.code == "not_found":
+            raise ScheduleNotFound(
+                f"no schedule {name!r} in this app's store: no process serving the app has "
+                "declared it (or none has served it for 30 days); `blazing schedules` lists "
+                "them") from None
+        if exc.code == "invalid":
+            raise ConfigurationError(str(exc)) from None
+        raise
+    return ScheduleInfo.from_frame(state)
+
+
 class Schedules:
     """An app's schedules: the ones its code declares, the store's view of all of them
     (list, pause, resume), and the ticker that fires them in a serving process."""
@@ -230,30 +253,13 @@ class Schedules:
 
     # ------------------------------------------------------- store's view
 
-    def list(self, session: Reader) -> list[ScheduleInfo]:
-        """Every schedule in the store (declared by any process), by name."""
-        return [ScheduleInfo.from_frame(f) for f in session.query(frames.query_schedules())]
-
     def pause(self, session: Reader, name: str, paused: bool = True) -> ScheduleInfo:
-        """Pause (or resume) a schedule for every process; a schedule this process
-        declared but no ticker registered yet is registered first."""
-        if not isinstance(name, str):
-            raise TypeError(f"a schedule name is a str, not {type(name).__name__} {name!r}")
-        mine = self.declared.get(name)
+        """:func:`pause_schedule`, registering first a schedule this process declared
+        that no ticker registered yet (a client that declares and pauses at once)."""
+        mine = self.declared.get(name) if isinstance(name, str) else None
         if mine is not None:
             session.query(self._register_frame(mine, datetime.now(UTC)))
-        try:
-            state = session.query(frames.query_schedule_pause(name, paused))
-        except NativeError as exc:
-            if exc.code == "not_found":
-                raise ScheduleNotFound(
-                    f"no schedule {name!r} in this app's store: no process serving the app "
-                    "has declared it (or none has served it for 30 days); "
-                    "`blazing schedules` lists them") from None
-            if exc.code == "invalid":
-                raise ConfigurationError(str(exc)) from None
-            raise
-        return ScheduleInfo.from_frame(state)
+        return pause_schedule(session, name, paused)
 
     @staticmethod
     def _register_frame(s: Schedule, now: datetime) -> list[Any]:
@@ -317,11 +323,9 @@ class Schedules:
         if tk is None or tk.schedule is not sched:  # new, or declared again
             state = session.query(self._register_frame(sched, now))
             tk = ticking[sched.name] = _Ticking(sched, _floor(state))
-            log.info("schedule %s: %s%s of %s%s registered; next tick %s", sched.name,
+            log.info("schedule %s: %s%s of %s registered%s", sched.name,
                      sched.trigger.spec, f" {sched.trigger.tz}" if sched.trigger.tz else "",
-                     sched.workflow,
-                     " (paused)" if state[frames.SCHED_PAUSED] else "",
-                     sched.trigger.next_after(max(now, tk.floor)).isoformat())
+                     sched.workflow, " (paused)" if state[frames.SCHED_PAUSED] else "")
         due = self._latest_due(sched, tk.floor, now)
         if due is None:
             nxt = sched.trigger.next_after(max(now, tk.floor))
@@ -395,4 +399,4 @@ class Schedules:
 
 
 __all__ = ["DEFAULT_CATCH_UP", "Cron", "Period", "Schedule", "ScheduleInfo",
-           "ScheduleNotFound", "Schedules"]
+           "ScheduleNotFound", "Schedules", "list_schedules", "pause_schedule"]

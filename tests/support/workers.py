@@ -63,7 +63,8 @@ class WorkerFleet:
 
     def __init__(self, env: dict[str, str], log: Path,
                  app: str = "tests.apps.durable:app") -> None:
-        self.env = {**os.environ, **env, "PYTHONPATH": str(ROOT)}
+        # This checkout's package first, whatever an editable install points at.
+        self.env = {**os.environ, **env, "PYTHONPATH": f"{ROOT / 'python'}{os.pathsep}{ROOT}"}
         self.app = app
         self.workers: list[Worker] = []
         self.log_path = log

@@ -9,6 +9,7 @@
     blazing requeue UNIT_ID
     blazing btop [--refresh 1] [--filter NAME] [--once [-o json]] [--run UNIT_ID]
     blazing charts [--since 15m] [--coarse] [--png FILE] [--html FILE] [--once] [-o json]
+    blazing schedules [-o json] | schedules pause NAME | schedules resume NAME
 
 Every command takes --redis-url (or BLAZING_REDIS_URL) and --namespace (or
 BLAZING_NAMESPACE). They read through an inspector over a session of their
@@ -20,7 +21,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from blazing.cli import deadletters, fleet, history, monitoring
+from blazing.cli import deadletters, fleet, history, monitoring, schedules
 from blazing.cli.common import EXIT_ERROR, add_store_options
 from blazing.errors import BlazingError
 from blazing.settings import redact
@@ -33,7 +34,7 @@ def parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="blazing", description="Blazing Flow operator commands",
                                  parents=[common])
     sub = ap.add_subparsers(dest="command", required=True, metavar="command")
-    for module in (history, fleet, deadletters, monitoring):
+    for module in (history, fleet, deadletters, monitoring, schedules):
         module.register(sub, [common])
     return ap
 
