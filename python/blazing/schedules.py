@@ -26,6 +26,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
@@ -56,6 +57,9 @@ DEFAULT_CATCH_UP = 3600.0
 ON_TIME = 10.0
 #: How long a ticker waits before trying again after the store failed it.
 RETRY_SECONDS = 1.0
+#: How often a ticker writes a schedule's record even with no tick due (seconds), so
+#: that a schedule ticking less often than its record lasts stays listed.
+REGISTER_EVERY = 3600.0
 #: The most missed ticks a log line counts.
 MISSED_COUNT_MAX = 10_000
 # Looking back for the latest due tick: a window at a time, so that a dense cron
@@ -145,7 +149,7 @@ class _Ticking:
 
     schedule: Schedule
     floor: datetime  # the schedule's creation or latest claimed tick, whichever is later
-    next: datetime | None = None
+    registered: float  # time.monotonic() of the ticker's last registration
 
 
 def _floor(state: list[Any]) -> datetime:
@@ -299,7 +303,7 @@ class Schedules:
         ticking: dict[str, _Ticking] = {}
         while not self._stop.is_set():
             self._wake.clear()
-            wait = 3600.0  # no schedule needs anything sooner; a declaration wakes it
+            wait = REGISTER_EVERY  # no schedule needs anything sooner; a declaration wakes it
             for sched in self.declared.values():
                 if self._stop.is_set():
                     return
@@ -320,20 +324,23 @@ class Schedules:
             raise EngineClosedError("the app stopped")
         now = datetime.now(UTC)
         tk = ticking.get(sched.name)
+        if tk is not None and tk.schedule is sched and \
+                time.monotonic() - tk.registered > REGISTER_EVERY:
+            state = session.query(self._register_frame(sched, now))  # keeps it listed
+            tk.floor, tk.registered = max(tk.floor, _floor(state)), time.monotonic()
         if tk is None or tk.schedule is not sched:  # new, or declared again
             state = session.query(self._register_frame(sched, now))
-            tk = ticking[sched.name] = _Ticking(sched, _floor(state))
+            tk = ticking[sched.name] = _Ticking(sched, _floor(state), time.monotonic())
             log.info("schedule %s: %s%s of %s registered%s", sched.name,
                      sched.trigger.spec, f" {sched.trigger.tz}" if sched.trigger.tz else "",
                      sched.workflow, " (paused)" if state[frames.SCHED_PAUSED] else "")
         due = self._latest_due(sched, tk.floor, now)
-        if due is None:
-            nxt = sched.trigger.next_after(max(now, tk.floor))
-            return (nxt - now).total_seconds()
-        self._fire(runtime, tk, due)
-        tk.floor = max(tk.floor, due)
-        nxt = sched.trigger.next_after(max(datetime.now(UTC), tk.floor))
-        return (nxt - datetime.now(UTC)).total_seconds()
+        if due is not None:
+            self._fire(runtime, tk, due)
+            tk.floor = max(tk.floor, due)
+            now = datetime.now(UTC)
+        nxt = sched.trigger.next_after(max(now, tk.floor))
+        return min((nxt - now).total_seconds(), REGISTER_EVERY)
 
     @staticmethod
     def _latest_due(sched: Schedule, floor: datetime, now: datetime) -> datetime | None:
