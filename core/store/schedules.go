@@ -159,6 +159,18 @@ func ValidScheduleName(name string) error {
 	return nil
 }
 
+// Validate reports, wrapping ErrInvalid, an invalid name or a missing
+// workflow: drivers call it for every registration and tick.
+func (i ScheduleInfo) Validate() error {
+	if err := ValidScheduleName(i.Name); err != nil {
+		return err
+	}
+	if i.Workflow == "" {
+		return fmt.Errorf("%w: schedule %s names no workflow", ErrInvalid, i.Name)
+	}
+	return nil
+}
+
 // TickUnit is the unit id of a schedule's run for one tick:
 // "<name>@<UTC time>", e.g. "report@20300102T030000Z" (milliseconds
 // appear when the tick has them: "beat@20300102T030000.5Z").

@@ -42,19 +42,9 @@ func (s *Store) stateOf(sc *store.ScheduleState) store.ScheduleState {
 	return out
 }
 
-func checkInfo(info store.ScheduleInfo) error {
-	if err := store.ValidScheduleName(info.Name); err != nil {
-		return err
-	}
-	if info.Workflow == "" {
-		return fmt.Errorf("%w: schedule %s names no workflow", store.ErrInvalid, info.Name)
-	}
-	return nil
-}
-
 // RegisterSchedule implements store.Scheduler.
 func (s *Store) RegisterSchedule(_ context.Context, info store.ScheduleInfo) (store.ScheduleState, error) {
-	if err := checkInfo(info); err != nil {
+	if err := info.Validate(); err != nil {
 		return store.ScheduleState{}, err
 	}
 	s.mu.Lock()
@@ -70,7 +60,7 @@ func (s *Store) FireTick(_ context.Context, t store.Tick) (store.TickResult, err
 	if err := t.Prepare(); err != nil {
 		return store.TickResult{}, err
 	}
-	if err := checkInfo(t.Info); err != nil {
+	if err := t.Info.Validate(); err != nil {
 		return store.TickResult{}, err
 	}
 	s.mu.Lock()

@@ -29,19 +29,9 @@ var _ store.Scheduler = (*Store)(nil)
 func (k *keys) sched(name string) string { return k.prefix + "sched:" + name }
 func (k *keys) scheds() string           { return k.prefix + "scheds" }
 
-func checkInfo(info store.ScheduleInfo) error {
-	if err := store.ValidScheduleName(info.Name); err != nil {
-		return err
-	}
-	if info.Workflow == "" {
-		return fmt.Errorf("%w: schedule %s names no workflow", store.ErrInvalid, info.Name)
-	}
-	return nil
-}
-
 // RegisterSchedule implements store.Scheduler: one MULTI of plain commands.
 func (s *Store) RegisterSchedule(ctx context.Context, info store.ScheduleInfo) (store.ScheduleState, error) {
-	if err := checkInfo(info); err != nil {
+	if err := info.Validate(); err != nil {
 		return store.ScheduleState{}, err
 	}
 	if s.closed.Load() {
@@ -73,7 +63,7 @@ func (s *Store) FireTick(ctx context.Context, t store.Tick) (store.TickResult, e
 	if err := t.Prepare(); err != nil {
 		return store.TickResult{}, err
 	}
-	if err := checkInfo(t.Info); err != nil {
+	if err := t.Info.Validate(); err != nil {
 		return store.TickResult{}, err
 	}
 	if err := validate(&t.Run); err != nil {
