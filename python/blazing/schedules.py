@@ -30,7 +30,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from blazing import codec, frames
 from blazing.errors import (
@@ -45,7 +45,7 @@ from blazing.triggers import Cron, Period, Trigger, ticks_between
 if TYPE_CHECKING:
     from blazing.definitions import Definition
     from blazing.inspector import Reader
-    from blazing.runtime import Runtime
+    from blazing.settings import Settings
 
 log = logging.getLogger("blazing.schedules")
 
@@ -68,6 +68,19 @@ _LOOKBACK = (timedelta(minutes=2), timedelta(hours=1), timedelta(days=1), timede
              timedelta(days=400))
 _NAME = re.compile(r"^[A-Za-z0-9_.-]{1,200}$")
 _STATUS_NAMES = frames.STATUS_NAMES
+
+
+class Serving(Protocol):
+    """What the ticker needs of the process's runtime (``blazing.runtime.Runtime``):
+    kept to a protocol, since nothing below the app imports the runtime."""
+
+    settings: Settings
+    session: Reader | None
+
+    def encode_args(self, defn: Definition, args: tuple[Any, ...], kwargs: dict[str, Any],
+                    where: str) -> bytes:
+        """The arguments of a run, encoded for the store."""
+        ...
 
 
 class ScheduleNotFound(BlazingError, LookupError):
@@ -191,7 +204,7 @@ class Schedules:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-        self._runtime: Runtime | None = None
+        self._runtime: Serving | None = None
 
     # ------------------------------------------------------------ declaring
 
@@ -272,11 +285,11 @@ class Schedules:
 
     # ------------------------------------------------------------- ticker
 
-    def bind(self, runtime: Runtime) -> None:
+    def bind(self, runtime: Serving) -> None:
         """Know the runtime, so that a schedule declared after it starts ticks too."""
         self._runtime = runtime
 
-    def start(self, runtime: Runtime) -> None:
+    def start(self, runtime: Serving) -> None:
         """Start ticking in this process (idempotent; nothing to do without schedules
         until one is declared)."""
         self._runtime = runtime
@@ -299,7 +312,7 @@ class Schedules:
         self._wake.set()
         thread.join(timeout)
 
-    def _main(self, runtime: Runtime) -> None:
+    def _main(self, runtime: Serving) -> None:
         ticking: dict[str, _Ticking] = {}
         while not self._stop.is_set():
             self._wake.clear()
@@ -317,7 +330,7 @@ class Schedules:
                     wait = min(wait, RETRY_SECONDS)
             self._wake.wait(max(wait, 0.0))  # until the next tick due, or a declaration
 
-    def _visit(self, runtime: Runtime, ticking: dict[str, _Ticking], sched: Schedule) -> float:
+    def _visit(self, runtime: Serving, ticking: dict[str, _Ticking], sched: Schedule) -> float:
         """Fire ``sched``'s latest due tick, if any; seconds until it needs a visit."""
         session = runtime.session
         if session is None:
@@ -360,7 +373,7 @@ class Schedules:
                 return None
         return None
 
-    def _fire(self, runtime: Runtime, tk: _Ticking, tick: datetime) -> None:
+    def _fire(self, runtime: Serving, tk: _Ticking, tick: datetime) -> None:
         sched = tk.schedule
         session = runtime.session
         if session is None:
