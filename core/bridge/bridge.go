@@ -360,6 +360,8 @@ func (s *Session) Query(ctx context.Context, frame []byte) ([]byte, error) {
 			return nil, err
 		}
 		return s.finish(w, w.Value(samples)), nil
+	case frames.QueryScheduleRegister, frames.QueryScheduleFire, frames.QuerySchedules, frames.QuerySchedulePause:
+		return s.scheduleQuery(ctx, q, w)
 	default: // frames.QueryRequeue; DecodeQuery refuses other kinds
 		if err := st.Requeue(ctx, q.Unit); err != nil {
 			return nil, err

@@ -555,6 +555,8 @@ type Query struct {
 	Status       store.Status
 	Name         string
 	Coarse       bool
+	// Schedule: the schedule kinds (see schedules.go).
+	Schedule ScheduleQuery
 }
 
 // DecodeQuery decodes a query frame.
@@ -656,7 +658,12 @@ func DecodeQuery(frame []byte) (Query, error) {
 		}
 		q.Since = msTime(since)
 	default:
-		return q, malformed("unknown query kind %d", kind)
+		if !isScheduleQuery(kind) {
+			return q, malformed("unknown query kind %d", kind)
+		}
+		if q.Schedule, err = decodeScheduleQuery(r, kind, n); err != nil {
+			return q, err
+		}
 	}
 	return q, nil
 }

@@ -14,6 +14,8 @@ from blazing.errors import (
     UnknownNameError,
 )
 from blazing.run import RemoteRun
+from blazing.schedules import ScheduleNotFound
+from blazing.triggers import Cron, Period
 from blazing.util import log_breadcrumb
 
 __all__ = [
@@ -21,10 +23,13 @@ __all__ = [
     "Blazing",
     "BlazingError",
     "ConfigurationError",
+    "Cron",
     "DefinitionError",
     "RemoteError",
+    "Period",
     "RemoteRun",
     "RunCancelled",
+    "ScheduleNotFound",
     "SyncBlazing",
     "UnknownNameError",
     "log_breadcrumb",

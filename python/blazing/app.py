@@ -24,7 +24,9 @@ from blazing.records import OperationRecord, StepStats, Timeline
 from blazing.registered import Registered
 from blazing.run import RemoteRun
 from blazing.runtime import Runtime
+from blazing.schedules import DEFAULT_CATCH_UP, Schedule, ScheduleInfo, Schedules
 from blazing.settings import resolve
+from blazing.triggers import Cron, Period
 
 F = TypeVar("F", bound=Callable[..., Any])
 C = TypeVar("C", bound=type)
@@ -82,6 +84,8 @@ class BaseApp:
         self._connectors = Connectors(connectors)
         self._runtime = Runtime(self._definitions, self._service_classes, self.settings,
                                 self._connectors)
+        self._schedules = Schedules(self._definitions)
+        self._runtime.schedules = self._schedules
         # An app made again (a re-run notebook cell) replaces the one of its name.
         app_registry.claim(app_registry.name_for(self.settings, app_registry.caller_module()),
                            self._runtime)
@@ -138,6 +142,54 @@ class BaseApp:
         if rt.started and rt.loop is not None:
             asyncio.run_coroutine_threadsafe(rt.add_service(cls.__name__, cls), rt.loop).result()
         return cls
+
+    def schedule(self, target: Any, trigger: Cron | Period | None = None, *,
+                 name: str | None = None, args: tuple[Any, ...] | list[Any] = (),
+                 kwargs: dict[str, Any] | None = None, overlap: bool = False,
+                 catch_up: float | None = DEFAULT_CATCH_UP) -> Any:
+        """Run a workflow (or step) on a :class:`Cron` or :class:`Period` trigger.
+
+        ``@app.schedule(Cron("0 7 * * mon-fri", tz="Europe/Paris"))`` above
+        ``@app.workflow``, or ``app.schedule(fn_or_name, Period(minutes=5), args=...)``
+        (returns the :class:`~blazing.schedules.Schedule`). ``name`` defaults to the
+        workflow's; ``overlap=False`` skips a tick while the previous run goes on;
+        ``catch_up`` (seconds, None: any) bounds the age of the one missed tick run
+        after nothing served the app. Every process serving the app ticks; exactly
+        one run per tick is made (see docs/api.md, "Schedules").
+        """
+        options = {"name": name, "args": args, "kwargs": kwargs, "overlap": overlap,
+                   "catch_up": catch_up}
+        if isinstance(target, (Cron, Period)) and trigger is None:
+            def decorate(fn: F) -> F:
+                self._schedules.declare(fn, target, **options)
+                return fn
+            return decorate
+        if trigger is None:
+            raise TypeError("app.schedule(workflow, trigger): give a Cron(...) or Period(...)")
+        return self._schedules.declare(target, trigger, **options)
+
+    def schedules(self) -> list[ScheduleInfo]:
+        """Every schedule in the store (declared by any process serving the app): name,
+        workflow, spec, tz, next tick, last run and its status, paused, counts."""
+        return self._inspector().schedules()
+
+    def pause_schedule(self, name: str) -> ScheduleInfo:
+        """Pause a schedule for every process: its ticks pass without runs
+        (``ScheduleNotFound`` if no process declared it)."""
+        return self._schedules.pause(self._session(), name, True)
+
+    def resume_schedule(self, name: str) -> ScheduleInfo:
+        """Resume a paused schedule: its next tick runs (the paused ones do not)."""
+        return self._schedules.pause(self._session(), name, False)
+
+    @property
+    def declared_schedules(self) -> dict[str, Schedule]:
+        """The schedules this process's code declared, by name."""
+        return self._schedules.declared
+
+    def _session(self) -> Any:
+        self._inspector()  # starts the runtime if needed, as every read does
+        return self._runtime.session
 
     def _register(self, defn: Definition) -> Callable[..., Any]:
         # A later definition of the same name replaces the earlier one, as a

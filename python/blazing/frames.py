@@ -216,3 +216,42 @@ def query_fleet() -> list[Any]:
 def query_series(since_ms: int, coarse: bool) -> list[Any]:
     """The foremen's samples since a time -> [sample, ...] (Redis)."""
     return [QUERY_SERIES, since_ms, coarse]
+
+
+# ---------------------------------------------------------------- schedules
+# Times cross as Unix ms (0: none). A schedule's state:
+# [name, workflow, spec, tz, next_ms, paused, created_ms, last_tick_ms, last_unit,
+#  last_fired_ms, last_status, fired, skipped, seen_ms]
+
+QUERY_SCHEDULE_REGISTER, QUERY_SCHEDULE_FIRE, QUERY_SCHEDULES, QUERY_SCHEDULE_PAUSE = (
+    11, 12, 13, 14)
+# What firing a tick did (store.TickOutcome).
+TICK_FIRED, TICK_TAKEN, TICK_PAUSED, TICK_OVERLAP = 1, 2, 3, 4
+SCHED_NAME, SCHED_WORKFLOW, SCHED_SPEC, SCHED_TZ, SCHED_NEXT, SCHED_PAUSED = 0, 1, 2, 3, 4, 5
+SCHED_CREATED, SCHED_LAST_TICK, SCHED_LAST_UNIT, SCHED_LAST_FIRED = 6, 7, 8, 9
+SCHED_LAST_STATUS, SCHED_FIRED, SCHED_SKIPPED, SCHED_SEEN = 10, 11, 12, 13
+
+
+def query_schedule_register(name: str, workflow: str, spec: str, tz: str,
+                            next_ms: int) -> list[Any]:
+    """Create or update a schedule's record, keeping its state -> state."""
+    return [QUERY_SCHEDULE_REGISTER, name, workflow, spec, tz, next_ms]
+
+
+def query_schedule_fire(name: str, workflow: str, spec: str, tz: str, next_ms: int,
+                        tick_ms: int, overlap: bool, lane: int, args: bytes, retries: int,
+                        backoff_ms: int, backoff_max_ms: int, timeout_ms: int,
+                        priority: int) -> list[Any]:
+    """Claim a tick and submit its run, as one step -> [outcome, prev_tick_ms, unit]."""
+    return [QUERY_SCHEDULE_FIRE, name, workflow, spec, tz, next_ms, tick_ms, overlap, lane,
+            args, retries, backoff_ms, backoff_max_ms, timeout_ms, priority]
+
+
+def query_schedules() -> list[Any]:
+    """Every schedule of the namespace, by name -> [state, ...]."""
+    return [QUERY_SCHEDULES]
+
+
+def query_schedule_pause(name: str, paused: bool) -> list[Any]:
+    """Pause or resume a schedule -> state (not_found for an unknown one)."""
+    return [QUERY_SCHEDULE_PAUSE, name, paused]

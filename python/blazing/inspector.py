@@ -16,6 +16,7 @@ from blazing import frames
 from blazing.errors import ConfigurationError
 from blazing.lookup import check_unit_id, looking_up
 from blazing.records import Breadcrumb, OperationRecord, StepStats, Timeline
+from blazing.schedules import ScheduleInfo, list_schedules, pause_schedule
 
 # A moment, as callers give it: a datetime, seconds ago, or "30s", "15m", "2h", "1d" ago.
 When = datetime | float | int | str | None
@@ -175,6 +176,14 @@ class Inspector:
         for a day with ``coarse``), oldest first."""
         return _plain(list(self._session.query(frames.query_series(_ms(moment(since)), coarse))
                            or []))
+
+    def schedules(self) -> list[ScheduleInfo]:
+        """Every schedule in the store, by name (see :mod:`blazing.schedules`)."""
+        return list_schedules(self._session)
+
+    def pause_schedule(self, name: str, paused: bool = True) -> ScheduleInfo:
+        """Pause (or resume) a schedule for every process (``ScheduleNotFound``)."""
+        return pause_schedule(self._session, name, paused)
 
     def lanes(self) -> dict[str, dict[str, float]]:
         """Per lane: depth, oldest_age_ms, running, capacity, inflight."""

@@ -141,6 +141,9 @@ class Runtime:
         self.stopping = False
         # Why this runtime may not start again (a newer app of its name replaced it).
         self.retired: str | None = None
+        # The app's schedules (blazing.schedules.Schedules): ticked here while this
+        # process serves the app.
+        self.schedules: Any = None
 
     # ----------------------------------------------------------- lifecycle
 
@@ -164,6 +167,10 @@ class Runtime:
                 raise failure[0]
             self.started = True
             self._watchdog = self._start_watchdog()  # None when turned off
+            if self.schedules is not None:
+                self.schedules.bind(self)
+                if self.settings.local_workers:
+                    self.schedules.start(self)
 
     def _start_watchdog(self) -> LoopWatchdog | None:
         """Watch the loop for steps that block it, unless turned off
@@ -287,6 +294,8 @@ class Runtime:
             if not self.started or self.stopping:
                 return
             self.stopping = True
+        if self.schedules is not None:
+            self.schedules.stop()  # no new runs from this process
         if pause:
             self.send_now([frames.pause(True)])
         with self._idle:

@@ -95,6 +95,8 @@ type Store struct {
 	// alive: per worker, the latest lease end it was promised (Reserve,
 	// Renew); a lease ending later has no live holder (Repair).
 	alive map[string]time.Time
+	// schedules by name (see schedules.go); nil until the first one.
+	schedules map[string]*store.ScheduleState
 }
 
 type finishedUnit struct {
@@ -154,17 +156,23 @@ func (s *Store) wakeLane(l store.Lane) {
 
 // Submit implements store.Store.
 func (s *Store) Submit(_ context.Context, subs []store.Submission) ([]store.Outcome, []error) {
-	outs := make([]store.Outcome, len(subs))
-	errs := make([]error, len(subs))
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
+		errs := make([]error, len(subs))
 		for i := range errs {
 			errs[i] = store.ErrClosed
 		}
-		return outs, errs
+		return make([]store.Outcome, len(subs)), errs
 	}
-	now := s.now()
+	return s.submitLocked(subs, s.now())
+}
+
+// submitLocked is Submit under s.mu (FireTick submits a tick's run under the
+// same hold as its claim).
+func (s *Store) submitLocked(subs []store.Submission, now time.Time) ([]store.Outcome, []error) {
+	outs := make([]store.Outcome, len(subs))
+	errs := make([]error, len(subs))
 	woke := [store.NumLanes]bool{}
 	for i := range subs {
 		sub := &subs[i]

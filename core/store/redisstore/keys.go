@@ -31,6 +31,8 @@ import (
 //	{ns}:in:<inbox>         STRING an open inbox (registration, InboxTTL)
 //	{ns}:nt:<inbox>         LIST   the inbox's notes (InboxTTL)
 //	{ns}:wake:<id>          LIST   private wake-up list of one blocked call
+//	{ns}:sched:<name>       HASH   one schedule (fields in schedules.go)
+//	{ns}:scheds             SET    the names of the schedules
 //
 // Why one hash tag per namespace: a unit's change touches keys that are not
 // known before the script runs (the operation Reserve pops, the inboxes of

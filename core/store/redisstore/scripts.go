@@ -3,6 +3,7 @@ package redisstore
 import (
 	"context"
 	"embed"
+	"errors"
 	"fmt"
 	"strings"
 
@@ -36,6 +37,9 @@ type scripts struct {
 	submit, reserve, complete, renew, release, cancel, fail, watch, reclaim, requeue *redis.Script
 	reclaimWorker, trim, repair, addCrumbs                                           *redis.Script
 	pop, openInbox, closeInbox, stats                                                *redis.Script
+	// fire claims a schedule's tick and submits its run (lib, fire and
+	// submit in one script); schedPause pauses or resumes a schedule.
+	fire, schedPause *redis.Script
 }
 
 // Shebangs: refused when Redis is out of memory, allowed then, read-only.
@@ -95,14 +99,27 @@ func loadScripts() (*scripts, error) {
 		closeInbox:    alone(allowOOM, "closeinbox"),
 
 		stats: alone(readOnly, "stats"),
+
+		// An operator's pause must work when memory is full.
+		schedPause: alone(allowOOM, "schedpause"),
 	}
+	// Refused when memory is full, like submit: nothing is claimed then.
+	fire, err1 := read("fire")
+	submit, err2 := read("submit")
+	if err := errors.Join(err1, err2); err != nil && firstErr == nil {
+		firstErr = err
+	}
+	if !strings.Contains(fire, "\n--@submit\n") && firstErr == nil {
+		firstErr = fmt.Errorf("redisstore: embedded script fire has no --@submit line")
+	}
+	s.fire = redis.NewScript(denyOOM + lib + "\n" + strings.Replace(fire, "\n--@submit\n", "\n"+submit+"\n", 1))
 	return s, firstErr
 }
 
 func (s *scripts) all() []*redis.Script {
 	return []*redis.Script{s.submit, s.reserve, s.complete, s.renew, s.release, s.cancel, s.fail,
 		s.watch, s.reclaim, s.requeue, s.reclaimWorker, s.trim, s.repair, s.addCrumbs,
-		s.pop, s.openInbox, s.closeInbox, s.stats}
+		s.pop, s.openInbox, s.closeInbox, s.stats, s.fire, s.schedPause}
 }
 
 // call is one script invocation of a batch.

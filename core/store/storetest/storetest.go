@@ -160,6 +160,11 @@ var scenarios = []scenario{
 	{"stats_merge_by_minute", testStatsByMinute},
 	{"timeline_merges_records_and_breadcrumbs", testTimeline},
 
+	// schedules.go: one run per tick, pause, overlap, the registry.
+	{"schedule_tick_fires_once", testScheduleTickFiresOnce},
+	{"schedule_pause_and_overlap", testScheduleRules},
+	{"schedule_registry_and_errors", testScheduleRegistryAndErrors},
+
 	// concurrency.go and close.go: many callers at once, and Close.
 	{"concurrent_submit_reserve_complete", testConcurrency},
 	{"close", testClose},

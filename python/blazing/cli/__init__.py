@@ -13,6 +13,7 @@ against a Redis store.
     blazing requeue UNIT_ID
     blazing btop [--refresh 1] [--filter NAME] [--once [-o json]] [--run UNIT_ID]
     blazing charts [--since 15m] [--coarse] [--png FILE] [--html FILE] [--once] [-o json]
+    blazing schedules [-o json] | schedules pause NAME | schedules resume NAME
 
 Every command takes --redis-url (or BLAZING_REDIS_URL) and --namespace (or
 BLAZING_NAMESPACE). The operator commands read through an inspector over a
@@ -27,7 +28,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import blazing
-from blazing.cli import deadletters, fleet, history, monitoring, processes
+from blazing.cli import deadletters, fleet, history, monitoring, processes, schedules
 from blazing.cli.common import EXIT_ERROR, add_store_options
 from blazing.errors import BlazingError
 from blazing.settings import redact
@@ -67,7 +68,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--version", action=VersionAction,
                     help="print the package's and the Go core's versions and exit")
     sub = ap.add_subparsers(dest="command", required=True, metavar="command")
-    for module in (processes, history, fleet, deadletters, monitoring):
+    for module in (processes, history, fleet, deadletters, monitoring, schedules):
         module.register(sub, [common])
     return ap
 

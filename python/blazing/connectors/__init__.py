@@ -19,6 +19,7 @@ from blazing.connectors.base import Connector
 from blazing.connectors.config import CLASSES, from_spec
 from blazing.connectors.http import HTTPConnector, RESTConnector
 from blazing.connectors.registry import Connectors
+from blazing.connectors.scheduler import Cron, Period, SchedulerConnector
 from blazing.connectors.sql import SQLAlchemyConnector, SQLConnector
 from blazing.connectors.ssh import SSHConnector
 from blazing.connectors.throttle import Throttle
@@ -31,10 +32,13 @@ __all__ = [
     "ConnectorError",
     "ConnectorUnavailable",
     "Connectors",
+    "Cron",
     "HTTPConnector",
+    "Period",
     "RESTConnector",
     "SQLAlchemyConnector",
     "SQLConnector",
+    "SchedulerConnector",
     "SSHConnector",
     "Throttle",
     "from_spec",
