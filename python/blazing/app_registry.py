@@ -4,10 +4,12 @@ A notebook cell ``app = SyncBlazing()`` run a second time, a module reloaded, a
 Django ``ready()`` run twice: each makes a new app where the old one still runs its
 threads and engine. Two apps are *the same app* when they are made by the same module
 (the ``__name__`` of the code that calls ``Blazing(...)``: ``__main__`` in a script or a
-notebook) for the same store (the Redis URL, or the embedded store) and the same
-namespace. Making one stops the earlier one of that name (its running work has
-``drain_timeout`` to finish, then its threads and engine are gone) and retires it: it
-refuses to start again, saying which app replaced it. Apps that must live side by
+notebook) for the same store (the Redis URL, or the embedded store), the same
+namespace and the same role (serving work, or a client with ``local_workers=False``:
+a client and a worker of one namespace in one module are two apps). Making one
+stops the earlier one of that name (its running work has ``drain_timeout`` to
+finish, then its threads and engine are gone) and retires it: it refuses to start
+again, saying which app replaced it. Apps that must live side by
 side in one module take different namespaces.
 """
 
@@ -35,6 +37,7 @@ class AppName:
     module: str
     store: str  # the Redis URL as given, "" for the embedded store
     namespace: str
+    serves: bool  # local_workers: a client and a serving app are not the same app
 
     def describe(self) -> str:
         """For messages: the module, namespace and store (the URL's password hidden)."""
@@ -56,7 +59,7 @@ def caller_module() -> str:
 
 def name_for(settings: Settings, module: str) -> AppName:
     """The name of an app made in ``module`` with these settings."""
-    return AppName(module, settings.redis_url or "", settings.namespace)
+    return AppName(module, settings.redis_url or "", settings.namespace, settings.local_workers)
 
 
 class Runtime(Protocol):
