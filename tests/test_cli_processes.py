@@ -5,13 +5,10 @@ real signals."""
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
-import time
 import uuid
 from pathlib import Path
 
@@ -20,6 +17,7 @@ import pytest
 import blazing
 from blazing._native import version as core_version
 from tests.apps.durable import make_app
+from tests.support.process import LoggedProcess
 from tests.support.redis_server import free_port
 from tests.support.workers import ROOT
 
@@ -28,39 +26,19 @@ SECRET = "cli-processes-secret"
 APP = "tests.apps.durable:app"
 
 
-class Command:
+class Command(LoggedProcess):
     """One ``python -m blazing.cli ...`` process; its stdout and stderr, merged, can be
     waited on line by line."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "blazing.cli", *args], cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": f"{ROOT / 'python'}{os.pathsep}{ROOT}",
-                 "BLAZING_SECRET": SECRET, **(env or {})},
-            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.log: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stdout is not None
-        for line in self.proc.stdout:
-            self.log.append(line)
-            self.lines.put(line)
+        super().__init__(
+            [sys.executable, "-m", "blazing.cli", *args],
+            {**os.environ, "PYTHONPATH": f"{ROOT / 'python'}{os.pathsep}{ROOT}",
+             "BLAZING_SECRET": SECRET, **(env or {})}, merged=True)
 
     def expect(self, pattern: str, timeout: float = 60) -> re.Match[str]:
         """Wait for an output line matching ``pattern`` (bounded)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no line matching {pattern!r} in:\n{''.join(self.log)}")
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                continue
-            if m := re.search(pattern, line):
-                return m
+        return super().expect(pattern, timeout)
 
     def signal_and_wait(self, signum: int = signal.SIGTERM, timeout: float = 60) -> int:
         """Send ``signum``; return the exit code once it has exited (bounded)."""
@@ -69,9 +47,7 @@ class Command:
 
     def close(self) -> None:
         """Kill it if it still runs (after a failed test)."""
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(30)
+        self.kill()
 
 
 def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

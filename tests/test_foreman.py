@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import os
-import queue
 import re
 import signal
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 import uuid
@@ -16,6 +14,7 @@ import uuid
 import pytest
 
 from tests.apps.durable import DurableError, make_app
+from tests.support.foreman import Foreman as SupportForeman
 from tests.support.redis_server import free_port
 from tests.support.workers import ROOT
 
@@ -23,42 +22,14 @@ pytestmark = pytest.mark.timeout(120)
 SECRET = "foreman-secret"
 
 
-class Foreman:
-    """A foreman process whose log lines can be awaited."""
+class Foreman(SupportForeman):
+    """A foreman process whose log lines can be awaited; killed at the end of a test."""
 
     def __init__(self, *args: str, env: dict[str, str] | None = None) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "blazing.foreman", *args], cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT), "BLAZING_SECRET": SECRET, **(env or {})},
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.log: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.log.append(line)
-            self.lines.put(line)
-
-    def expect(self, pattern: str, timeout: float = 30) -> re.Match[str]:
-        """Wait for a log line matching ``pattern`` (bounded)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise AssertionError(f"no line matching {pattern!r} in:\n{''.join(self.log)}")
-            try:
-                line = self.lines.get(timeout=left)
-            except queue.Empty:
-                continue
-            if m := re.search(pattern, line):
-                return m
+        super().__init__(*args, secret=SECRET, env=env)
 
     def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait(30)
+        self.kill()
 
 
 def alive(pid: int) -> bool:
