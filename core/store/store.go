@@ -243,7 +243,7 @@ type LaneStats struct {
 // DefaultMaxLapses is how many lease lapses without progress an operation
 // survives, unless a driver is configured otherwise, before Reclaim fails it
 // instead of handing it to yet another worker (see Reclaim).
-const DefaultMaxLapses = 5
+const DefaultMaxLapses = 10
 
 // WorkerLostType is the error type of an operation failed by Reclaim.
 const WorkerLostType = "blazing.errors.WorkerLost"

@@ -32,7 +32,7 @@ DEFAULTS: dict[str, Any] = {
     "blocked_loop_seconds": 1.0,
     "history": True,
     "max_breadcrumbs": 1000,
-    "max_lapses": 5,
+    "max_lapses": 10,
     "retention_max_runs": 100_000,
     "janitor_seconds": 60.0,
     "outage_timeout": 300.0,
