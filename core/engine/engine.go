@@ -380,7 +380,7 @@ func (e *Engine) Submit(ctx context.Context, subs []Submit) []error {
 	var failed bool
 	var retry []Submit
 	var away error
-	full := 0
+	var full []store.Ref // kept for memory, for the log line
 	for i, err := range errs {
 		switch {
 		case err == nil:
@@ -390,7 +390,7 @@ func (e *Engine) Submit(ctx context.Context, subs []Submit) []error {
 			// retry rather than fail a run over a network blip.
 			retry = append(retry, Submit{Submission: ss[i], Token: subs[i].Token})
 			if errors.Is(err, store.ErrFull) {
-				full++
+				full = append(full, ss[i].Ref)
 			} else {
 				away = err
 			}
@@ -407,11 +407,11 @@ func (e *Engine) Submit(ctx context.Context, subs []Submit) []error {
 	e.queueSubs(retry, now) // under the same lock: a retried one stays counted
 	e.mu.Unlock()
 	if away != nil {
-		e.unreachable(now, fmt.Errorf("submit %d operations: %w", len(retry)-full, away))
+		e.unreachable(now, fmt.Errorf("submit %d operations: %w", len(retry)-len(full), away))
 	}
-	if full > 0 {
+	if len(full) > 0 {
 		e.log.Warn(fmt.Sprintf("the store is out of memory: %d calls of running workflows are kept and retried until it takes them (for up to %s)",
-			full, e.cfg.OutageTimeout), opAttrs(retry[0].Ref)...)
+			len(full), e.cfg.OutageTimeout), opAttrs(full[0])...)
 	}
 	if failed {
 		e.mu.Lock()
