@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from tests.apps.durable import make_app
-from tests.support.foreman import Foreman
+from tests.support.foreman import OPTIMIZING, Foreman, cpu_then_io_bursts
 from tests.support.redis_server import free_port
 from tests.support.workers import ROOT
 
@@ -46,21 +46,12 @@ def run(redis_server) -> Iterator[Run]:
     """A foreman whose optimizer moves 2+2 workers (each lane 1..3) with the load."""
     ns = "charts" + uuid.uuid4().hex[:8]
     fm = Foreman("--redis-url", redis_server.url, "--namespace", ns,
-                 "--app", "tests.apps.durable:app", "--metrics-addr", "",
-                 "--async-workers", "2", "--blocking-workers", "2",
-                 "--min-async", "1", "--max-async", "3", "--min-blocking", "1",
-                 "--max-blocking", "3", "--async-concurrency", "2",
-                 "--blocking-concurrency", "1", "--optimization-interval", "0.5", secret=SECRET)
+                 "--app", "tests.apps.durable:app", "--metrics-addr", "", *OPTIMIZING,
+                 secret=SECRET)
     client = make_app(redis_url=redis_server.url, namespace=ns, local_workers=False,
                       secret=SECRET)
     try:
-        fm.expect(r"started worker.*lane=blocking")
-        cpu = [client.burn(40) for _ in range(160)]
-        fm.expect(r"optimizer moves workers.*to=\"1 async \+ 3 blocking\"", timeout=60)
-        assert all(h.result_sync(timeout=120) > 0 for h in cpu)
-        io_ = [client.wait_io(100) for _ in range(400)]
-        fm.expect(r"optimizer moves workers.*to=\"[23] async \+ [12] blocking\"", timeout=60)
-        assert [h.result_sync(timeout=120) for h in io_] == [100] * 400
+        cpu_then_io_bursts(fm, client, back_to=r"[23] async \+ [12] blocking")
         yield Run({"BLAZING_REDIS_URL": redis_server.url, "BLAZING_NAMESPACE": ns})
     finally:
         client.stop_sync()

@@ -30,6 +30,7 @@ from blazing.errors import (
 )
 from tests.apps.storied import StoryError
 from tests.apps.storied import make_app as make_storied
+from tests.apps.storied import register as register_story
 from tests.support.workers import ROOT, WorkerFleet
 
 pytestmark = pytest.mark.timeout(120)
@@ -83,20 +84,7 @@ def worker_records():
 
 
 def test_step_raise_line_survives_two_hops_embedded(make_app):
-    app = make_app(SyncBlazing)
-
-    @app.step
-    async def innermost(order: str) -> None:
-        raise StoryError(f"order {order} is not in stock")  # the step's own raise
-
-    @app.step
-    async def middle(order: str) -> None:
-        await innermost(order)
-
-    @app.workflow
-    async def checkout(order: str) -> None:
-        await middle(order)
-
+    app = register_story(make_app(SyncBlazing))
     with pytest.raises(StoryError, match="order 7 is not in stock") as info:
         app.checkout("7")
     exc = info.value

@@ -14,6 +14,7 @@ import uuid
 import pytest
 
 from tests.apps.durable import DurableError, make_app
+from tests.support.foreman import OPTIMIZING, cpu_then_io_bursts
 from tests.support.foreman import Foreman as SupportForeman
 from tests.support.redis_server import free_port
 from tests.support.workers import ROOT
@@ -293,23 +294,13 @@ def decisions(redis_server, ns: str) -> list[dict[str, str]]:
 def test_optimizer_moves_the_mix_with_the_load(redis_server):
     ns = "fmopt" + uuid.uuid4().hex[:6]
     fm = Foreman("--redis-url", redis_server.url, "--namespace", ns,
-                 "--app", "tests.apps.durable:app", "--metrics-addr", "",
-                 "--async-workers", "2", "--blocking-workers", "2",
-                 "--min-async", "1", "--max-async", "3", "--min-blocking", "1",
-                 "--max-blocking", "3", "--async-concurrency", "2",
-                 "--blocking-concurrency", "1", "--optimization-interval", "0.5")
+                 "--app", "tests.apps.durable:app", "--metrics-addr", "", *OPTIMIZING)
     client = make_app(redis_url=redis_server.url, namespace=ns, local_workers=False,
                       secret=SECRET)
     try:
-        fm.expect(r"started worker.*lane=blocking")
-        # A CPU-heavy burst: the blocking lane backs up, workers move to it.
-        cpu = [client.burn(40) for _ in range(160)]
-        fm.expect(r"optimizer moves workers.*to=\"1 async \+ 3 blocking\"", timeout=60)
-        assert all(h.result_sync(timeout=120) > 0 for h in cpu)
-        # Then an I/O-heavy burst: the async lane backs up, workers move back.
-        io = [client.wait_io(100) for _ in range(400)]
-        fm.expect(r"optimizer moves workers.*to=\"\d async \+ \d blocking\"", timeout=60)
-        assert [h.result_sync(timeout=120) for h in io] == [100] * 400
+        # A CPU-heavy burst moves workers to the blocking lane; an I/O-heavy one moves
+        # them back.
+        cpu_then_io_bursts(fm, client)
 
         moves = [(int(d["before_async"]), int(d["after_async"]))
                  for d in decisions(redis_server, ns) if d.get("applied") == "true"]

@@ -6,32 +6,20 @@ concerns finishes) and logged by a worker.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
-from pathlib import Path
 
 import pytest
 
 from blazing import codec
 from tests.apps.durable import make_app
 from tests.support.coordinator import Coordinator
+from tests.support.logfile import wait_for_line
 from tests.support.redis_server import RedisServer
 from tests.support.workers import WorkerFleet
 
 pytestmark = pytest.mark.timeout(120)
 SECRET = "janitor-secret"
-
-
-def wait_for_line(path: Path, pattern: str, timeout: float = 30) -> str:
-    """Wait (bounded) until a line of the log file matches ``pattern``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in path.read_text(errors="replace").splitlines():
-            if re.search(pattern, line):
-                return line
-        time.sleep(0.1)  # the log is written by other processes: read it again
-    raise AssertionError(f"no line matching {pattern!r} in {path}:\n{path.read_text()[-4000:]}")
 
 
 @pytest.fixture

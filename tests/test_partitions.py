@@ -11,17 +11,16 @@ controls (tests/support/tcp_proxy.py), or by stopping Redis itself.
 
 from __future__ import annotations
 
-import re
 import time
 import uuid
 from collections import Counter
-from pathlib import Path
 
 import pytest
 
 from tests.apps.durable import make_app
 from tests.support import journal
 from tests.support.coordinator import Coordinator
+from tests.support.logfile import wait_for_line
 from tests.support.outcomes import collect
 from tests.support.redis_server import RedisServer
 from tests.support.tcp_proxy import TcpProxy
@@ -29,17 +28,6 @@ from tests.support.workers import WorkerFleet
 
 pytestmark = pytest.mark.timeout(180)
 SECRET = "partition-secret"
-
-
-def wait_for_line(path: Path, pattern: str, timeout: float = 60) -> str:
-    """Wait (bounded) until a line of the log file matches ``pattern``."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        for line in path.read_text(errors="replace").splitlines():
-            if re.search(pattern, line):
-                return line
-        time.sleep(0.1)  # the log is written by other processes: read it again
-    raise AssertionError(f"no line matching {pattern!r} in {path}:\n{path.read_text()[-4000:]}")
 
 
 @pytest.fixture

@@ -5,8 +5,11 @@ workflow (and through a step called by a step), so that a test can find the step
 from __future__ import annotations
 
 import os
+from typing import TypeVar
 
-from blazing import Blazing
+from blazing import Blazing, SyncBlazing
+
+AppT = TypeVar("AppT", Blazing, SyncBlazing)
 
 
 class StoryError(Exception):
@@ -15,7 +18,12 @@ class StoryError(Exception):
 
 def make_app(**options: object) -> Blazing:
     """The app; Redis from BLAZING_REDIS_URL unless given."""
-    app = Blazing(**options)
+    return register(Blazing(**options))
+
+
+def register(app: AppT) -> AppT:
+    """Declares the story's steps and workflow on ``app`` (a ``Blazing`` or a
+    ``SyncBlazing``) and returns it."""
 
     @app.step
     async def innermost(order: str) -> None:

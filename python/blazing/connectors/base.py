@@ -247,14 +247,7 @@ class Connector:
             try:
                 return await fn()
             except Exception as exc:
-                if isinstance(exc, ConnectorError) or not self._retryable(exc):
-                    raise
-                delay = next(delays)
-                if time.monotonic() + delay > deadline:
-                    raise self._unavailable(what, attempts, exc) from exc
-                if attempts == 1:
-                    log.warning("%s: cannot %s (%s); trying again for up to %.0f s",
-                                self.describe(), what, _brief(exc), self.reconnect_timeout)
+                delay = self._retry_delay(exc, what, attempts, deadline, delays)
             await asyncio.sleep(delay)  # the backoff itself
 
     def retrying_sync(self, fn: Callable[[], T], what: str) -> T:
@@ -267,15 +260,23 @@ class Connector:
             try:
                 return fn()
             except Exception as exc:
-                if isinstance(exc, ConnectorError) or not self._retryable(exc):
-                    raise
-                delay = next(delays)
-                if time.monotonic() + delay > deadline:
-                    raise self._unavailable(what, attempts, exc) from exc
-                if attempts == 1:
-                    log.warning("%s: cannot %s (%s); trying again for up to %.0f s",
-                                self.describe(), what, _brief(exc), self.reconnect_timeout)
+                delay = self._retry_delay(exc, what, attempts, deadline, delays)
             time.sleep(delay)  # the backoff itself
+
+    def _retry_delay(self, exc: Exception, what: str, attempts: int, deadline: float,
+                     delays: Iterator[float]) -> float:
+        """How long to back off before trying ``what`` again after ``exc``; re-raises
+        ``exc`` when a retry cannot help, and raises :class:`ConnectorUnavailable` when
+        the next try would come after ``deadline``. Called from an ``except`` block."""
+        if isinstance(exc, ConnectorError) or not self._retryable(exc):
+            raise exc
+        delay = next(delays)
+        if time.monotonic() + delay > deadline:
+            raise self._unavailable(what, attempts, exc) from exc
+        if attempts == 1:
+            log.warning("%s: cannot %s (%s); trying again for up to %.0f s",
+                        self.describe(), what, _brief(exc), self.reconnect_timeout)
+        return delay
 
     def _unavailable(self, what: str, attempts: int, exc: BaseException) -> ConnectorUnavailable:
         return ConnectorUnavailable(

@@ -6,7 +6,7 @@ import asyncio
 import email.utils
 import math
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -182,6 +182,23 @@ class HTTPConnector(Connector):
             return None
         return min(max(0.0, seconds), self.retry_after_max)
 
+    def _delay_after_error(self, httpx: Any, exc: Exception, method: str, attempt: int,
+                           delays: Iterator[float]) -> float:
+        """The backoff before trying again after a transport error; re-raises ``exc``
+        when retries are spent or a retry could repeat the request's effect."""
+        if attempt >= self.retries or not self._transport_retry(httpx, exc, method):
+            raise exc
+        return next(delays)
+
+    def _delay_after_response(self, resp: Any, method: str, attempt: int,
+                              delays: Iterator[float]) -> float | None:
+        """The backoff before trying again after ``resp``, or None to return it (a status
+        that is not retried, or retries spent). ``Retry-After`` is honoured."""
+        if attempt >= self.retries or not self._status_retry(resp.status_code, method):
+            return None
+        after = self._retry_after(resp)
+        return next(delays) if after is None else after
+
     # ---------------------------------------------------------- async use
 
     async def client(self) -> Any:
@@ -201,14 +218,11 @@ class HTTPConnector(Connector):
             try:
                 resp = await client.request(method, url, **kwargs)
             except httpx.TransportError as exc:
-                if attempt >= self.retries or not self._transport_retry(httpx, exc, method):
-                    raise
-                delay = next(delays)
+                delay = self._delay_after_error(httpx, exc, method, attempt, delays)
             else:
-                if attempt >= self.retries or not self._status_retry(resp.status_code, method):
+                delay = self._delay_after_response(resp, method, attempt, delays)
+                if delay is None:
                     return resp
-                after = self._retry_after(resp)
-                delay = next(delays) if after is None else after
                 await resp.aclose()
             attempt += 1
             await asyncio.sleep(delay)  # the backoff itself
@@ -251,14 +265,11 @@ class HTTPConnector(Connector):
             try:
                 resp = client.request(method, url, **kwargs)
             except httpx.TransportError as exc:
-                if attempt >= self.retries or not self._transport_retry(httpx, exc, method):
-                    raise
-                delay = next(delays)
+                delay = self._delay_after_error(httpx, exc, method, attempt, delays)
             else:
-                if attempt >= self.retries or not self._status_retry(resp.status_code, method):
+                delay = self._delay_after_response(resp, method, attempt, delays)
+                if delay is None:
                     return resp
-                after = self._retry_after(resp)
-                delay = next(delays) if after is None else after
                 resp.close()
             attempt += 1
             time.sleep(delay)  # the backoff itself
