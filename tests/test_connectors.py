@@ -319,6 +319,37 @@ def test_http_retries_5xx_and_429_for_what_is_safe_to_send_again(http_server):
     assert healthy
 
 
+def test_http_retries_statuses_from_blocking_threads_too(http_server):
+    """The blocking twin of the async retry rules (request_sync)."""
+    api = HTTPConnector(http_server.url, retries=3, backoff=0.05)
+    got = api.get_sync("/flaky/sa?fail=2&status=503")
+    post = api.post_sync("/flaky/sb?fail=1&status=503")  # not idempotent: no retry
+    t0 = time.monotonic()
+    limited = api.post_sync("/flaky/sc?fail=1&status=429&retry_after=0.5")
+    waited = time.monotonic() - t0
+    gave_up = api.get_sync("/flaky/sd?fail=9&status=502")
+    assert (got.status_code, got.text) == (200, "3")
+    assert post.status_code == 503
+    assert (limited.status_code, limited.text) == (200, "2") and waited >= 0.5
+    assert gave_up.status_code == 502
+    hits = Counter(r.path for r in http_server.requests())
+    assert hits["/flaky/sa"] == 3 and hits["/flaky/sb"] == 1 and hits["/flaky/sc"] == 2
+    assert hits["/flaky/sd"] == 4
+
+
+def test_unreachable_database_is_unavailable_from_blocking_threads_too(pg_server):
+    db = SQLConnector(pg_server.url().replace(str(pg_server.port), "1"), reconnect_timeout=0.5,
+                      reconnect_backoff=0.05)
+    with pytest.raises(ConnectorUnavailable,
+                       match=r"connector 'sql' .*cannot .* after \d+ attempts"):
+        db.scalar_sync("SELECT 1")
+    # A server that answers and refuses the login is not retried: its error comes at once.
+    wrong = SQLConnector(pg_server.url(password="wrong"), reconnect_timeout=30)
+    with pytest.raises(Exception, match="password authentication failed") as info:
+        wrong.scalar_sync("SELECT 1")
+    assert not isinstance(info.value, ConnectorUnavailable)
+
+
 def test_http_connection_refused_is_retried_then_raised():
     import httpx
 

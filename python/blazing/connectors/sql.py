@@ -46,6 +46,11 @@ def _sqlstate_passes(exc: BaseException) -> bool | None:
             return code.startswith(_PASSING_SQLSTATES)
         if isinstance(e, (OSError, TimeoutError, ConnectionError)):
             return True
+        if (type(e).__name__ == "OperationalError" and type(e).__module__.startswith("psycopg")
+                and "FATAL:" not in str(e)):
+            # psycopg's "connection failed" carries no SQLSTATE and is no OSError. Without
+            # a server's "FATAL:" line (a refused login, say) no server answered at all.
+            return True
         e = getattr(e, "orig", None) or e.__cause__ or e.__context__
     return None
 
