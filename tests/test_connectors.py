@@ -294,6 +294,21 @@ def test_unreachable_database_is_unavailable_after_its_reconnect_timeout(pg_serv
 
 # ---------------------------------------------------------------------- HTTP
 
+def assert_retry_rules(http_server, prefix: str, got, post, limited, waited: float,
+                       gave_up) -> None:
+    """What the four /flaky/<prefix>a..d calls of the HTTP retry tests must show: a
+    GET retried through two 503s, a POST not retried, a 429 retried after its
+    Retry-After, a GET given up after three retries."""
+    assert (got.status_code, got.text) == (200, "3")
+    assert post.status_code == 503
+    assert (limited.status_code, limited.text) == (200, "2") and waited >= 0.5
+    assert gave_up.status_code == 502
+    hits = Counter(r.path for r in http_server.requests())
+    assert hits[f"/flaky/{prefix}a"] == 3 and hits[f"/flaky/{prefix}b"] == 1
+    assert hits[f"/flaky/{prefix}c"] == 2
+    assert hits[f"/flaky/{prefix}d"] == 4  # the first try and three retries
+
+
 def test_http_retries_5xx_and_429_for_what_is_safe_to_send_again(http_server):
     api = HTTPConnector(http_server.url, retries=3, backoff=0.05, health_path="/ping")
 
@@ -309,13 +324,7 @@ def test_http_retries_5xx_and_429_for_what_is_safe_to_send_again(http_server):
         return got, post, limited, waited, gave_up, healthy
 
     got, post, limited, waited, gave_up, healthy = asyncio.run(main())
-    assert (got.status_code, got.text) == (200, "3")
-    assert post.status_code == 503
-    assert (limited.status_code, limited.text) == (200, "2") and waited >= 0.5
-    assert gave_up.status_code == 502
-    hits = Counter(r.path for r in http_server.requests())
-    assert hits["/flaky/a"] == 3 and hits["/flaky/b"] == 1 and hits["/flaky/c"] == 2
-    assert hits["/flaky/d"] == 4  # the first try and three retries
+    assert_retry_rules(http_server, "", got, post, limited, waited, gave_up)
     assert healthy
 
 
@@ -328,13 +337,7 @@ def test_http_retries_statuses_from_blocking_threads_too(http_server):
     limited = api.post_sync("/flaky/sc?fail=1&status=429&retry_after=0.5")
     waited = time.monotonic() - t0
     gave_up = api.get_sync("/flaky/sd?fail=9&status=502")
-    assert (got.status_code, got.text) == (200, "3")
-    assert post.status_code == 503
-    assert (limited.status_code, limited.text) == (200, "2") and waited >= 0.5
-    assert gave_up.status_code == 502
-    hits = Counter(r.path for r in http_server.requests())
-    assert hits["/flaky/sa"] == 3 and hits["/flaky/sb"] == 1 and hits["/flaky/sc"] == 2
-    assert hits["/flaky/sd"] == 4
+    assert_retry_rules(http_server, "s", got, post, limited, waited, gave_up)
 
 
 def test_unreachable_database_is_unavailable_from_blocking_threads_too(pg_server):
